@@ -1,0 +1,45 @@
+"""The dense network of the init/chain-rule study (seed 003): Flatten - Dense(30) - act - Dense(30) - act - Dense(C)."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Sequence
+
+from torch import nn
+
+from hessian_spectra.models.catalog import MLP_ACTIVATIONS
+from hessian_spectra.models.common import glorot_uniform_, init_weights, scaled
+
+_ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "linear": nn.Identity}
+
+
+class MLP(nn.Sequential):
+    """Dense layers ``dense1 .. denseL`` with one activation; Glorot-uniform weights except dense1 when ``init_sd``
+    is given (N(0, init_sd), Keras RandomNormal), zero biases."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        image_size: int,
+        num_classes: int,
+        width: float = 1.0,
+        activation: str = "relu",
+        init_sd: float | None = None,
+        hidden: Sequence[int] = (30, 30),
+    ) -> None:
+        if activation not in MLP_ACTIVATIONS:
+            raise ValueError(f"mlp: unknown activation {activation!r}; allowed: {', '.join(MLP_ACTIVATIONS)}")
+        if init_sd is not None and not init_sd > 0:
+            raise ValueError(f"mlp: init_sd must be positive or None, got {init_sd!r}")
+        if isinstance(hidden, (str, bytes)) or not all(isinstance(h, int) and h > 0 for h in hidden):
+            raise ValueError(f"mlp: hidden must be a list of positive integers, got {hidden!r}")
+        sizes = [in_channels * image_size * image_size] + [scaled(h, width) for h in hidden] + [num_classes]
+        layers: OrderedDict[str, nn.Module] = OrderedDict(flatten=nn.Flatten())
+        for index, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:]), start=1):
+            layers[f"dense{index}"] = nn.Linear(fan_in, fan_out)
+            if index < len(sizes) - 1:
+                layers[f"act{index}"] = _ACTIVATIONS[activation]()
+        super().__init__(layers)
+        init_weights(self, glorot_uniform_)
+        if init_sd is not None:
+            nn.init.normal_(self.dense1.weight, 0.0, init_sd)
