@@ -1,0 +1,72 @@
+"""Checkpoint files: atomic writes, safe loads, and rebuilding the model a checkpoint describes.
+
+A checkpoint is a plain dict that `torch.load(weights_only=True)` accepts:
+``{"format": 1, "model": {"name", "in_channels", "image_size", "num_classes", "options"},
+"state_dict": ..., "epoch": int, "run": dict, "trainer": dict}``.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+FORMAT_VERSION = 1
+
+
+def atomic_write(path: str | Path, write: Any) -> None:
+    """Call ``write(tmp_path)`` then rename onto ``path``, so readers never see a partial file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_atomic(obj: Any, path: str | Path) -> None:
+    """``torch.save`` to a temporary file in the same directory, then rename."""
+    atomic_write(path, lambda tmp: torch.save(obj, tmp))
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
+    """Load a checkpoint with ``weights_only=True`` (no pickled code runs)."""
+    ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT_VERSION:
+        raise ValueError(f"{path}: not a hessian-spectra checkpoint (format {FORMAT_VERSION})")
+    return ckpt
+
+
+def model_spec(name: str, in_channels: int, image_size: int, num_classes: int, options: dict | None = None) -> dict:
+    """The model description stored in every checkpoint."""
+    return {
+        "name": name,
+        "in_channels": int(in_channels),
+        "image_size": int(image_size),
+        "num_classes": int(num_classes),
+        "options": dict(options or {}),
+    }
+
+
+def build_from_spec(spec: dict) -> nn.Module:
+    """Construct the (freshly initialised) model a spec describes."""
+    from hessian_spectra.models import build_model
+
+    return build_model(spec["name"], spec["in_channels"], spec["image_size"], spec["num_classes"], **spec["options"])
+
+
+def model_from_checkpoint(ckpt: dict | str | Path, map_location: str | torch.device = "cpu") -> nn.Module:
+    """Rebuild the model of a checkpoint (or checkpoint path) with its weights and buffers loaded."""
+    if not isinstance(ckpt, dict):
+        ckpt = load_checkpoint(ckpt, map_location)
+    model = build_from_spec(ckpt["model"])
+    model.load_state_dict(ckpt["state_dict"])
+    return model.to(map_location)

@@ -1,0 +1,139 @@
+"""The catalogue and loading: the embedded ``digits`` data, resizing, normalisations and the validation hold-out."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from hessian_spectra.data import DATASET_NAMES, dataset_info, load_split, needs_download
+from hessian_spectra.data.load import digits_split, load_splits
+
+# sha256 of the sorted int64 test indices of the fixed digits split: a change here changes every result.
+DIGITS_TEST_SHA256 = "3530be80b9605f4c4adc46d0ee3006a356c16968a8efcc58f24463bc820d5ef9"
+
+
+def test_catalog():
+    assert DATASET_NAMES == ("digits", "mnist", "fashionmnist", "cifar10", "cifar100", "svhn")
+    info = dataset_info("cifar100")
+    assert (info.num_classes, info.in_channels, info.native_size, info.source) == (100, 3, 32, "torchvision")
+    assert dataset_info("svhn").num_classes == 10
+    assert dataset_info("digits").native_size == 8
+    assert not needs_download("digits") and all(needs_download(n) for n in DATASET_NAMES[1:])
+    with pytest.raises(ValueError, match="imagenet.*allowed: digits, mnist"):
+        dataset_info("imagenet")
+
+
+def test_catalog_import_is_torch_free():
+    code = "import sys, hessian_spectra.data.catalog, hessian_spectra.data; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
+
+
+def test_digits_split_is_fixed():
+    train_idx, test_idx = digits_split()
+    assert len(train_idx) + len(test_idx) == 1797
+    assert len(np.intersect1d(train_idx, test_idx)) == 0
+    assert hashlib.sha256(test_idx.astype(np.int64).tobytes()).hexdigest() == DIGITS_TEST_SHA256
+
+
+def _digest(x: torch.Tensor, y: torch.Tensor) -> str:
+    return hashlib.sha256(x.numpy().tobytes() + y.numpy().tobytes()).hexdigest()
+
+
+def test_digits_identical_across_calls_and_processes():
+    x, y = load_split("digits", "test", image_size=32)
+    again = load_split("digits", "test", image_size=32)
+    assert torch.equal(x, again[0]) and torch.equal(y, again[1])
+    code = (
+        "import hashlib; from hessian_spectra.data import load_split\n"
+        "x, y = load_split('digits', 'test', image_size=32)\n"
+        "print(hashlib.sha256(x.numpy().tobytes() + y.numpy().tobytes()).hexdigest())"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == _digest(x, y)
+
+
+def test_digits_values_shapes_and_classes():
+    x_train, y_train = load_split("digits", "train")
+    x_test, y_test = load_split("digits", "test")
+    assert len(y_train) + len(y_test) == 1797
+    assert x_train.shape[1:] == (1, 8, 8) and x_train.dtype == torch.float32 and y_train.dtype == torch.int64
+    for x, y in ((x_train, y_train), (x_test, y_test)):
+        assert 0.0 <= x.min() and x.max() <= 1.0
+        assert set(y.tolist()) == set(range(10))
+    # the real scikit-learn images, 0..16 scaled to [0, 1]
+    from sklearn.datasets import load_digits
+
+    images = load_digits().images
+    train_idx, _ = digits_split()
+    torch.testing.assert_close(x_train[:, 0], torch.from_numpy(images[train_idx] / 16.0).float())
+
+    big, _ = load_split("digits", "test", image_size=32)
+    assert big.shape == (len(y_test), 1, 32, 32)
+    assert 0.0 <= big.min() and big.max() <= 1.0
+    # antialiased bilinear resizing keeps the mean intensity of each image close
+    torch.testing.assert_close(big.mean((1, 2, 3)), x_test.mean((1, 2, 3)), atol=0.02, rtol=0)
+
+
+def test_meanstd_uses_train_statistics():
+    x, _ = load_split("digits", "train", normalization="meanstd", image_size=16)
+    torch.testing.assert_close(x.mean((0, 2, 3)), torch.zeros(1), atol=1e-5, rtol=0)
+    torch.testing.assert_close(x.std((0, 2, 3), correction=0), torch.ones(1), atol=1e-5, rtol=0)
+    raw_train, _ = load_split("digits", "train", image_size=16)
+    raw_test, _ = load_split("digits", "test", image_size=16)
+    test, _ = load_split("digits", "test", normalization="meanstd", image_size=16)
+    mean, std = raw_train.double().mean(), raw_train.double().std(correction=0)
+    torch.testing.assert_close(test, ((raw_test.double() - mean) / std).float(), atol=1e-5, rtol=0)
+
+
+def test_center_removes_per_pixel_train_mean():
+    x, _ = load_split("digits", "train", normalization="center")
+    torch.testing.assert_close(x.mean(0), torch.zeros(1, 8, 8), atol=1e-5, rtol=0)
+    raw_train, _ = load_split("digits", "train")
+    raw_test, _ = load_split("digits", "test")
+    test, _ = load_split("digits", "test", normalization="center")
+    expected = (raw_test.double() - raw_train.double().mean(0)) / raw_train.double().std(correction=0)
+    torch.testing.assert_close(test, expected.float(), atol=1e-5, rtol=0)
+
+
+def test_valid_holdout_is_seeded_and_normalized_with_train_stats():
+    full_x, full_y = load_split("digits", "train")
+    splits = load_splits("digits", ("train", "valid", "test"), valid_size=100, split_seed=7)
+    (train_x, train_y), (valid_x, valid_y) = splits["train"], splits["valid"]
+    assert len(valid_y) == 100 and len(train_y) == len(full_y) - 100
+    merged = torch.cat([train_x, valid_x]).flatten(1)
+    assert sorted(map(tuple, merged.tolist())) == sorted(map(tuple, full_x.flatten(1).tolist()))
+    again = load_split("digits", "valid", valid_size=100, split_seed=7)
+    assert torch.equal(again[0], valid_x) and torch.equal(again[1], valid_y)
+    other = load_split("digits", "valid", valid_size=100, split_seed=8)
+    assert not torch.equal(other[0], valid_x)
+    # statistics come from the training part only
+    normed_train, _ = load_split("digits", "train", normalization="meanstd", valid_size=100, split_seed=7)
+    torch.testing.assert_close(normed_train.mean(), torch.tensor(0.0), atol=1e-5, rtol=0)
+    normed_valid, _ = load_split("digits", "valid", normalization="meanstd", valid_size=100, split_seed=7)
+    mean, std = train_x.double().mean(), train_x.double().std(correction=0)
+    torch.testing.assert_close(normed_valid, ((valid_x.double() - mean) / std).float(), atol=1e-5, rtol=0)
+
+
+def test_load_errors(tmp_path):
+    with pytest.raises(ValueError, match="unknown split"):
+        load_split("digits", "holdout")
+    with pytest.raises(ValueError, match="unknown normalization"):
+        load_split("digits", "train", normalization="zca")
+    with pytest.raises(ValueError, match="valid_size"):
+        load_split("digits", "valid")
+    with pytest.raises(ValueError, match="leaves no training data"):
+        load_split("digits", "train", valid_size=5000)
+    with pytest.raises(ValueError, match="image_size"):
+        load_split("digits", "train", image_size=0)
+    with pytest.raises(ValueError, match="unknown dataset"):
+        load_split("cifar1000", "train")
+    with pytest.raises(ValueError, match="needs a data root"):
+        load_split("mnist", "train")
+    with pytest.raises(FileNotFoundError, match="hessian-spectra download --dataset cifar10"):
+        load_split("cifar10", "test", root=tmp_path)
