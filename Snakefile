@@ -1,0 +1,22 @@
+"""hessian-spectra: reproduce the figures of five Hessian-spectrum studies (see README.md)."""
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+# config.yaml is the default run; a --configfile replaces it rather than merging into it.
+if not workflow.config_settings.configfiles:
+
+    configfile: f"{workflow.basedir}/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/train.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        all_targets(),

@@ -1,0 +1,33 @@
+"""Process set-up shared by the compute commands: GPU slot, device and CPU threads."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from hessian_spectra.gpu_slots import claim_gpu_slot
+
+log = logging.getLogger(__name__)
+
+
+def add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--device``, ``--gpus``, ``--gpu-lock-dir`` and ``--threads``."""
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where to compute (default: cpu)")
+    parser.add_argument("--gpus", type=int, default=1, help="GPUs on this machine to claim a slot among (cuda)")
+    parser.add_argument("--gpu-lock-dir", default=None, help="directory of the GPU slot lock files")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+
+
+def setup_runtime(args: argparse.Namespace):
+    """Claim a GPU slot (before torch touches CUDA), then import torch and return the device to use."""
+    slot = claim_gpu_slot(args.gpus, args.gpu_lock_dir) if args.device == "cuda" else None
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.device == "cuda":
+        if not torch.cuda.is_available():
+            raise RuntimeError("device cuda requested but torch sees no CUDA device")
+        log.info("using CUDA device %s (%s)", slot.device, torch.cuda.get_device_name(0))
+        return torch.device("cuda", 0), slot
+    return torch.device("cpu"), None

@@ -1,0 +1,80 @@
+"""Optimizer strategies: what differs between plain SGD, NSGD and ABSA, behind hooks the loop calls.
+
+A strategy builds the torch optimizer, says how an epoch's batches are formed (effective batch, micro-batch
+for gradient accumulation, a learning-rate factor), may rewrite a batch (adversarial samples), and may
+record extra history columns at the start and end of each epoch. Its state travels in every checkpoint.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+from torch import nn
+
+
+@dataclass
+class EpochPlan:
+    """How one epoch is run: samples per optimizer step, per forward pass, and an lr multiplier."""
+
+    batch_size: int
+    micro_batch_size: int
+    lr_factor: float = 1.0
+
+
+@dataclass
+class TrainContext:
+    """What a strategy may use: the run config, device, loss and the run's fixed Hessian subset."""
+
+    run: dict
+    device: torch.device
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    subset: tuple[torch.Tensor, torch.Tensor]
+    train_data: tuple[torch.Tensor, torch.Tensor]
+    extras: dict = field(default_factory=dict)
+
+
+class Strategy:
+    """Plain momentum SGD with L2 (``weight_decay``): the behaviour every other strategy extends."""
+
+    def __init__(self, ctx: TrainContext, model: nn.Module):
+        self.ctx = ctx
+        self.model = model
+        self.optimizer = self.make_optimizer()
+
+    def make_optimizer(self) -> torch.optim.Optimizer:
+        run = self.ctx.run
+        return torch.optim.SGD(
+            self.model.parameters(), lr=run["lr"], momentum=run["momentum"], weight_decay=run["l2"]
+        )
+
+    def epoch_plan(self, epoch: int) -> EpochPlan:
+        batch_size = self.ctx.run["batch_size"]
+        return EpochPlan(batch_size=batch_size, micro_batch_size=batch_size)
+
+    def prepare_batch(self, x: torch.Tensor, y: torch.Tensor, epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return x, y
+
+    def on_epoch_start(self, epoch: int) -> dict:
+        return {}
+
+    def on_epoch_end(self, epoch: int, metrics: dict) -> dict:
+        return {}
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
+
+
+STRATEGIES: dict[str, Callable[[TrainContext, nn.Module], Strategy]] = {"sgd": Strategy}
+
+
+def make_strategy(ctx: TrainContext, model: nn.Module) -> Strategy:
+    """The strategy named by ``run["optimizer"]["name"]``."""
+    name = ctx.run["optimizer"]["name"]
+    if name not in STRATEGIES:
+        raise ValueError(f"optimizer {name!r} is not available; known: {', '.join(STRATEGIES)}")
+    return STRATEGIES[name](ctx, model)

@@ -1,0 +1,31 @@
+"""Shared test helpers: the repository root and a Snakemake runner working in a scratch directory."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def snakemake(workdir: Path, *args: str, configfile: Path | None = None, timeout: int = 1500) -> subprocess.CompletedProcess:
+    """Run Snakemake on the repository's Snakefile with ``workdir`` as working directory."""
+    command = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir)]
+    if configfile is not None:
+        command += ["--configfile", str(configfile)]
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    return subprocess.run(command + list(args), capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def write_config(path: Path, config: dict) -> Path:
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+@pytest.fixture
+def default_config() -> dict:
+    """The default run's config as a dict (tests derive variants of it)."""
+    return yaml.safe_load((REPO / "config.yaml").read_text())
