@@ -14,6 +14,11 @@ if not workflow.config_settings.configfiles:
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
+include: "workflow/rules/layerhessians.smk"
+include: "workflow/rules/large_batch.smk"
+include: "workflow/rules/sharpest_directions.smk"
+include: "workflow/rules/hessianflow.smk"
+include: "workflow/rules/init_chain_rule.smk"
 
 
 rule all:

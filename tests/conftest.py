@@ -1,6 +1,5 @@
 """Shared test helpers: the repository root and a Snakemake runner working in a scratch directory."""
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,10 +13,10 @@ REPO = Path(__file__).resolve().parents[1]
 def snakemake(workdir: Path, *args: str, configfile: Path | None = None, timeout: int = 1500) -> subprocess.CompletedProcess:
     """Run Snakemake on the repository's Snakefile with ``workdir`` as working directory."""
     command = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir)]
-    if configfile is not None:
+    command += list(args)
+    if configfile is not None:  # last: --configfile takes several values and would swallow targets
         command += ["--configfile", str(configfile)]
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    return subprocess.run(command + list(args), capture_output=True, text=True, timeout=timeout, env=env)
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
 
 
 def write_config(path: Path, config: dict) -> Path:

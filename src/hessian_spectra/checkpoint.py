@@ -1,4 +1,4 @@
-"""Checkpoint files: atomic writes, safe loads, and rebuilding the model a checkpoint describes.
+"""Checkpoint files: atomic saves, safe loads, and rebuilding the model a checkpoint describes.
 
 A checkpoint is a plain dict that `torch.load(weights_only=True)` accepts:
 ``{"format": 1, "model": {"name", "in_channels", "image_size", "num_classes", "options"},
@@ -7,29 +7,15 @@ A checkpoint is a plain dict that `torch.load(weights_only=True)` accepts:
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from hessian_spectra.atomic import atomic_write
+
 FORMAT_VERSION = 1
-
-
-def atomic_write(path: str | Path, write: Any) -> None:
-    """Call ``write(tmp_path)`` then rename onto ``path``, so readers never see a partial file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def save_atomic(obj: Any, path: str | Path) -> None:

@@ -144,8 +144,8 @@ def check_config(config: dict, schema: dict) -> None:
         raise ConfigError(_describe(error, root=schema))
 
 
-def run_validator(schema: dict) -> Any:
-    """A jsonschema validator for one complete run (``$defs/run``) that fills in the schema's defaults."""
+def defaults_validator(schema: dict, ref: str | None = None) -> Any:
+    """A jsonschema validator of ``schema`` (or of its ``$defs`` entry ``ref``) that fills in defaults."""
     from jsonschema import Draft202012Validator, validators
 
     validate_properties = Draft202012Validator.VALIDATORS["properties"]
@@ -158,7 +158,15 @@ def run_validator(schema: dict) -> Any:
         yield from validate_properties(validator, properties, instance, subschema)
 
     with_defaults = validators.extend(Draft202012Validator, {"properties": set_defaults})
-    return with_defaults({"$ref": "#/$defs/run", "$defs": schema["$defs"]})
+    return with_defaults({"$ref": f"#/$defs/{ref}", "$defs": schema["$defs"]} if ref else schema)
+
+
+def with_defaults(config: dict, schema: dict) -> dict:
+    """A copy of ``config`` with the schema's defaults filled in (what Snakemake's ``validate`` does)."""
+    config = copy.deepcopy(config)
+    check_config(config, schema)
+    defaults_validator(schema).validate(config)
+    return config
 
 
 def plan_runs(config: dict, schema: dict) -> dict[str, dict]:
@@ -168,7 +176,8 @@ def plan_runs(config: dict, schema: dict) -> dict[str, dict]:
     training command receives and stores with every checkpoint. ``schema`` is the config schema: its
     ``$defs/run`` checks each merged run and fills in run-level defaults.
     """
-    validator = run_validator(schema)
+    config = with_defaults(config, schema)
+    validator = defaults_validator(schema, "run")
     runs: dict[str, dict] = {}
     for study, study_cfg in config["studies"].items():
         if not study_cfg.get("enabled", True):

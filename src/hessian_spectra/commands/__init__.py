@@ -1,4 +1,5 @@
-"""Subcommands of the ``hessian-spectra`` CLI: each module has ``add_arguments(parser)`` and ``run(args)``.
-
-Modules import torch inside ``run`` only, so ``hessian-spectra --help`` stays fast.
+"""Subcommands of the ``hessian-spectra`` CLI, one module each (found automatically; ``-`` in a command name is
+``_`` in its module name). A module has a docstring whose first line reads ``hessian-spectra NAME``: what it
+does, plus ``add_arguments(parser)`` and ``run(args)``, and imports torch inside ``run`` only, so that
+``hessian-spectra --help`` stays fast.
 """

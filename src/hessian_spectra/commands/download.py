@@ -39,7 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    from hessian_spectra.checkpoint import atomic_write
+    from hessian_spectra.atomic import atomic_write
     from hessian_spectra.data.download import READY_FILE, manifest, prepare_dataset, torchvision_root, verify_dataset
 
     tv_root = Path(args.root) if args.check_only else torchvision_root(args.dataset, args.root)

@@ -19,9 +19,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from hessian_spectra.atomic import atomic_write
 from hessian_spectra.checkpoint import (
     FORMAT_VERSION,
-    atomic_write,
     build_from_spec,
     load_checkpoint,
     model_spec,

@@ -7,6 +7,7 @@ record extra history columns at the start and end of each epoch. Its state trave
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -69,7 +70,12 @@ class Strategy:
         pass
 
 
-STRATEGIES: dict[str, Callable[[TrainContext, nn.Module], Strategy]] = {"sgd": Strategy}
+# optimizer name -> "module:class" of its strategy (imported when a run uses it)
+STRATEGIES: dict[str, str] = {
+    "sgd": "hessian_spectra.train.strategies:Strategy",
+    "nsgd": "hessian_spectra.train.nsgd:NSGDStrategy",
+    "absa": "hessian_spectra.train.absa:ABSAStrategy",
+}
 
 
 def make_strategy(ctx: TrainContext, model: nn.Module) -> Strategy:
@@ -77,4 +83,5 @@ def make_strategy(ctx: TrainContext, model: nn.Module) -> Strategy:
     name = ctx.run["optimizer"]["name"]
     if name not in STRATEGIES:
         raise ValueError(f"optimizer {name!r} is not available; known: {', '.join(STRATEGIES)}")
-    return STRATEGIES[name](ctx, model)
+    module, cls = STRATEGIES[name].split(":")
+    return getattr(importlib.import_module(module), cls)(ctx, model)

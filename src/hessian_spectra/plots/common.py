@@ -1,0 +1,28 @@
+"""The look every figure shares and an atomic save, so a killed plot job never leaves a half-written PNG."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+from hessian_spectra.atomic import atomic_write  # noqa: E402
+
+DPI = 150
+
+
+def use_style() -> None:
+    """Seaborn's ticks style with a colour-blind-safe palette and readable font sizes."""
+    sns.set_theme(context="notebook", style="ticks", palette="colorblind", font_scale=1.0)
+    plt.rcParams.update({"axes.grid": True, "grid.alpha": 0.3, "figure.dpi": DPI, "savefig.bbox": "tight"})
+
+
+def save_figure(fig: plt.Figure, path: str | Path) -> None:
+    """Write ``fig`` as PNG to ``path`` atomically and close it."""
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=DPI))
+    plt.close(fig)

@@ -1,0 +1,55 @@
+"""The workflow as users run it: lint/format, planning the default run, and targeted runs on tiny configs."""
+
+import re
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from conftest import REPO, snakemake
+from hessian_spectra.runs import load_yaml, plan_runs
+
+SCHEMA = load_yaml(REPO / "workflow" / "schemas" / "config.schema.yaml")
+TINY = REPO / "tests" / "configs" / "tiny.yaml"
+
+
+def planned_jobs(output: str) -> dict[str, int]:
+    """Rule -> job count from Snakemake's job-stats table."""
+    return {rule: int(count) for rule, count in re.findall(r"^(\w+)\s+(\d+)$", output, flags=re.M) if rule != "total"}
+
+
+def test_lint_is_clean(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "snakemake", "--lint"], cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "Congratulations, your workflow is in a good condition!" in result.stdout + result.stderr
+
+
+def test_snakefmt_is_clean():
+    result = subprocess.run([sys.executable, "-m", "snakefmt", "--check", "."], cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_default_run_is_planned(tmp_path):
+    result = snakemake(tmp_path, "-n", configfile=REPO / "config.yaml")
+    assert result.returncode == 0, result.stderr
+    jobs = planned_jobs(result.stdout)
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    assert jobs["train"] == len(plan_runs(config, SCHEMA))
+
+
+@pytest.mark.slow
+def test_one_final_checkpoint_trains_only_that_run(tmp_path):
+    config = yaml.safe_load(TINY.read_text())
+    runs = plan_runs(config, SCHEMA)
+    target_key = next(key for key in runs if key.startswith("large_batch/"))
+    target = f"results/{target_key}/final.pt"
+    result = snakemake(tmp_path, target, "--cores", "2", configfile=TINY)
+    assert result.returncode == 0, result.stderr
+    assert planned_jobs(result.stderr) == {"train": 1}
+    assert (tmp_path / target).is_file()
+    trained = sorted(p.parent.relative_to(tmp_path / "results") for p in (tmp_path / "results").rglob("final.pt"))
+    assert [str(p) for p in trained] == [target_key]
+    # asking again does nothing
+    again = snakemake(tmp_path, target, "--cores", "2", configfile=TINY)
+    assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr

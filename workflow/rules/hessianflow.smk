@@ -1,0 +1,1 @@
+"""Study `hessianflow`: rules are added by its issue."""

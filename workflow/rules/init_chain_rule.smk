@@ -1,0 +1,1 @@
+"""Study `init_chain_rule`: rules are added by its issue."""

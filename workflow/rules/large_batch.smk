@@ -1,0 +1,1 @@
+"""Study `large_batch`: rules are added by its issue."""

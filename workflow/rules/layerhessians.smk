@@ -1,0 +1,1 @@
+"""Study `layerhessians`: rules are added by its issue."""

@@ -1,0 +1,1 @@
+"""Study `sharpest_directions`: rules are added by its issue."""
