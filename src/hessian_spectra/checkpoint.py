@@ -19,8 +19,16 @@ FORMAT_VERSION = 1
 
 
 def save_atomic(obj: Any, path: str | Path) -> None:
-    """``torch.save`` to a temporary file in the same directory, then rename."""
-    atomic_write(path, lambda tmp: torch.save(obj, tmp))
+    """``torch.save`` to a temporary file in the same directory, then rename.
+
+    Saving through an open handle keeps the archive's internal name fixed, so equal objects give equal bytes.
+    """
+
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as handle:
+            torch.save(obj, handle)
+
+    atomic_write(path, write)
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
