@@ -1,0 +1,50 @@
+"""The curvature engine: one operator for Hessian/GGN products over a dataset, and algorithms that see only it.
+
+Operator: ``CurvatureOperator`` (any parameter subset or layer blocks), composable by ``DifferenceOperator``
+and ``ShiftedOperator``. Algorithms: ``lanczos`` (top-k / bottom-k with residuals), ``lanczos_tridiagonal``
+(raw lanes), ``slq`` (spectral densities), ``hutchinson`` / ``hutchpp`` (trace), ``frobenius``,
+``power_iteration``, and dense forms for small problems (``dense_hessian``: the test oracle).
+"""
+
+from hessian_spectra.curvature.dense import dense_eigh, dense_hessian, dense_matrix
+from hessian_spectra.curvature.lanczos import LanczosResult, LanczosRun, lanczos, lanczos_tridiagonal
+from hessian_spectra.curvature.operator import (
+    CurvatureOperator,
+    DifferenceOperator,
+    NondeterminismError,
+    Operator,
+    ShiftedOperator,
+    eval_mode,
+    make_batches,
+)
+from hessian_spectra.curvature.power import PowerResult, power_iteration
+from hessian_spectra.curvature.probes import random_probes
+from hessian_spectra.curvature.slq import SpectralDensity, slq, smooth_density
+from hessian_spectra.curvature.trace import Estimate, frobenius, hutchinson, hutchpp
+
+__all__ = [
+    "CurvatureOperator",
+    "DifferenceOperator",
+    "Estimate",
+    "LanczosResult",
+    "LanczosRun",
+    "NondeterminismError",
+    "Operator",
+    "PowerResult",
+    "ShiftedOperator",
+    "SpectralDensity",
+    "dense_eigh",
+    "dense_hessian",
+    "dense_matrix",
+    "eval_mode",
+    "frobenius",
+    "hutchinson",
+    "hutchpp",
+    "lanczos",
+    "lanczos_tridiagonal",
+    "make_batches",
+    "power_iteration",
+    "random_probes",
+    "slq",
+    "smooth_density",
+]

@@ -1,0 +1,154 @@
+"""``hessian-spectra spectrum`` end to end on a tiny checkpoint, checked against the dense float64 Hessian."""
+
+import csv
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from hessian_spectra import cli
+from hessian_spectra.checkpoint import FORMAT_VERSION, model_spec, save_atomic
+from hessian_spectra.curvature import dense_hessian, make_batches
+from hessian_spectra.models import build_model, layer_blocks
+from hessian_spectra.spectrum import COLUMNS, SpectrumRequest, compute_spectrum
+
+SPEC = model_spec("mlp", 1, 4, 3, {"hidden": [5], "activation": "tanh"})
+
+
+@pytest.fixture
+def files(tmp_path):
+    torch.manual_seed(0)
+    model = build_model(SPEC["name"], SPEC["in_channels"], SPEC["image_size"], SPEC["num_classes"], **SPEC["options"])
+    ckpt = {
+        "format": FORMAT_VERSION,
+        "model": SPEC,
+        "state_dict": model.state_dict(),
+        "epoch": 7,
+        "run": {},
+        "trainer": {},
+    }
+    save_atomic(ckpt, tmp_path / "ckpt.pt")
+    gen = torch.Generator().manual_seed(1)
+    x, y = torch.randn(37, 1, 4, 4, generator=gen), torch.randint(0, 3, (37,), generator=gen)
+    save_atomic({"x": x, "y": y, "indices": torch.arange(37)}, tmp_path / "subset.pt")
+    dense = dense_hessian(model, make_batches(x, y, 16))
+    return tmp_path, model, dense
+
+
+def read_table(path):
+    with open(path) as handle:
+        rows = list(csv.DictReader(handle, delimiter="\t"))
+    assert rows and tuple(rows[0]) == COLUMNS
+    return rows
+
+
+def run_cli(tmp_path, *extra):
+    return cli.main(
+        [
+            "spectrum",
+            "--checkpoint",
+            str(tmp_path / "ckpt.pt"),
+            "--data",
+            str(tmp_path / "subset.pt"),
+            "--out",
+            str(tmp_path / "table.tsv"),
+            "--npz",
+            str(tmp_path / "out.npz"),
+            "--batch-size",
+            "16",
+            *extra,
+        ]
+    )
+
+
+def test_spectrum_end_to_end(files):
+    tmp_path, model, H = files
+    exact = torch.linalg.eigvalsh(H).flip(0).numpy()
+    rc = run_cli(
+        tmp_path,
+        "--top-k",
+        "3",
+        "--tol",
+        "1e-10",
+        "--dtype",
+        "float64",
+        "--eigenvectors",
+        "--smallest-k",
+        "1",
+        "--power-iters",
+        "10",
+        "--trace-probes",
+        "12",
+        "--trace-method",
+        "hutchpp",
+        "--frobenius-probes",
+        "8",
+        "--density-steps",
+        "12",
+        "--density-probes",
+        "2",
+        "--grid-points",
+        "64",
+        "--layers",
+    )
+    assert rc == 0
+    rows = read_table(tmp_path / "table.tsv")
+    top = [r for r in rows if r["block"] == "full" and r["quantity"] == "eigenvalue"]
+    assert [int(r["index"]) for r in top] == [1, 2, 3]
+    assert all(r["epoch"] == "7" and r["converged"] == "true" for r in top)
+    assert abs(float(top[0]["value"]) - exact[0]) <= 1e-8 * abs(exact[0])
+    smallest = [r for r in rows if r["quantity"] == "eigenvalue_smallest" and r["block"] == "full"]
+    assert abs(float(smallest[0]["value"]) - exact[-1]) <= 1e-8 * abs(exact[-1])
+    quantities = {(r["block"], r["quantity"]) for r in rows}
+    blocks = layer_blocks(model)
+    for quantity in ("power_eigenvalue", "trace", "frobenius", "density_mean", "density_second_moment"):
+        assert ("full", quantity) in quantities
+    for block in blocks:
+        assert (block, "eigenvalue") in quantities and (block, "density_mean") in quantities
+    trace = next(r for r in rows if r["quantity"] == "trace")
+    assert int(trace["products"]) == 12 and math.isnan(float(trace["residual"])) and float(trace["stderr"]) >= 0
+
+    npz = np.load(tmp_path / "out.npz")
+    assert list(npz["blocks"]) == ["full", *blocks]
+    for i in range(len(blocks) + 1):
+        assert npz[f"nodes_{i}"].shape == npz[f"weights_{i}"].shape == (2, 12)
+        assert npz[f"grid_{i}"].shape == npz[f"density_{i}"].shape == (64,)
+    assert npz["eigenvalues"].shape == npz["residuals"].shape == (3,)
+    assert npz["eigenvectors"].shape == (H.shape[0], 3)
+    assert list(npz["param_names"]) == [name for name, _ in model.named_parameters()]
+
+
+def test_spectrum_dense_last_layer(files):
+    tmp_path, model, H = files
+    last = layer_blocks(model)[-1]
+    names = [name for name, _ in model.named_parameters()]
+    offset = sum(p.numel() for name, p in model.named_parameters() if names.index(name) < names.index(last))
+    size = dict(model.named_parameters())[last].numel()
+    block = H[offset : offset + size, offset : offset + size]
+    assert (
+        run_cli(tmp_path, "--dense", "--params", "last_layer", "--dtype", "float64", "--eigenvectors", "--top-k", "2")
+        == 0
+    )
+    rows = [r for r in read_table(tmp_path / "table.tsv") if r["quantity"] == "eigenvalue"]
+    assert {r["block"] for r in rows} == {last} and len(rows) == size
+    values = np.array([float(r["value"]) for r in rows])
+    assert np.allclose(values, torch.linalg.eigvalsh(block).flip(0).numpy(), rtol=0, atol=1e-12)
+    npz = np.load(tmp_path / "out.npz")
+    assert npz["eigenvalues"].shape == (size,) and npz["eigenvectors"].shape == (size, 2)
+
+
+def test_failing_run_leaves_no_output(files):
+    tmp_path, _, _ = files
+    assert run_cli(tmp_path, "--top-k", "2", "--params", "no_such.weight") == 2
+    assert not (tmp_path / "table.tsv").exists() and not (tmp_path / "out.npz").exists()
+    assert not list(tmp_path.glob(".table.tsv.*")) and not list(tmp_path.glob(".out.npz.*"))
+
+
+def test_compute_spectrum_float32_matches_dense(files):
+    tmp_path, model, H = files
+    data = torch.load(tmp_path / "subset.pt", weights_only=True)
+    result = compute_spectrum(model, make_batches(data["x"], data["y"], 16), SpectrumRequest(top_k=2), epoch=1)
+    exact = torch.linalg.eigvalsh(H).flip(0).numpy()
+    values = [row["value"] for row in result.rows if row["quantity"] == "eigenvalue"]
+    assert np.allclose(values, exact[:2], rtol=1e-4, atol=0)
