@@ -98,6 +98,11 @@ RUNTIME_FLAGS = f"--device {config['device']} --gpus {config['gpus']}" + (
 )
 
 
+def study_enabled(study):
+    """Whether the config has `study` and does not switch it off."""
+    return study in config["studies"] and config["studies"][study]["enabled"]
+
+
 def all_targets():
     """Every figure and table of the enabled studies (the default target)."""
-    return [target for study in config["studies"] for target in TARGETS.get(study, [])]
+    return [target for study in STUDIES if study_enabled(study) for target in TARGETS.get(study, [])]

@@ -1,0 +1,67 @@
+"""``hessian-spectra dominant-eigen``: the dominant Hessian eigenvalue at every checkpoint of one run.
+
+Each epoch's checkpoint gets two estimates on the run's Hessian subset: power iteration with HessianFlow's
+settings (what the source reports) and Lanczos top-1 with its Ritz residual and convergence flag. One table
+(the ``spectrum`` command's columns, quantities ``power_eigenvalue`` and ``eigenvalue``), written atomically
+once every checkpoint is done.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+from hessian_spectra.runtime import add_runtime_arguments, setup_runtime
+
+log = logging.getLogger(__name__)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--run-dir", required=True, help="run directory (run.json, checkpoints/, hessian_subset.pt)")
+    parser.add_argument("--out", required=True, help="output table (TSV, long format)")
+    parser.add_argument("--power-iters", type=int, default=10, help="power iterations (source: 10)")
+    parser.add_argument("--power-tol", type=float, default=1e-2, help="power iteration relative tolerance (1e-2)")
+    parser.add_argument("--tol", type=float, default=1e-4, help="Lanczos relative Ritz residual tolerance (1e-4)")
+    parser.add_argument("--max-steps", type=int, default=100, help="Lanczos steps at most (100)")
+    parser.add_argument("--batch-size", type=int, default=200, help="samples per product batch (200)")
+    parser.add_argument("--seed", type=int, default=0, help="seeds the start vectors (0)")
+    add_runtime_arguments(parser)
+
+
+def checkpoint_paths(run_dir: Path, epochs: int) -> list[Path]:
+    """``checkpoints/epoch_0000.pt`` .. ``epoch_{epochs}``; every one must exist."""
+    paths = [run_dir / "checkpoints" / f"epoch_{epoch:04d}.pt" for epoch in range(epochs + 1)]
+    missing = [str(path) for path in paths if not path.is_file()]
+    if missing:
+        raise FileNotFoundError(f"{len(missing)} checkpoint(s) missing, first {missing[0]} (train the run first)")
+    return paths
+
+
+def run(args: argparse.Namespace) -> None:
+    device, _slot = setup_runtime(args)
+    from hessian_spectra.checkpoint import load_checkpoint, model_from_checkpoint
+    from hessian_spectra.curvature import make_batches
+    from hessian_spectra.data import load_subset
+    from hessian_spectra.spectrum import SpectrumRequest, SpectrumResult, compute_spectrum, write_spectrum
+
+    run_dir = Path(args.run_dir)
+    run_config = json.loads((run_dir / "run.json").read_text())
+    x, y, _meta = load_subset(run_dir / "hessian_subset.pt")
+    batches = make_batches(x.to(device), y.to(device), args.batch_size)
+    request = SpectrumRequest(
+        top_k=1,
+        tol=args.tol,
+        max_steps=args.max_steps,
+        power_iters=args.power_iters,
+        power_tol=args.power_tol,
+        seed=args.seed,
+    )
+    table = SpectrumResult()
+    for path in checkpoint_paths(run_dir, run_config["epochs"]):
+        ckpt = load_checkpoint(path)
+        model = model_from_checkpoint(ckpt, map_location=device)
+        table.rows.extend(compute_spectrum(model, batches, request, epoch=ckpt["epoch"]).rows)
+    write_spectrum(table, args.out)
+    log.info("%s: dominant eigenvalue of %d checkpoints -> %s", run_config["key"], run_config["epochs"] + 1, args.out)

@@ -1,0 +1,113 @@
+"""Figures of study `hessianflow` (seed 002): dominant eigenvalue per epoch, ABSA's schedule, final spectral density.
+
+Every function reads tidy tables with a ``model`` and a ``label`` column (one label per run, e.g. SGD / ABSA);
+models are panels (columns) and labels keep one colour across all three figures.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib.lines import Line2D
+
+from hessian_spectra.plots.common import save_figure, use_style
+
+METHODS = {"eigenvalue": ("Lanczos top-1", "-", "o"), "power_eigenvalue": ("power iteration (source)", "--", "^")}
+SYMLOG_RANGE = 1e-2  # linear within 1% of the largest |lambda| when an estimate is negative
+DENSITY_FLOOR = 1e-7  # PyHessian's get_esd_plot adds this before its log scale
+
+
+def _palette(labels) -> dict[str, tuple]:
+    ordered = list(dict.fromkeys(labels))
+    return dict(zip(ordered, sns.color_palette("colorblind", len(ordered))))
+
+
+def _panels(models, rows: int = 1, height: float = 3.6):
+    """A figure with one column of ``rows`` axes per model."""
+    return plt.subplots(
+        rows, len(models), figsize=(4.8 * len(models), height * rows), squeeze=False, sharex="col", layout="constrained"
+    )
+
+
+def plot_dominant_eigenvalue(eigen: pd.DataFrame, path: str | Path) -> None:
+    """lambda_1 vs epoch per model, one colour per run: Lanczos (solid) and the source's power-iteration estimate
+    (dashed), hollow markers where an estimate did not converge; log scale (symlog if one is negative).
+    ``eigen``: model, label, epoch, quantity (``eigenvalue`` / ``power_eigenvalue``), value, converged."""
+    use_style()
+    models = list(dict.fromkeys(eigen["model"]))
+    colours = _palette(eigen["label"])
+    fig, axes = _panels(models)
+    for ax, model in zip(axes[0], models):
+        panel = eigen[eigen["model"] == model]
+        for label, run in panel.groupby("label", sort=False):
+            for quantity, (_, style, marker) in METHODS.items():
+                rows = run[run["quantity"] == quantity].sort_values("epoch")
+                ax.plot(rows["epoch"], rows["value"], style, color=colours[label], lw=1.5)
+                ok = rows["converged"].astype(bool)
+                ax.scatter(rows["epoch"][ok], rows["value"][ok], marker=marker, color=colours[label], s=22, zorder=3)
+                ax.scatter(
+                    rows["epoch"][~ok], rows["value"][~ok], marker=marker, facecolors="none",
+                    edgecolors=colours[label], s=22, zorder=3,
+                )
+        if (panel["value"] > 0).all():
+            ax.set_yscale("log")
+        else:
+            ax.set_yscale("symlog", linthresh=SYMLOG_RANGE * panel["value"].abs().max())
+        ax.set(title=model, xlabel="epoch", ylabel=r"dominant eigenvalue $\lambda_1$")
+    handles = [Line2D([], [], color=colour, lw=2, label=label) for label, colour in colours.items()]
+    handles += [
+        Line2D([], [], color="0.3", ls=style, marker=marker, label=name) for name, style, marker in METHODS.values()
+    ]
+    handles.append(Line2D([], [], color="0.3", ls="", marker="o", markerfacecolor="none", label="not converged"))
+    axes[0, -1].legend(handles=handles, loc="best", fontsize="small")
+    save_figure(fig, path)
+
+
+def plot_absa_schedule(history: pd.DataFrame, path: str | Path) -> None:
+    """Effective batch size, learning rate and test accuracy vs epoch, per model, for every run (batch size and
+    rate hold over epoch e-1 .. e). ``history``: model, label, epoch, batch_size, lr, test_acc."""
+    use_style()
+    models = list(dict.fromkeys(history["model"]))
+    colours = _palette(history["label"])
+    fig, axes = _panels(models, rows=3, height=2.6)
+    for col, model in enumerate(models):
+        panel = history[history["model"] == model]
+        for label, run in panel.groupby("label", sort=False):
+            run = run.sort_values("epoch")
+            trained = run[run["epoch"] > 0]
+            steps = dict(color=colours[label], drawstyle="steps-pre", lw=1.8, label=label)
+            epochs = np.r_[0, trained["epoch"]]
+            axes[0, col].plot(epochs, np.r_[trained["batch_size"].iloc[0], trained["batch_size"]], **steps)
+            axes[1, col].plot(epochs, np.r_[trained["lr"].iloc[0], trained["lr"]], **steps)
+            axes[2, col].plot(run["epoch"], run["test_acc"], "o-", color=colours[label], ms=3, lw=1.5, label=label)
+        axes[0, col].set_yscale("log", base=2)
+        axes[1, col].set_yscale("log")
+        axes[0, col].set(title=model, ylabel="effective batch size")
+        axes[1, col].set(ylabel="learning rate")
+        axes[2, col].set(xlabel="epoch", ylabel="test accuracy")
+    axes[0, -1].legend(loc="best", fontsize="small")
+    save_figure(fig, path)
+
+
+def plot_esd_final(density: pd.DataFrame, trace: pd.DataFrame, path: str | Path) -> None:
+    """SLQ spectral density of the final Hessian per model on a log scale (as PyHessian plots it), one colour
+    per run, the Hutchinson trace +- its standard error in the legend. ``density``: model, label, eigenvalue,
+    density; ``trace``: model, label, value, stderr."""
+    use_style()
+    models = list(dict.fromkeys(density["model"]))
+    colours = _palette(density["label"])
+    fig, axes = _panels(models)
+    for ax, model in zip(axes[0], models):
+        for label, run in density[density["model"] == model].groupby("label", sort=False):
+            tr = trace[(trace["model"] == model) & (trace["label"] == label)].iloc[0]
+            ax.semilogy(
+                run["eigenvalue"], run["density"] + DENSITY_FLOOR, color=colours[label], lw=1.2,
+                label=f"{label}: trace {tr['value']:.4g} $\\pm$ {tr['stderr']:.2g}",
+            )
+        ax.set(title=f"{model}, final epoch", xlabel="eigenvalue", ylabel="density (log scale)")
+        ax.legend(loc="upper right", fontsize="small")
+    save_figure(fig, path)

@@ -1,0 +1,157 @@
+"""Study `hessianflow`: power iteration and Lanczos agree (with the dense Hessian) where lambda_1 is well
+separated, the figure command needs no torch, and a tiny workflow run draws every figure (slow)."""
+
+import csv
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from conftest import REPO, snakemake, write_config
+from hessian_spectra import cli
+from hessian_spectra.checkpoint import FORMAT_VERSION, model_spec, save_atomic
+from hessian_spectra.curvature import dense_hessian, make_batches
+from hessian_spectra.data import save_subset
+from hessian_spectra.models import build_model
+from hessian_spectra.runs import load_yaml, plan_runs
+
+SCHEMA = load_yaml(REPO / "workflow" / "schemas" / "config.schema.yaml")
+TINY = REPO / "tests" / "configs" / "tiny.yaml"
+FIGURES = ("dominant_eigenvalue", "absa_schedule", "esd_final")
+SPEC = model_spec("mlp", 1, 2, 2, {"hidden": []})  # softmax regression on 4 features, 2 classes
+
+
+@pytest.fixture(autouse=True)
+def restore_threads():
+    """The commands run in-process set torch's thread count; give the next tests theirs back."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+def _read(path) -> list[dict]:
+    with open(path) as handle:
+        return list(csv.DictReader(handle, delimiter="\t"))
+
+
+@pytest.fixture
+def separated_run(tmp_path):
+    """A run directory whose Hessians have lambda_2 / lambda_1 < 0.1: one input feature has 10x the scale."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(96, 1, 2, 2, generator=gen) * torch.tensor([10.0, 1.0, 1.0, 1.0]).view(1, 1, 2, 2)
+    y = torch.randint(0, 2, (96,), generator=gen)
+    save_subset(tmp_path / "hessian_subset.pt", x, y, torch.arange(96), {"split": "test"})
+    models = []
+    for epoch in range(3):
+        torch.manual_seed(epoch)
+        model = build_model(SPEC["name"], SPEC["in_channels"], SPEC["image_size"], SPEC["num_classes"], **SPEC["options"])
+        models.append(model)
+        save_atomic(
+            {"format": FORMAT_VERSION, "model": SPEC, "state_dict": model.state_dict(), "epoch": epoch, "run": {},
+             "trainer": {}},
+            tmp_path / "checkpoints" / f"epoch_{epoch:04d}.pt",
+        )
+    (tmp_path / "run.json").write_text(json.dumps({"epochs": 2, "key": "test/run"}))
+    return tmp_path, models, make_batches(x, y, 40)
+
+
+def test_power_iteration_and_lanczos_agree_when_the_top_eigenvalue_is_separated(separated_run):
+    run_dir, models, batches = separated_run
+    out = run_dir / "dominant_eigen.tsv"
+    assert cli.main(["dominant-eigen", "--run-dir", str(run_dir), "--out", str(out), "--batch-size", "40",
+                     "--threads", "1"]) == 0
+    rows = _read(out)
+    assert [(int(r["epoch"]), r["quantity"]) for r in rows] == [
+        (e, q) for e in range(3) for q in ("eigenvalue", "power_eigenvalue")
+    ]
+    for epoch, model in enumerate(models):
+        exact = torch.linalg.eigvalsh(dense_hessian(model, batches)).flip(0).numpy()
+        assert exact[1] < 0.1 * exact[0], "the test needs a well-separated top eigenvalue"
+        lanczos, power = (next(r for r in rows if int(r["epoch"]) == epoch and r["quantity"] == q)
+                          for q in ("eigenvalue", "power_eigenvalue"))
+        assert lanczos["converged"] == "true" and float(lanczos["residual"]) <= 1e-4 * exact[0]
+        assert float(lanczos["value"]) == pytest.approx(exact[0], rel=1e-5)
+        assert float(power["value"]) == pytest.approx(float(lanczos["value"]), rel=1e-3)
+        assert int(power["products"]) <= 10 and np.isfinite(float(power["residual"]))
+
+
+def test_dominant_eigen_names_a_missing_checkpoint(separated_run):
+    run_dir, _, _ = separated_run
+    (run_dir / "checkpoints" / "epoch_0001.pt").unlink()
+    out = run_dir / "dominant_eigen.tsv"
+    assert cli.main(["dominant-eigen", "--run-dir", str(run_dir), "--out", str(out), "--threads", "1"]) == 2
+    assert not out.exists()
+
+
+def _fake_run(root, model: str, optimizer: str, epochs: int = 3):
+    """A run directory with the tables the figure command reads (no checkpoints)."""
+    run_dir = root / model / optimizer
+    run_dir.mkdir(parents=True)
+    (run_dir / "run.json").write_text(json.dumps(
+        {"model": model, "optimizer": {"name": optimizer}, "variant": optimizer, "key": f"{model}/{optimizer}"}))
+    header = "epoch\tlr\tbatch_size\ttest_acc\n"
+    (run_dir / "history.tsv").write_text(header + "".join(
+        f"{e}\t{0.1 * 2**e}\t{16 * 2**e}\t{0.5 + e / 10}\n" for e in range(epochs + 1)))
+    columns = "epoch\tblock\tquantity\tindex\tvalue\tstderr\tresidual\tconverged\tproducts\n"
+    (run_dir / "dominant_eigen.tsv").write_text(columns + "".join(
+        f"{e}\tfull\t{q}\t1\t{v}\tnan\t0.1\t{'true' if e else 'false'}\t9\n"
+        for e in range(epochs + 1) for q, v in (("eigenvalue", 10.0 + e), ("power_eigenvalue", 9.0 - 5 * e))))
+    (run_dir / "final_trace_density.tsv").write_text(columns + "3\tfull\ttrace\t0\t42.0\t1.5\tnan\ttrue\t50\n")
+    grid = np.linspace(-1.0, 11.0, 64)
+    np.savez(run_dir / "final_trace_density.npz", blocks=np.array(["full"]), grid_0=grid,
+             density_0=np.exp(-grid**2))
+    return run_dir
+
+
+def test_figure_command_draws_every_figure_without_torch(tmp_path):
+    runs = [_fake_run(tmp_path, model, optimizer) for model in ("c1", "resnet20") for optimizer in ("sgd", "absa")]
+    outputs = {name: tmp_path / "figures" / f"{name}.png" for name in FIGURES}
+    code = (
+        "import sys\n"
+        "from hessian_spectra.cli import main\n"
+        f"code = main({['plot-hessianflow', '--runs', *map(str, runs), '--dominant-eigenvalue', str(outputs['dominant_eigenvalue']), '--absa-schedule', str(outputs['absa_schedule']), '--esd-final', str(outputs['esd_final'])]!r})\n"
+        "assert 'torch' not in sys.modules, 'the figure command imported torch'\n"
+        "sys.exit(code)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    for path in outputs.values():
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 10_000
+
+
+def test_run_labels_name_the_variant_only_where_a_model_has_two_runs_of_one_optimizer():
+    from hessian_spectra.commands.plot_hessianflow import run_labels
+
+    runs = [{"model": "c1", "optimizer": {"name": "sgd"}, "variant": "a"},
+            {"model": "c1", "optimizer": {"name": "absa"}, "variant": "b"},
+            {"model": "resnet20", "optimizer": {"name": "sgd"}, "variant": "c"},
+            {"model": "resnet20", "optimizer": {"name": "sgd"}, "variant": "d"}]
+    assert run_labels(runs) == ["SGD", "ABSA", "SGD (c)", "SGD (d)"]
+
+
+@pytest.mark.slow
+def test_tiny_workflow_draws_every_figure(tmp_path):
+    config = yaml.safe_load(TINY.read_text())
+    for study, section in config["studies"].items():
+        section["enabled"] = study == "hessianflow"
+    configfile = write_config(tmp_path / "config.yaml", config)
+    result = snakemake(tmp_path, "--cores", "2", configfile=configfile)
+    assert result.returncode == 0, result.stderr
+    for name in FIGURES:
+        path = tmp_path / "results" / "figures" / "hessianflow" / f"{name}.png"
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 10_000
+    runs = plan_runs(config, SCHEMA)
+    assert len(runs) == 2
+    for key, run in runs.items():
+        rows = _read(tmp_path / "results" / key / "dominant_eigen.tsv")
+        assert len(rows) == 2 * (run["epochs"] + 1) and all(r["residual"] != "nan" for r in rows)
+        final = _read(tmp_path / "results" / key / "final_trace_density.tsv")
+        assert {r["quantity"] for r in final} >= {"trace", "density_mean"}
+    absa = next(key for key, run in runs.items() if run["optimizer"]["name"] == "absa")
+    history = _read(tmp_path / "results" / absa / "history.tsv")
+    assert [int(r["ratio"]) for r in history[1:]] == [1, 2, 4]  # patience 1: a doubling after every check
+    assert float(history[1]["adv_ratio"]) == 0.2 and float(history[2]["adv_ratio"]) == 0.0
