@@ -105,4 +105,9 @@ def study_enabled(study):
 
 def all_targets():
     """Every figure and table of the enabled studies (the default target)."""
-    return [target for study in STUDIES if study_enabled(study) for target in TARGETS.get(study, [])]
+    return [
+        target
+        for study in STUDIES
+        if study_enabled(study)
+        for target in TARGETS.get(study, [])
+    ]

@@ -1,0 +1,103 @@
+"""Figures of study `large_batch` (seed 000): top-k Hessian eigenvalues per batch size, and loss surfaces.
+
+``plot_spectral`` reads a tidy table (hessian, batch_size, run, index, value, converged); ``plot_surfaces`` one
+with (label, direction, space, i, j, c1, c2, loss, lambda1, lambda2), as the ``landscape`` command writes it.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib.lines import Line2D
+
+from hessian_spectra.plots.common import save_figure, use_style
+
+HESSIAN_TITLES = {"last_layer": "last-layer Hessian (exact, dense eigh)", "full": "full Hessian (Lanczos)"}
+DIRECTION_TITLES = {"eigen": "top-2 Hessian eigenvectors", "random": "filter-normalised random directions"}
+
+
+def symlog_threshold(values: np.ndarray) -> float:
+    """The linear range of a symlog axis: the power of ten at or below the smallest nonzero |value|, so that every
+    nonzero value lies on the logarithmic part (at most 8 decades below the largest)."""
+    magnitudes = np.abs(values[np.isfinite(values) & (values != 0)])
+    if magnitudes.size == 0:
+        return 1.0
+    smallest = max(magnitudes.min(), magnitudes.max() * 1e-8)
+    return 10.0 ** math.floor(math.log10(smallest))
+
+
+def plot_spectral(table: pd.DataFrame, hessians: list[str], path: str | Path) -> None:
+    """Eigenvalue vs index (1..k), one line per run coloured by batch size, one panel per Hessian in
+    ``hessians``; a symlog y axis keeps eigenvalues <= 0 visible (below the linear band around 0) and hollow
+    markers flag eigenvalues whose Lanczos residual did not converge."""
+    use_style()
+    sizes = sorted(table["batch_size"].unique())
+    colours = dict(zip(sizes, sns.color_palette("viridis", len(sizes))))
+    fig, axes = plt.subplots(1, len(hessians), figsize=(5.2 * len(hessians), 4.0), squeeze=False, layout="constrained")
+    for ax, hessian in zip(axes[0], hessians):
+        panel = table[table["hessian"] == hessian]
+        for (size, _run), rows in panel.groupby(["batch_size", "run"], sort=True):
+            rows = rows.sort_values("index")
+            ok = rows["converged"].astype(bool).to_numpy()
+            ax.plot(rows["index"], rows["value"], "-", color=colours[size], lw=1.5)
+            ax.scatter(rows["index"][ok], rows["value"][ok], color=colours[size], s=18, zorder=3)
+            ax.scatter(
+                rows["index"][~ok], rows["value"][~ok], facecolors="none", edgecolors=colours[size], s=18, zorder=3
+            )
+        threshold = symlog_threshold(panel["value"].to_numpy())
+        ax.set_yscale("symlog", linthresh=threshold)
+        ax.axhspan(-threshold, threshold, color="0.9", zorder=0)
+        top_k = int(panel["index"].max()) if len(panel) else 1
+        ax.set_xticks(range(1, top_k + 1, max(1, top_k // 10)))
+        block = ", ".join(sorted(panel["block"].unique()))
+        ax.set(title=f"{HESSIAN_TITLES[hessian]}\n{block}", xlabel="eigenvalue index", ylabel="eigenvalue")
+    handles = [
+        Line2D([], [], color=colour, marker="o", lw=1.5, label=f"batch size {size}") for size, colour in colours.items()
+    ]
+    if not table["converged"].astype(bool).all():
+        handles.append(Line2D([], [], color="0.3", ls="", marker="o", markerfacecolor="none", label="not converged"))
+    axes[0, -1].legend(handles=handles, loc="upper right", fontsize="small")
+    save_figure(fig, path)
+
+
+def _surface_title(rows: pd.DataFrame, direction: str) -> str:
+    space = rows["space"].iloc[0]
+    title = f"{DIRECTION_TITLES[direction]}\nover {space}"
+    if direction == "eigen":
+        title += rf" ($\lambda_1$={rows['lambda1'].iloc[0]:.3g}, $\lambda_2$={rows['lambda2'].iloc[0]:.3g})"
+    return title
+
+
+def plot_surfaces(table: pd.DataFrame, kind: str, path: str | Path) -> None:
+    """Training loss over (c1, c2): one row per run (label), one column per direction kind; ``kind`` is
+    ``surface`` (3-D) or ``contour`` (filled contours, the centre theta marked)."""
+    if kind not in ("surface", "contour"):
+        raise ValueError(f"kind must be surface or contour, got {kind!r}")
+    use_style()
+    labels = list(dict.fromkeys(table["label"]))
+    directions = [d for d in DIRECTION_TITLES if d in set(table["direction"])]
+    fig = plt.figure(figsize=(5.0 * len(directions), 4.2 * len(labels)), layout="constrained")
+    for r, label in enumerate(labels):
+        for c, direction in enumerate(directions):
+            rows = table[(table["label"] == label) & (table["direction"] == direction)]
+            loss = rows.pivot(index="i", columns="j", values="loss").to_numpy()
+            c1 = rows.pivot(index="i", columns="j", values="c1").to_numpy()
+            c2 = rows.pivot(index="i", columns="j", values="c2").to_numpy()
+            position = r * len(directions) + c + 1
+            if kind == "surface":
+                ax = fig.add_subplot(len(labels), len(directions), position, projection="3d")
+                ax.plot_surface(c1, c2, loss, cmap="viridis", linewidth=0, antialiased=True)
+                ax.set_zlabel("training loss")
+            else:
+                ax = fig.add_subplot(len(labels), len(directions), position)
+                filled = ax.contourf(c1, c2, loss, levels=20, cmap="viridis")
+                ax.plot([0], [0], "w+", ms=10, mew=2)
+                fig.colorbar(filled, ax=ax, label="training loss")
+            ax.set(xlabel="$c_1$", ylabel="$c_2$")
+            ax.set_title(f"{label}: {_surface_title(rows, direction)}", fontsize="small")
+    save_figure(fig, path)

@@ -1,0 +1,235 @@
+"""Study `large_batch`: the exact last-layer spectrum, the landscape command, the figures, and the workflow."""
+
+import csv
+import json
+import math
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+from conftest import REPO, snakemake, write_config
+from hessian_spectra import cli
+from hessian_spectra.checkpoint import FORMAT_VERSION, model_spec, save_atomic
+from hessian_spectra.commands.plot_large_batch import LANDSCAPE_TABLE, spectrum_table
+from hessian_spectra.curvature import dense_hessian, make_batches
+from hessian_spectra.data import save_subset
+from hessian_spectra.models import build_model
+from hessian_spectra.plots.large_batch import symlog_threshold
+from hessian_spectra.runs import load_yaml, plan_runs
+
+SPEC = model_spec("tf_cnn", 1, 16, 10, {"width": 0.0625})
+TINY = REPO / "tests" / "configs" / "tiny.yaml"
+SCHEMA = load_yaml(REPO / "workflow" / "schemas" / "config.schema.yaml")
+
+
+@pytest.fixture
+def checkpoint(tmp_path):
+    """A tiny tf_cnn checkpoint, its Hessian subset (40 samples) and the model."""
+    torch.manual_seed(0)
+    model = build_model(SPEC["name"], SPEC["in_channels"], SPEC["image_size"], SPEC["num_classes"], **SPEC["options"])
+    ckpt = {
+        "format": FORMAT_VERSION,
+        "model": SPEC,
+        "state_dict": model.state_dict(),
+        "epoch": 3,
+        "run": {},
+        "trainer": {},
+    }
+    save_atomic(ckpt, tmp_path / "final.pt")
+    gen = torch.Generator().manual_seed(1)
+    x, y = torch.rand(40, 1, 16, 16, generator=gen), torch.randint(0, 10, (40,), generator=gen)
+    save_subset(tmp_path / "subset.pt", x, y, torch.arange(40), {"split": "train"})
+    return tmp_path, model, x, y
+
+
+def spectrum_cli(tmp_path, *extra):
+    args = ["spectrum", "--checkpoint", str(tmp_path / "final.pt"), "--data", str(tmp_path / "subset.pt")]
+    args += ["--out", str(tmp_path / "spectrum.tsv"), "--npz", str(tmp_path / "spectrum.npz"), "--batch-size", "16"]
+    assert cli.main(args + list(extra)) == 0
+
+
+def test_dense_last_layer_eigenvalues_equal_eigvalsh_of_the_dense_hessian(checkpoint):
+    tmp_path, model, x, y = checkpoint
+    spectrum_cli(
+        tmp_path,
+        "--params",
+        "last_layer",
+        "--dense",
+        "--max-lanes",
+        "64",
+        "--top-k",
+        "20",
+        "--eigenvectors",
+        "--dtype",
+        "float64",
+    )
+    H = dense_hessian(model, make_batches(x, y, 16), params=["dense3.weight"])
+    expected = torch.linalg.eigvalsh(H).flip(0).numpy()
+    with np.load(tmp_path / "spectrum.npz") as npz:
+        values, vectors = npz["eigenvalues"], npz["eigenvectors"]
+        assert npz["param_names"].tolist() == ["dense3.weight"]
+    assert values.shape == expected.shape == (model.dense3.weight.numel(),)
+    np.testing.assert_allclose(values, expected, rtol=0, atol=1e-10 * abs(expected).max())
+    assert vectors.shape == (len(values), 20)
+    np.testing.assert_allclose(H.numpy() @ vectors, vectors * values[:20], atol=1e-9 * abs(expected).max())
+    table = pd.read_csv(tmp_path / "spectrum.tsv", sep="\t")
+    assert table["converged"].all() and (table["block"] == "dense3.weight").all()
+
+
+def test_landscape_command_centre_is_the_checkpoints_loss(checkpoint):
+    tmp_path, model, x, y = checkpoint
+    spectrum_cli(tmp_path, "--params", "last_layer", "--dense", "--max-lanes", "64", "--top-k", "2", "--eigenvectors")
+    out = tmp_path / "landscape.tsv"
+    args = ["landscape", "--checkpoint", str(tmp_path / "final.pt"), "--data", str(tmp_path / "subset.pt")]
+    args += ["--out", str(out), "--eigenvectors", str(tmp_path / "spectrum.npz"), "--grid-points", "5"]
+    args += ["--extent", "0.2", "--batch-size", "16", "--random-params", "all", "--dtype", "float64"]
+    assert cli.main(args) == 0
+    table = pd.read_csv(out, sep="\t")
+    assert len(table) == 2 * 25 and table.groupby("direction").size().to_dict() == {"eigen": 25, "random": 25}
+    model = model.double().eval()
+    with torch.no_grad():
+        expected = torch.nn.functional.cross_entropy(model(x.double()), y).item()
+    centre = table[(table["c1"] == 0) & (table["c2"] == 0)]
+    assert len(centre) == 2
+    np.testing.assert_allclose(centre["loss"], expected, rtol=1e-12)
+    eigen, random = table[table["direction"] == "eigen"], table[table["direction"] == "random"]
+    assert set(eigen["space"]) == {"dense3.weight"} and set(random["space"]) == {"full"}
+    with np.load(tmp_path / "spectrum.npz") as npz:
+        np.testing.assert_allclose(eigen["lambda1"], npz["eigenvalues"][0])
+        np.testing.assert_allclose(eigen["lambda2"], npz["eigenvalues"][1])
+        np.testing.assert_allclose(eigen[["residual1", "residual2"]].iloc[0], npz["residuals"][:2])
+    assert random[["lambda1", "lambda2", "residual1", "residual2"]].isna().all().all()
+    assert (table["loss"] > 0).all() and table["accuracy"].between(0, 1).all()
+
+
+def test_landscape_command_refuses_eigen_directions_without_eigenvectors(checkpoint):
+    tmp_path, *_ = checkpoint
+    np.savez(tmp_path / "spectrum.npz", eigenvalues=np.ones(3), param_names=np.array(["dense3.weight"]))
+    args = ["landscape", "--checkpoint", str(tmp_path / "final.pt"), "--data", str(tmp_path / "subset.pt")]
+    args += ["--out", str(tmp_path / "landscape.tsv"), "--grid-points", "3"]
+    assert cli.main(args) == 2
+    assert cli.main(args + ["--eigenvectors", str(tmp_path / "spectrum.npz")]) == 2
+    assert not (tmp_path / "landscape.tsv").exists()
+
+
+def test_symlog_threshold_puts_every_nonzero_eigenvalue_on_the_log_part():
+    assert symlog_threshold(np.array([12.0, 0.5, 3e-3, -2e-2, 0.0])) == 1e-3
+    assert symlog_threshold(np.array([5.0, 4.0])) == 1.0
+    assert symlog_threshold(np.array([0.0, math.nan])) == 1.0
+    assert symlog_threshold(np.array([100.0, 1e-20])) == 1e-6  # at most 8 decades below the largest
+
+
+def fake_run(root, batch_size, seed=0, eigenvalues=None):
+    """A run directory with run.json, both spectrum tables and a landscape table, as the workflow writes them."""
+    key = f"large_batch/runs/tf_cnn/digits/bs{batch_size}/seed{seed}/sgd"
+    run_dir = root / key
+    run_dir.mkdir(parents=True)
+    run = {"key": key, "batch_size": batch_size, "seed": seed, "variant": "sgd"}
+    (run_dir / "run.json").write_text(json.dumps(run))
+    columns = ["epoch", "block", "quantity", "index", "value", "stderr", "residual", "converged", "products"]
+    for hessian, block, n in (("last_layer", "dense3.weight", 30), ("full", "full", 6)):
+        values = eigenvalues if eigenvalues is not None else np.geomspace(10.0, 0.01, n) * batch_size
+        with open(run_dir / spectrum_table(hessian), "w", newline="") as handle:
+            writer = csv.writer(handle, delimiter="\t")
+            writer.writerow(columns)
+            for i, value in enumerate(values, start=1):
+                writer.writerow([10, block, "eigenvalue", i, value, "nan", 1e-6, i < 5 or hessian != "full", 40])
+            writer.writerow([10, block, "trace", 0, 99.0, 0.1, "nan", True, 40])
+    coords = np.linspace(-0.3, 0.3, 5)
+    rows = [
+        {
+            "epoch": 10,
+            "direction": kind,
+            "space": "dense3.weight",
+            "i": i,
+            "j": j,
+            "c1": a,
+            "c2": b,
+            "loss": 0.1 + scale * a**2 + b**2,
+            "accuracy": 0.9,
+            "lambda1": 2 * scale if kind == "eigen" else math.nan,
+            "lambda2": 2.0 if kind == "eigen" else math.nan,
+        }
+        for kind, scale in (("eigen", 5.0), ("random", 1.0))
+        for i, a in enumerate(coords)
+        for j, b in enumerate(coords)
+    ]
+    pd.DataFrame(rows).to_csv(run_dir / LANDSCAPE_TABLE, sep="\t", index=False)
+    return run_dir
+
+
+def test_spectral_figure_and_its_table(tmp_path):
+    runs = [
+        fake_run(tmp_path, 16),
+        fake_run(tmp_path, 256),
+        fake_run(tmp_path, 256, seed=1, eigenvalues=[3.0, -0.5, 0.0, 1e-4]),
+    ]
+    figure, table = tmp_path / "hessian_spectral.png", tmp_path / "top.tsv"
+    args = ["plot-large-batch", "spectral", "--runs", *map(str, runs), "--hessians", "last_layer", "full"]
+    assert cli.main(args + ["--top-k", "20", "--out", str(figure), "--table", str(table)]) == 0
+    assert figure.stat().st_size > 10_000
+    plotted = pd.read_csv(table, sep="\t")
+    assert plotted.groupby(["batch_size", "hessian"]).size().to_dict() == {
+        (16, "full"): 6,
+        (16, "last_layer"): 20,
+        (256, "full"): 6 + 4,
+        (256, "last_layer"): 20 + 4,
+    }
+    assert (plotted["index"] <= 20).all() and not plotted["converged"].all()
+
+
+@pytest.mark.parametrize("kind", ["surface", "contour"])
+def test_surface_figure_has_a_row_per_run(tmp_path, kind):
+    runs = [fake_run(tmp_path, 256), fake_run(tmp_path, 256, seed=1)]
+    surface = tmp_path / "loss_surface_bs256.png"
+    args = ["plot-large-batch", "surface", "--runs", *map(str, runs), "--kind", kind, "--out", str(surface)]
+    assert cli.main(args) == 0
+    assert surface.stat().st_size > 10_000
+
+
+def planned_jobs(output: str) -> dict[str, int]:
+    return {rule: int(count) for rule, count in re.findall(r"^(\w+)\s+(\d+)$", output, flags=re.M) if rule != "total"}
+
+
+def only_large_batch(config: dict) -> dict:
+    for study in config["studies"]:
+        if study != "large_batch":
+            config["studies"][study]["enabled"] = False
+    return config
+
+
+def test_default_run_plans_one_spectrum_per_run_and_hessian(tmp_path, default_config):
+    config = only_large_batch(default_config)
+    result = snakemake(tmp_path, "-n", configfile=write_config(tmp_path / "config.yaml", config))
+    assert result.returncode == 0, result.stderr
+    runs = plan_runs(config, SCHEMA).values()
+    assert planned_jobs(result.stdout) == {
+        "train": len(runs),
+        "large_batch_spectrum": len(runs) * len(config["studies"]["large_batch"]["spectrum"]["hessians"]),
+        "large_batch_landscape": len(runs),
+        "large_batch_spectral_figure": 1,
+        "large_batch_surface_figure": len({run["batch_size"] for run in runs}),
+        "all": 1,
+    }
+
+
+@pytest.mark.slow
+def test_tiny_workflow_draws_every_figure(tmp_path):
+    config = only_large_batch(yaml.safe_load(TINY.read_text()))
+    result = snakemake(tmp_path, "--cores", "2", configfile=write_config(tmp_path / "tiny.yaml", config))
+    assert result.returncode == 0, result.stderr[-3000:]
+    figures = tmp_path / "results" / "figures" / "large_batch"
+    sizes = {run["batch_size"] for run in plan_runs(config, SCHEMA).values()}
+    names = ["hessian_spectral.png"] + [f"loss_surface_bs{size}.png" for size in sizes]
+    for name in names:
+        assert (figures / name).stat().st_size > 10_000, name
+    table = pd.read_csv(tmp_path / "results" / "tables" / "large_batch" / "top_eigenvalues.tsv", sep="\t")
+    top_k = config["studies"]["large_batch"]["spectrum"]["top_k"]
+    assert table.groupby(["batch_size", "hessian"]).size().eq(top_k).all()
+    landscape = next((tmp_path / "results" / "large_batch").rglob(LANDSCAPE_TABLE))
+    grid = config["studies"]["large_batch"]["landscape"]["grid_points"]
+    assert len(pd.read_csv(landscape, sep="\t")) == 2 * grid**2
