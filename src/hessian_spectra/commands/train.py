@@ -19,7 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> None:
     config = json.loads(args.run) if args.run else json.loads(open(args.run_file).read())
-    device, _slot = setup_runtime(args)
+    device, _slot = setup_runtime(args, exact=False)
     from hessian_spectra.train.loop import train_run
 
     train_run(config, args.out_dir, data_root=args.data_root, device=str(device))

@@ -1,0 +1,155 @@
+"""Study `sharpest_directions`: the trajectory command against the dense Hessian, the run grouping behind the grid
+and gamma figures, the sharpness table, torch-free figure commands, and the tiny workflow end to end (slow)."""
+
+import json
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import REPO, snakemake, write_config
+from hessian_spectra.plots import sharpest_directions as plots
+from hessian_spectra.runs import load_yaml, plan_runs
+
+SCHEMA = load_yaml(REPO / "workflow" / "schemas" / "config.schema.yaml")
+TINY = REPO / "tests" / "configs" / "tiny.yaml"
+FIGURES = ["spectrum_trajectory", "lr_grid", "bs_grid", "nsgd_gamma"]
+
+
+def plan(*entries, **defaults) -> list[dict]:
+    base = {"model": "simple_cnn_medium", "dataset": "digits", "batch_size": 32, "epochs": 2, "lr": 0.05,
+            "momentum": 0.0}
+    study = {"defaults": {**base, **defaults}, "runs": list(entries), "hessian_subset": {"size": 64}}
+    return list(plan_runs({"studies": {"sharpest_directions": study}}, SCHEMA).values())
+
+
+def fake_study(tmp_path, runs: list[dict], top_k: int = 3) -> list:
+    """Run directories with run.json, history.tsv and a trajectory.tsv of made-up eigenvalues."""
+    dirs = []
+    for r, run in enumerate(runs):
+        run_dir = tmp_path / run["key"]
+        run_dir.mkdir(parents=True)
+        (run_dir / "run.json").write_text(json.dumps(run))
+        epochs = range(run["epochs"] + 1)
+        pd.DataFrame({"epoch": epochs, "test_acc": [0.1 * e for e in epochs],
+                      "valid_acc": [0.2 * e for e in epochs]}).to_csv(run_dir / "history.tsv", sep="\t", index=False)
+        rows = [{"epoch": e, "block": "full", "quantity": "eigenvalue", "index": i,
+                 "value": (r + 1) * (e + 1) * 10.0 / i, "stderr": math.nan, "residual": 1e-6 * i,
+                 "converged": "false" if (e, i) == (1, 2) else "true", "products": 40}
+                for e in epochs for i in range(1, top_k + 1)]
+        pd.DataFrame(rows).to_csv(run_dir / "trajectory.tsv", sep="\t", index=False)
+        dirs.append(run_dir)
+    return dirs
+
+
+def test_trajectory_matches_the_dense_hessian_with_l2(tmp_path):
+    import torch
+
+    from hessian_spectra.checkpoint import model_from_checkpoint
+    from hessian_spectra.curvature import dense_hessian
+    from hessian_spectra.data import load_subset
+
+    (run,) = plan({"model": "mlp", "model_options": {"hidden": [6]}, "image_size": 4, "l2": 0.05})
+    out = tmp_path / "trajectory.tsv"
+    for command in (
+        ["train", "--run", json.dumps(run), "--out-dir", str(tmp_path)],
+        ["trajectory", "--run-dir", str(tmp_path), "--out", str(out), "--top-k", "3", "--tol", "1e-8",
+         "--max-steps", "300", "--batch-size", "50"],
+    ):
+        result = subprocess.run([sys.executable, "-m", "hessian_spectra", *command, "--threads", "1"],
+                                capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr
+    table = pd.read_csv(out, sep="\t")
+    assert sorted(table["epoch"].unique()) == [0, 1, 2]
+    assert (table.groupby("epoch")["index"].apply(list) == pd.Series({e: [1, 2, 3] for e in range(3)})).all()
+    assert table["converged"].all() and (table["residual"] < 1e-5 * table["value"]).all()
+    x, y, _ = load_subset(tmp_path / "hessian_subset.pt")
+    for epoch in range(3):
+        model = model_from_checkpoint(tmp_path / "checkpoints" / f"epoch_{epoch:04d}.pt").double()
+        hessian = dense_hessian(model, [(x.double(), y)]) + 0.05 * torch.eye(sum(p.numel() for p in model.parameters()),
+                                                                               dtype=torch.float64)
+        expected = np.sort(np.linalg.eigvalsh(hessian.numpy()))[::-1][:3]
+        got = table[table["epoch"] == epoch].sort_values("index")["value"].to_numpy()
+        np.testing.assert_allclose(got, expected, rtol=1e-4)
+
+
+def test_grid_and_gamma_groups_follow_the_config_rule():
+    runs = plan(
+        {"grid": {"lr": [0.01, 0.05, 0.1]}},
+        {"grid": {"batch_size": [16, 128]}},
+        {"optimizer": {"name": "nsgd", "kk": 3}, "grid": {"optimizer.gamma": [0.1, 5.0]}},
+        {"optimizer": {"name": "nsgd", "kk": 5, "gamma": 0.1}},
+        {"l2": 1e-3, "lr": 0.02},
+    )
+    table = pd.DataFrame([plots.run_row(run) for run in runs])
+    (lr_group,) = plots.grid_groups(table, "lr")
+    assert lr_group["lr"].tolist() == [0.01, 0.05, 0.1] and set(lr_group["batch_size"]) == {32}
+    (bs_group,) = plots.grid_groups(table, "batch_size")
+    assert bs_group["batch_size"].tolist() == [16, 32, 128] and set(bs_group["lr"]) == {0.05}
+    kk3, kk5 = sorted(plots.gamma_groups(table), key=lambda g: g["kk"].max())
+    assert kk3["gamma"].tolist() == [0.1, 1.0, 5.0]
+    assert kk3["optimizer"].tolist() == ["nsgd", "sgd", "nsgd"]
+    assert kk5["gamma"].tolist() == [0.1, 1.0] and kk5["kk"].max() == 5
+
+
+def test_sharpness_table_and_figures_from_tables(tmp_path):
+    runs = plan({"grid": {"lr": [0.01, 0.05]}}, {"optimizer": {"name": "nsgd", "kk": 2, "gamma": 0.1}})
+    tables = plots.load_study(fake_study(tmp_path / "runs", runs))
+    table = plots.sharpness_table(tables)
+    assert table["run"].tolist() == [run["key"] for run in runs]
+    first = table.iloc[0]
+    assert first["epoch"] == 2 and first["top_k"] == 3
+    assert first["lambda_max"] == pytest.approx(30.0)
+    assert first["frobenius_topk"] == pytest.approx(math.sqrt(30.0**2 + 15.0**2 + 10.0**2))
+    assert first["peak_epoch"] == 2 and first["topk_converged"] and first["final_valid_acc"] == pytest.approx(0.4)
+    assert tables.trajectories["converged"].sum() == len(tables.trajectories) - len(runs)
+    out = tmp_path / "figures"
+    plots.plot_spectrum_trajectory(tables, out / "spectrum_trajectory.png")
+    plots.plot_grid(tables, "lr", out / "lr_grid.png")
+    plots.plot_grid(tables, "batch_size", out / "bs_grid.png")
+    plots.plot_nsgd_gamma(tables, out / "nsgd_gamma.png")
+    assert all((out / f"{name}.png").stat().st_size > 5000 for name in FIGURES)
+
+
+def test_figure_and_table_commands_do_not_import_torch(tmp_path):
+    runs = plan({"grid": {"batch_size": [16, 32]}})
+    dirs = [str(d) for d in fake_study(tmp_path / "runs", runs)]
+    code = (
+        "import sys\nfrom hessian_spectra.cli import main\n"
+        f"assert main(['plot-sharpest-directions', '--run-dirs', *{dirs!r}, '--out-dir', {str(tmp_path)!r}]) == 0\n"
+        f"assert main(['sharpness-table', '--run-dirs', *{dirs!r}, '--out', {str(tmp_path / 't.csv')!r}]) == 0\n"
+        "assert 'torch' not in sys.modules, 'a figure command imported torch'\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert all((tmp_path / f"{name}.png").is_file() for name in FIGURES)
+    assert len(pd.read_csv(tmp_path / "t.csv")) == 2
+
+
+@pytest.mark.slow
+def test_tiny_workflow_produces_the_figures_and_table(tmp_path):
+    config = yaml.safe_load(TINY.read_text())
+    for study, section in config["studies"].items():
+        section["enabled"] = study == "sharpest_directions"
+    configfile = write_config(tmp_path / "tiny_sharpest.yaml", config)
+    targets = [f"results/figures/sharpest_directions/{name}.png" for name in FIGURES]
+    targets.append("results/figures/sharpest_directions/sharpness_table.csv")
+    result = snakemake(tmp_path, *targets, "--cores", "2", configfile=configfile)
+    assert result.returncode == 0, result.stderr
+    runs = plan_runs(config, SCHEMA)
+    for target in targets:
+        assert (tmp_path / target).stat().st_size > 0, target
+    table = pd.read_csv(tmp_path / targets[-1])
+    assert sorted(table["run"]) == sorted(runs)
+    assert table["lambda_max"].gt(0).all() and table["lambda_max_converged"].all()
+    for key in runs:
+        trajectory = pd.read_csv(tmp_path / "results" / key / "trajectory.tsv", sep="\t")
+        assert sorted(trajectory["epoch"].unique()) == [0, 1, 2]
+        assert set(trajectory["index"]) == {1, 2, 3}
+    nsgd = next(key for key, run in runs.items() if run["optimizer"]["name"] == "nsgd")
+    history = pd.read_csv(tmp_path / "results" / nsgd / "history.tsv", sep="\t")
+    assert history["nsgd_lambda1"].iloc[1:].gt(0).all() and "nsgd_residual2" in history
