@@ -1,1 +1,81 @@
-"""Study `init_chain_rule`: rules are added by its issue."""
+"""Study `init_chain_rule` (seed 003): ||H||_F of dense1 and the chain-rule split H = G + (H - G) over training,
+one tracking job per run over all its checkpoints, and one cheap job for all figures."""
+
+ICR_RUNS = runs_of(RUNS, "init_chain_rule")
+ICR_FIGURES = "results/figures/init_chain_rule"
+ICR_NO_SD = [
+    run["key"] for run in ICR_RUNS if run["model_options"].get("init_sd") is None
+]
+if ICR_NO_SD:
+    raise WorkflowError(
+        f"studies.init_chain_rule: run(s) {', '.join(ICR_NO_SD)} set no model_options.init_sd "
+        "(the study's figures are one per init sd)"
+    )
+# file names spell the sd as f"{sd:g}": init_sd_1e-05.png, init_sd_0.01.png, init_sd_1.png
+ICR_SD_FIGURES = [
+    f"{ICR_FIGURES}/init_sd_{sd:g}.png"
+    for sd in dict.fromkeys(run["model_options"]["init_sd"] for run in ICR_RUNS)
+]
+ICR_TERMS_FIGURE = f"{ICR_FIGURES}/chain_rule_terms.png"
+ICR_TABLE = "results/tables/init_chain_rule/chain_rule.tsv"
+if ICR_RUNS:
+    TARGETS["init_chain_rule"] = ICR_SD_FIGURES + [ICR_TERMS_FIGURE, ICR_TABLE]
+
+
+rule chain_rule_tracking:
+    input:
+        history=f"{RUN_DIR}/history.tsv",
+        subset=f"{RUN_DIR}/hessian_subset.pt",
+        run=f"{RUN_DIR}/run.json",
+    output:
+        f"{RUN_DIR}/chain_rule.tsv",
+    log:
+        f"{LOG_DIR}/chain_rule.log",
+    benchmark:
+        f"{BENCHMARK_DIR}/chain_rule.tsv"
+    wildcard_constraints:
+        study="init_chain_rule",
+    conda:
+        ENV
+    threads: config["threads"]
+    resources:
+        gpu=gpu_request,
+    params:
+        # every key of the `tracking` section is a flag of the command
+        tracking=lambda wildcards: " ".join(
+            f"--{key.replace('_', '-')} {value}"
+            for key, value in config["studies"]["init_chain_rule"]["tracking"].items()
+        ),
+        runtime=RUNTIME_FLAGS,
+    shell:
+        "hessian-spectra chain-rule --run-dir $(dirname {input.run}) --out {output} {params.tracking} "
+        "{params.runtime} --threads {threads} > {log} 2>&1"
+
+
+rule chain_rule_figures:
+    input:
+        tables=[f"{run_dir(run)}/chain_rule.tsv" for run in ICR_RUNS],
+    output:
+        sd_figures=[
+            report(
+                path,
+                caption="../report/init_chain_rule/init_sd.rst",
+                category="init_chain_rule",
+            )
+            for path in ICR_SD_FIGURES
+        ],
+        terms=report(
+            ICR_TERMS_FIGURE,
+            caption="../report/init_chain_rule/chain_rule_terms.rst",
+            category="init_chain_rule",
+        ),
+        table=ICR_TABLE,
+    log:
+        "results/logs/init_chain_rule/figures.log",
+    conda:
+        ENV
+    params:
+        out_dir=lambda wildcards, output: Path(output.terms).parent,
+    shell:
+        "hessian-spectra plot-init-chain-rule --tables {input.tables} --out-dir {params.out_dir} "
+        "--table {output.table} > {log} 2>&1"

@@ -1,0 +1,108 @@
+"""``hessian-spectra chain-rule``: loss, ||H||_F and the Hessian chain-rule split at every checkpoint of a run.
+
+One job per run: loops over ``checkpoints/epoch_NNNN.pt`` (epoch 0 = init) on the run's Hessian subset and writes
+one long table (run, sd, activation, epoch, step, block, quantity, index, value, stderr, residual, converged,
+products) atomically at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import math
+from pathlib import Path
+
+from hessian_spectra.atomic import atomic_write
+from hessian_spectra.runtime import add_runtime_arguments, setup_runtime
+
+log = logging.getLogger(__name__)
+
+RUN_COLUMNS = ("run", "sd", "activation", "epoch", "step")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--run-dir", required=True, help="a trained run (run.json, hessian_subset.pt, checkpoints/)")
+    parser.add_argument("--out", required=True, help="output table (TSV, long format)")
+    parser.add_argument("--block", default="dense1.weight", help="parameter whose Hessian block is tracked")
+    parser.add_argument("--frobenius-probes", type=int, default=30, help="Gaussian probes per Frobenius norm (30)")
+    parser.add_argument("--top-k", type=int, default=1, help="top eigenvalues of H, G and H - G (1)")
+    parser.add_argument("--tol", type=float, default=1e-4, help="Lanczos relative Ritz residual tolerance (1e-4)")
+    parser.add_argument("--max-steps", type=int, default=100, help="Lanczos steps at most (100)")
+    parser.add_argument("--batch-size", type=int, default=1024, help="samples per product batch (1024)")
+    parser.add_argument("--seed", type=int, default=0, help="seeds the probes (the same at every checkpoint)")
+    add_runtime_arguments(parser)
+
+
+def _cell(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return "nan" if math.isnan(value) else repr(value)
+    if value is None:
+        return ""
+    return str(value)
+
+
+def _write_table(path: str, rows: list[dict], columns: tuple[str, ...]) -> None:
+    def write(tmp: str) -> None:
+        with open(tmp, "w", newline="") as handle:
+            writer = csv.writer(handle, delimiter="\t", lineterminator="\n")
+            writer.writerow(columns)
+            writer.writerows([_cell(row[column]) for column in columns] for row in rows)
+
+    atomic_write(path, write)
+
+
+def run(args: argparse.Namespace) -> None:
+    device, _slot = setup_runtime(args)
+    from hessian_spectra.chain_rule import COLUMNS, TrackingRequest, block_label, track_checkpoint
+    from hessian_spectra.checkpoint import load_checkpoint, model_from_checkpoint
+    from hessian_spectra.curvature import make_batches
+    from hessian_spectra.data import load_subset
+
+    run_dir = Path(args.run_dir)
+    run_cfg = json.loads((run_dir / "run.json").read_text())
+    paths = [run_dir / "checkpoints" / f"epoch_{epoch:04d}.pt" for epoch in range(run_cfg["epochs"] + 1)]
+    missing = [str(path) for path in paths if not path.is_file()]
+    if missing:
+        raise FileNotFoundError(f"run {run_cfg['key']} lacks checkpoints: {', '.join(missing)}")
+    x, y, _meta = load_subset(run_dir / "hessian_subset.pt")
+    batches = make_batches(x.to(device), y.to(device), args.batch_size)
+    request = TrackingRequest(
+        block=args.block,
+        frobenius_probes=args.frobenius_probes,
+        top_k=args.top_k,
+        tol=args.tol,
+        max_steps=args.max_steps,
+        seed=args.seed,
+    )
+    options = run_cfg["model_options"]
+    labels = {"run": run_cfg["key"], "sd": options.get("init_sd"), "activation": options.get("activation", "relu")}
+    block = block_label(args.block)
+    rows = []
+    for epoch, path in enumerate(paths):
+        ckpt = load_checkpoint(path)
+        model = model_from_checkpoint(ckpt, map_location=device)
+        step = int(ckpt["trainer"]["history"][-1]["steps"])
+        found = track_checkpoint(model, batches, request, l2=run_cfg["l2"], check_determinism=epoch == 0)
+        rows += [{**labels, "epoch": epoch, "step": step, **row} for row in found]
+        value = {(r["block"], r["quantity"]): r["value"] for r in found if r["index"] == 0}
+        log.info(
+            "epoch %d step %d: loss %.4g, %s ||H||_F %.4g ||G||_F %.4g ||H-G||_F %.4g; full ||H-G||_F/||G||_F %.3g",
+            epoch,
+            step,
+            value[("full", "loss")],
+            block,
+            value[(block, "frobenius_H")],
+            value[(block, "frobenius_G")],
+            value[(block, "frobenius_H_minus_G")],
+            value[("full", "frobenius_H_minus_G")] / value[("full", "frobenius_G")],
+        )
+        unconverged = [f"{r['block']} {r['quantity']}" for r in found if not r["converged"]]
+        if unconverged:
+            log.warning(
+                "epoch %d: not converged in %d Lanczos steps: %s", epoch, args.max_steps, ", ".join(unconverged)
+            )
+    _write_table(args.out, rows, RUN_COLUMNS + COLUMNS)

@@ -1,0 +1,173 @@
+"""Figures of study ``init_chain_rule`` (seed 003), read from the ``chain-rule`` tables of its runs.
+
+``init_sd_figure``: loss and ||H||_F of the tracked block against step for one init sd (the source's twin-axes
+plot, one line per activation on each axis). ``chain_rule_terms_figure``: ||G||_F, ||H - G||_F and their ratio
+against step, per init sd, for the tracked block and the full Hessian.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib.lines import Line2D
+
+FULL = "full"
+NORM = r"\|{}\|_F"
+
+
+def read_tables(paths: Iterable[str | Path]) -> pd.DataFrame:
+    """The runs' tables, concatenated (one row per run x step x block x quantity x index)."""
+    table = pd.concat([pd.read_csv(path, sep="\t") for path in paths], ignore_index=True)
+    if table.empty:
+        raise ValueError("the chain-rule tables hold no rows")
+    if table["sd"].isna().any():
+        raise ValueError("a run has no init sd (model_options.init_sd): the figures are one per init sd")
+    return table
+
+
+def sd_label(sd: float) -> str:
+    """How an init sd appears in file names and titles (``1e-05``, ``0.01``, ``1``)."""
+    return f"{sd:g}"
+
+
+def tracked_block(table: pd.DataFrame) -> str:
+    """The one block besides the full Hessian that the tables track."""
+    blocks = sorted(set(table["block"]) - {FULL})
+    if len(blocks) != 1:
+        raise ValueError(f"expected one tracked block besides {FULL!r}, found {blocks}")
+    return blocks[0]
+
+
+def run_labels(table: pd.DataFrame) -> dict[str, str]:
+    """Legend label of every run: its activation, plus its run key where several runs share an sd and activation."""
+    runs = table.drop_duplicates("run").set_index("run")
+    shared = runs.duplicated(["sd", "activation"], keep=False)
+    return {run: f"{row.activation} ({run})" if shared[run] else str(row.activation) for run, row in runs.iterrows()}
+
+
+def _colors(labels: Sequence[str]) -> dict[str, tuple]:
+    palette = sns.color_palette("colorblind", n_colors=max(len(labels), 1))
+    return {label: palette[i] for i, label in enumerate(sorted(labels))}
+
+
+def _series(table: pd.DataFrame, run: str, block: str, quantity: str) -> pd.DataFrame:
+    rows = table[(table["run"] == run) & (table["block"] == block) & (table["quantity"] == quantity)]
+    return rows.sort_values("step")
+
+
+def _band(ax: plt.Axes, rows: pd.DataFrame, color) -> None:
+    low, high = rows["value"] - rows["stderr"], rows["value"] + rows["stderr"]
+    ax.fill_between(rows["step"], low, high, color=color, alpha=0.15, linewidth=0)
+
+
+def _spans_decades(values: np.ndarray) -> bool:
+    positive = values[values > 0]
+    return len(positive) > 0 and positive.max() > 30 * positive.min()
+
+
+def init_sd_figure(table: pd.DataFrame, sd: float) -> plt.Figure:
+    """Twin axes: loss on the Hessian subset (left, solid) and ||H||_F of the tracked block (right, dashed, with
+    its standard error) against training step, one colour per activation."""
+    block = tracked_block(table)
+    labels = run_labels(table)
+    colors = _colors(list(set(labels.values())))
+    runs = [run for run in labels if table.loc[table["run"] == run, "sd"].iloc[0] == sd]
+    fig, ax_loss = plt.subplots(figsize=(7.5, 4.5))
+    ax_h = ax_loss.twinx()
+    ax_h.grid(False)
+    norms = []
+    for run in runs:
+        color = colors[labels[run]]
+        loss = _series(table, run, FULL, "loss")
+        ax_loss.plot(loss["step"], loss["value"], color=color, marker="o", markersize=3, label=f"loss, {labels[run]}")
+        norm = _series(table, run, block, "frobenius_H")
+        ax_h.plot(
+            norm["step"],
+            norm["value"],
+            color=color,
+            linestyle="--",
+            marker="s",
+            markersize=3,
+            label=f"${NORM.format('H')}$ {block}, {labels[run]}",
+        )
+        _band(ax_h, norm, color)
+        norms.append(norm["value"].to_numpy())
+    if norms and _spans_decades(np.concatenate(norms)):
+        ax_h.set_yscale("log")
+    ax_loss.set_xlabel("training step")
+    ax_loss.set_ylabel("loss on the Hessian subset (solid)")
+    ax_h.set_ylabel(f"${NORM.format('H')}$ of the {block} block (dashed)")
+    ax_loss.set_title(f"init sd of {block} = {sd_label(sd)}")
+    handles = ax_loss.get_legend_handles_labels()[0] + ax_h.get_legend_handles_labels()[0]
+    ax_loss.legend(handles=handles, loc="best", fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
+def _zero_note(ax: plt.Axes, what: str, names: list[str]) -> None:
+    """Name the lines that are exactly zero, which a log axis cannot draw."""
+    if names:
+        ax.text(
+            0.02,
+            0.03,
+            f"{what} = 0 exactly (not drawn): {', '.join(names)}",
+            transform=ax.transAxes,
+            fontsize="x-small",
+            va="bottom",
+            bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8},
+        )
+
+
+def chain_rule_terms_figure(table: pd.DataFrame) -> plt.Figure:
+    """Columns: init sd. Rows: ||G||_F (solid) and ||H - G||_F (dashed) of the tracked block, the same for the full
+    Hessian, and the ratio ||H - G||_F / ||G||_F (solid: tracked block, dotted: full). One colour per activation."""
+    block = tracked_block(table)
+    labels = run_labels(table)
+    colors = _colors(list(set(labels.values())))
+    sds = sorted(table["sd"].unique())
+    fig, axes = plt.subplots(3, len(sds), figsize=(4.3 * len(sds), 10), sharex=True, squeeze=False)
+    for col, sd in enumerate(sds):
+        runs = [run for run in labels if table.loc[table["run"] == run, "sd"].iloc[0] == sd]
+        ratio_ax, ratio_zero = axes[2, col], []
+        for row, which in enumerate((block, FULL)):
+            ax, zero = axes[row, col], []
+            for run in runs:
+                color = colors[labels[run]]
+                ggn = _series(table, run, which, "frobenius_G")
+                term = _series(table, run, which, "frobenius_H_minus_G")
+                for rows, style in ((ggn, "-"), (term, "--")):
+                    ax.plot(rows["step"], rows["value"].where(rows["value"] > 0), color=color, linestyle=style)
+                    _band(ax, rows, color)
+                if not (term["value"] > 0).any():
+                    zero.append(labels[run])
+                ratio = term["value"].to_numpy() / ggn["value"].to_numpy()
+                ratio_ax.plot(
+                    ggn["step"], np.where(ratio > 0, ratio, np.nan), color=color, linestyle="-" if row == 0 else ":"
+                )
+                if not (ratio > 0).any():
+                    ratio_zero.append(f"{labels[run]} ({which})")
+            ax.set_yscale("log")
+            _zero_note(ax, f"${NORM.format('H-G')}$", zero)
+            ax.set_title(f"sd = {sd_label(sd)}: {'full Hessian' if which == FULL else block + ' block'}")
+            if col == 0:
+                ax.set_ylabel("Frobenius norm")
+        ratio_ax.set_yscale("log")
+        _zero_note(ratio_ax, "ratio", ratio_zero)
+        ratio_ax.set_title(f"sd = {sd_label(sd)}: ratio")
+        ratio_ax.set_xlabel("training step")
+        if col == 0:
+            ratio_ax.set_ylabel(f"${NORM.format('H-G')} / {NORM.format('G')}$")
+    handles = [Line2D([], [], color=colors[label], label=label) for label in sorted(colors)]
+    handles += [
+        Line2D([], [], color="black", linestyle="-", label=f"${NORM.format('G')}$ (Gauss-Newton) / ratio of {block}"),
+        Line2D([], [], color="black", linestyle="--", label=f"${NORM.format('H-G')}$ (curvature term)"),
+        Line2D([], [], color="black", linestyle=":", label="ratio of the full Hessian"),
+    ]
+    fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 4), fontsize="small", frameon=False)
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    return fig

@@ -1,0 +1,183 @@
+"""Study init_chain_rule end to end: the chain-rule command on trained runs, the torch-free figures, the plan of the
+default run, and (slow) the tiny workflow."""
+
+import re
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+from conftest import REPO, snakemake, write_config
+from hessian_spectra import cli
+from hessian_spectra.chain_rule import COLUMNS, TERMS
+from hessian_spectra.commands.chain_rule import RUN_COLUMNS
+from hessian_spectra.models import build_model
+from hessian_spectra.runs import load_yaml, plan_runs
+from hessian_spectra.train.loop import train_run
+
+SCHEMA = load_yaml(REPO / "workflow" / "schemas" / "config.schema.yaml")
+TINY = REPO / "tests" / "configs" / "tiny.yaml"
+STEPS, EPOCHS = 3, 2
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def test_tracked_block_default_is_a_parameter_of_the_mlp():
+    block = SCHEMA["$defs"]["init_chain_rule"]["properties"]["tracking"]["properties"]["block"]["default"]
+    assert block in dict(build_model("mlp", 1, 28, 10).named_parameters())
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """Two tiny trained runs (relu at sd 0.01, tanh at sd 1) on 8x8 digits, and their chain-rule tables."""
+    root = tmp_path_factory.mktemp("runs")
+    study = {
+        "defaults": {
+            "model": "mlp",
+            "dataset": "digits",
+            "image_size": 8,
+            "batch_size": 32,
+            "lr": 0.01,
+            "momentum": 0.0,
+            "epochs": EPOCHS,
+            "steps_per_epoch": STEPS,
+        },
+        "runs": [
+            {"model_options": {"init_sd": 0.01, "activation": "relu"}},
+            {"model_options": {"init_sd": 1.0, "activation": "tanh"}},
+        ],
+        "hessian_subset": {"size": 64},
+    }
+    runs = list(plan_runs({"studies": {"init_chain_rule": study}}, SCHEMA).values())
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    tables = []
+    try:
+        for run in runs:
+            run_dir = root / run["key"]
+            train_run(run, run_dir)
+            table = run_dir / "chain_rule.tsv"
+            args = [
+                "chain-rule",
+                "--run-dir",
+                str(run_dir),
+                "--out",
+                str(table),
+                "--frobenius-probes",
+                "4",
+                "--max-steps",
+                "40",
+                "--batch-size",
+                "40",
+            ]
+            assert cli.main(args) == 0
+            tables.append(table)
+    finally:
+        torch.set_num_threads(threads)
+    return runs, tables
+
+
+def test_chain_rule_table_has_every_quantity_at_every_checkpoint(trained):
+    runs, tables = trained
+    for run, path in zip(runs, tables):
+        table = pd.read_csv(path, sep="\t")
+        assert tuple(table.columns) == RUN_COLUMNS + COLUMNS
+        assert set(table["run"]) == {run["key"]}
+        assert set(table["sd"]) == {run["model_options"]["init_sd"]}
+        assert set(table["activation"]) == {run["model_options"]["activation"]}
+        per_step = table.groupby(["epoch", "step"]).size()
+        assert per_step.index.tolist() == [(epoch, epoch * STEPS) for epoch in range(EPOCHS + 1)]
+        assert per_step.eq(1 + 2 * 2 * len(TERMS)).all()  # loss + 2 blocks x (norm + top-1) x terms
+        assert set(table["block"]) == {"dense1", "full"}
+        assert table["converged"].all() and (table.loc[table["quantity"] == "loss", "value"] > 0).all()
+
+
+def test_relu_first_layer_curvature_term_is_exactly_zero_and_tanh_is_not(trained):
+    relu, tanh = (pd.read_csv(path, sep="\t") for path in trained[1])
+    for table, zero in ((relu, True), (tanh, False)):
+        for quantity in ("frobenius_H_minus_G", "top_eig_H_minus_G"):
+            values = table.loc[(table["block"] == "dense1") & (table["quantity"] == quantity), "value"]
+            assert (values.eq(0) if zero else values.abs() > 0).all(), quantity
+        full = table.loc[(table["block"] == "full") & (table["quantity"] == "frobenius_H_minus_G"), "value"]
+        assert (full > 0).all()
+
+
+def test_missing_checkpoint_is_an_error(trained, tmp_path):
+    runs, tables = trained
+    run_dir = tables[0].parent
+    (run_dir / "checkpoints" / "epoch_0001.pt").rename(tmp_path / "epoch_0001.pt")
+    try:
+        assert cli.main(["chain-rule", "--run-dir", str(run_dir), "--out", str(tmp_path / "t.tsv")]) == 2
+    finally:
+        (tmp_path / "epoch_0001.pt").rename(run_dir / "checkpoints" / "epoch_0001.pt")
+    assert not (tmp_path / "t.tsv").exists()
+
+
+def test_figures_are_drawn_without_torch(trained, tmp_path):
+    tables = [str(path) for path in trained[1]]
+    args = [
+        "plot-init-chain-rule",
+        "--tables",
+        *tables,
+        "--out-dir",
+        str(tmp_path),
+        "--table",
+        str(tmp_path / "all.tsv"),
+    ]
+    code = (
+        f"import sys; from hessian_spectra import cli; rc = cli.main({args!r}); "
+        "assert 'torch' not in sys.modules, 'the plot command imported torch'; sys.exit(rc)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    for name in ("init_sd_0.01.png", "init_sd_1.png", "chain_rule_terms.png"):
+        data = (tmp_path / name).read_bytes()
+        assert data.startswith(PNG) and len(data) > 10_000, name
+    combined = pd.read_csv(tmp_path / "all.tsv", sep="\t")
+    assert len(combined) == sum(len(pd.read_csv(path, sep="\t")) for path in tables)
+
+
+def only_init_chain_rule(config: dict) -> dict:
+    for study, section in config["studies"].items():
+        section["enabled"] = study == "init_chain_rule"
+    return config
+
+
+def planned_jobs(output: str) -> dict[str, int]:
+    return {rule: int(count) for rule, count in re.findall(r"^(\w+)\s+(\d+)$", output, flags=re.M) if rule != "total"}
+
+
+def test_default_run_plans_one_tracking_job_per_run(tmp_path, default_config):
+    configfile = write_config(tmp_path / "config.yaml", only_init_chain_rule(default_config))
+    result = snakemake(tmp_path, "-n", configfile=configfile)
+    assert result.returncode == 0, result.stderr
+    assert planned_jobs(result.stdout) == {"train": 6, "chain_rule_tracking": 6, "chain_rule_figures": 1, "all": 1}
+    figures = "results/figures/init_chain_rule"
+    for name in ("init_sd_1e-05.png", "init_sd_0.01.png", "init_sd_1.png", "chain_rule_terms.png"):
+        assert f"{figures}/{name}" in result.stdout
+    one = snakemake(tmp_path, "-n", f"{figures}/init_sd_1e-05.png", configfile=configfile)
+    assert one.returncode == 0, one.stderr
+    assert planned_jobs(one.stdout) == {"train": 6, "chain_rule_tracking": 6, "chain_rule_figures": 1}
+
+
+def test_run_without_init_sd_stops_the_workflow(tmp_path, default_config):
+    config = only_init_chain_rule(default_config)
+    config["studies"]["init_chain_rule"]["runs"] = [{"model_options": {"activation": "relu"}}]
+    result = snakemake(tmp_path, "-n", configfile=write_config(tmp_path / "config.yaml", config))
+    assert result.returncode != 0
+    assert "set no model_options.init_sd" in result.stdout + result.stderr
+
+
+@pytest.mark.slow
+def test_tiny_workflow_draws_every_figure(tmp_path):
+    config = only_init_chain_rule(yaml.safe_load(TINY.read_text()))
+    result = snakemake(tmp_path, "--cores", "2", configfile=write_config(tmp_path / "tiny.yaml", config))
+    assert result.returncode == 0, result.stderr[-3000:]
+    sds = [f"{run['model_options']['init_sd']:g}" for run in config["studies"]["init_chain_rule"]["runs"]]
+    for name in [f"init_sd_{sd}.png" for sd in sds] + ["chain_rule_terms.png"]:
+        data = (tmp_path / "results" / "figures" / "init_chain_rule" / name).read_bytes()
+        assert data.startswith(PNG) and len(data) > 10_000, name
+    table = pd.read_csv(tmp_path / "results" / "tables" / "init_chain_rule" / "chain_rule.tsv", sep="\t")
+    assert table["run"].nunique() == len(sds) and set(table["block"]) == {"dense1", "full"}
