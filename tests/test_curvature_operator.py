@@ -256,3 +256,20 @@ def test_rejects_bad_arguments():
 def test_image_cnn_case_has_batchnorm():
     assert any(isinstance(m, nn.BatchNorm2d) for m in cnn().modules())
     assert [len(x) for x, _ in image_data()] == [16, 16, 5]
+
+
+def test_double_backward_handles_gradients_constant_in_a_parameter():
+    """A loss linear in the outputs has a constant bias gradient; double-backward must treat it as zero curvature."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 6), nn.Tanh(), nn.Linear(6, 3)).double()
+    x, y = torch.randn(10, 4, dtype=torch.float64), torch.randint(0, 3, (10,))
+    weights = torch.randn(10, 3, dtype=torch.float64)
+
+    def linear_in_outputs(out, target):
+        return (out * weights[: len(out)]).sum(1).mean()
+
+    data = [(x, y)]
+    forward = CurvatureOperator(model, data, loss_fn=linear_in_outputs, mode="forward")
+    backward = CurvatureOperator(model, data, loss_fn=linear_in_outputs, mode="double_backward")
+    V = torch.randn(forward.shape[0], 3, dtype=torch.float64)
+    torch.testing.assert_close(backward.matmat(V), forward.matmat(V), rtol=1e-10, atol=1e-12)

@@ -29,6 +29,23 @@ class NondeterminismError(RuntimeError):
     """Two evaluations that must agree did not: curvature products would be meaningless."""
 
 
+def _grad_of_dot(outputs: Sequence[Tensor], vectors: Sequence[Tensor], inputs: Sequence[Tensor]) -> list[Tensor]:
+    """d/d(inputs) of sum_i <outputs_i, vectors_i>; outputs that do not depend on the inputs contribute zero."""
+    live = [i for i, out in enumerate(outputs) if out.requires_grad]
+    if not live:
+        return [torch.zeros_like(x) for x in inputs]
+    return list(
+        torch.autograd.grad(
+            [outputs[i] for i in live],
+            inputs,
+            [vectors[i] for i in live],
+            retain_graph=True,
+            allow_unused=True,
+            materialize_grads=True,
+        )
+    )
+
+
 class Operator:
     """A symmetric linear map on float64 vectors, applied to several vectors at once.
 
@@ -285,7 +302,7 @@ class CurvatureOperator(Operator):
                 g = torch.autograd.grad(self.loss_fn(z, y), leaves, create_graph=True, materialize_grads=True)
                 for i in range(T.shape[0]):
                     t = [tangents[name][i] for name in self.param_names]
-                    results.append(torch.autograd.grad(g, leaves, t, retain_graph=True, materialize_grads=True))
+                    results.append(_grad_of_dot(g, t, leaves))
             else:
                 u = torch.zeros_like(z, requires_grad=True)
                 jtu = torch.autograd.grad(z, leaves, u, create_graph=True, materialize_grads=True)
@@ -293,7 +310,7 @@ class CurvatureOperator(Operator):
                 gz = torch.autograd.grad(self.loss_fn(zd, y), zd, create_graph=True)[0]
                 for i in range(T.shape[0]):
                     t = [tangents[name][i] for name in self.param_names]
-                    jv = torch.autograd.grad(jtu, u, t, retain_graph=True)[0]
+                    jv = _grad_of_dot(jtu, t, [u])[0]
                     hjv = torch.autograd.grad(gz, zd, jv, retain_graph=True)[0]
                     results.append(torch.autograd.grad(z, leaves, hjv, retain_graph=True, materialize_grads=True))
         return torch.stack([torch.cat([r.reshape(-1) for r in res]) for res in results])
