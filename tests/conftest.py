@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
@@ -17,6 +18,12 @@ def snakemake(workdir: Path, *args: str, configfile: Path | None = None, timeout
     if configfile is not None:  # last: --configfile takes several values and would swallow targets
         command += ["--configfile", str(configfile)]
     return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def one_torch_thread():
+    """In-process tests use one torch thread: subprocess tests and the other thread share two cores anyway."""
+    torch.set_num_threads(1)
 
 
 def write_config(path: Path, config: dict) -> Path:
