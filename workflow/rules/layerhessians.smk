@@ -1,1 +1,186 @@
-"""Study `layerhessians`: rules are added by its issue."""
+"""Study `layerhessians` (seed 004): full and layer-block spectra after every epoch, their distances, figures.
+
+Figures are named by `{model}_{dataset}` and the 1-based layer-block index (known from the model catalogue
+without torch), so two runs of this study with the same model and dataset are refused at parse time.
+"""
+
+from hessian_spectra.models.catalog import NUM_LAYER_BLOCKS
+
+LAYERHESSIANS = config["studies"].get("layerhessians", {})
+LH_RUNS = runs_of(RUNS, "layerhessians")
+LH_FIGURES = "results/figures/layerhessians"
+LH_TABLE = "results/layerhessians/matching.tsv"
+LH_SPECTRA = f"{RUN_DIR}/layer_spectra"
+
+# figure name `{model}_{dataset}` and label `<model>/<dataset>` -> run; spectrum files of every epoch
+# (0 = initial weights) per run key
+LH_BY_NAME = {}
+LH_BY_LABEL = {}
+LH_SPECTRUM_FILES = {}
+for _run in LH_RUNS:
+    _name = f"{_run['model']}_{_run['dataset']}"
+    if _name in LH_BY_NAME:
+        raise WorkflowError(
+            f"invalid config: studies.layerhessians: results/{LH_BY_NAME[_name]['key']} and "
+            f"results/{_run['key']} have the same model and dataset, and this study's figures are named by "
+            "those two; keep one of them (run the other with its own config)"
+        )
+    LH_BY_NAME[_name] = _run
+    LH_BY_LABEL[f"{_run['model']}/{_run['dataset']}"] = _run
+    LH_SPECTRUM_FILES[_run["key"]] = [
+        f"{LH_SPECTRA.format(**_run)}/epoch_{epoch:04d}.npz"
+        for epoch in range(_run["epochs"] + 1)
+    ]
+
+# peak-epoch overrides name a run as `<model>/<dataset>` and one of its epochs
+for _label, _epoch in (
+    LAYERHESSIANS["matching"]["peak_epoch"] if LH_RUNS else {}
+).items():
+    _run = LH_BY_LABEL.get(_label)
+    if _run is None:
+        raise WorkflowError(
+            f"invalid config: studies.layerhessians.matching.peak_epoch.{_label}: no such run "
+            f"(runs: {', '.join(LH_BY_LABEL)})"
+        )
+    if _epoch > _run["epochs"]:
+        raise WorkflowError(
+            f"invalid config: studies.layerhessians.matching.peak_epoch.{_label}: epoch {_epoch} is past "
+            f"the run's last epoch {_run['epochs']}"
+        )
+
+LH_SPECTRUM_FLAGS = (
+    (
+        "--density-steps {lanczos_steps} --density-probes {probes} --grid-points {grid_points} "
+        "--sigma-rel {sigma_rel} --top-k {top_k} --tol {tol} --max-steps {max_steps} --batch-size {batch_size}"
+    ).format(**LAYERHESSIANS["spectrum"])
+    if LH_RUNS
+    else ""
+)
+LH_MATCH_FLAGS = (
+    " ".join(
+        [f"--first-epoch {LAYERHESSIANS['matching']['first_epoch']}"]
+        + (
+            [f"--eps {LAYERHESSIANS['matching']['eps']}"]
+            if LAYERHESSIANS["matching"]["eps"] is not None
+            else []
+        )
+        + [
+            f"--peak-epoch {label}={epoch}"
+            for label, epoch in LAYERHESSIANS["matching"]["peak_epoch"].items()
+        ]
+        + [
+            f"--run {run_dir(run)}/run.json {' '.join(LH_SPECTRUM_FILES[run['key']])}"
+            for run in LH_RUNS
+        ]
+    )
+    if LH_RUNS
+    else ""
+)
+
+TARGETS["layerhessians"] = (
+    [f"{LH_FIGURES}/match_distros_{kind}.png" for kind in ("wasserstein", "peak")]
+    + [
+        f"{LH_FIGURES}/training_eigvals_epochwise_{name}_{layer}.png"
+        for name, run in LH_BY_NAME.items()
+        for layer in range(1, NUM_LAYER_BLOCKS[run["model"]] + 1)
+    ]
+    if LH_RUNS
+    else []
+)
+
+
+localrules:
+    layerhessians_match,
+    layerhessians_epochwise_figure,
+    layerhessians_match_figure,
+
+
+rule layerhessians_spectrum:
+    input:
+        history=f"{RUN_DIR}/history.tsv",
+        subset=f"{RUN_DIR}/hessian_subset.pt",
+    output:
+        table=f"{LH_SPECTRA}/epoch_{{epoch}}.tsv",
+        npz=f"{LH_SPECTRA}/epoch_{{epoch}}.npz",
+    log:
+        f"{LOG_DIR}/layer_spectra/epoch_{{epoch}}.log",
+    benchmark:
+        f"{BENCHMARK_DIR}/layer_spectra/epoch_{{epoch}}.tsv"
+    wildcard_constraints:
+        study="layerhessians",
+    group:
+        "spectra_{model}_{dataset}_bs{batch_size}_seed{seed}_{variant}"
+    conda:
+        ENV
+    threads: config["threads"]
+    resources:
+        gpu=gpu_request,
+    params:
+        checkpoint=lambda wildcards: f"{run_dir(run_of(wildcards))}/checkpoints/epoch_{wildcards.epoch}.pt",
+        seed=lambda wildcards: run_of(wildcards)["seed"],
+        settings=LH_SPECTRUM_FLAGS,
+        runtime=RUNTIME_FLAGS,
+    shell:
+        "hessian-spectra spectrum --checkpoint {params.checkpoint} --data {input.subset} "
+        "--out {output.table} --npz {output.npz} --layers {params.settings} --seed {params.seed} "
+        "{params.runtime} --threads {threads} > {log} 2>&1"
+
+
+rule layerhessians_match:
+    input:
+        runs=[f"{run_dir(run)}/run.json" for run in LH_RUNS],
+        spectra=[path for run in LH_RUNS for path in LH_SPECTRUM_FILES[run["key"]]],
+    output:
+        LH_TABLE,
+    log:
+        "results/logs/layerhessians/match.log",
+    conda:
+        ENV
+    params:
+        settings=LH_MATCH_FLAGS,
+    shell:
+        "hessian-spectra match {params.settings} --out {output} > {log} 2>&1"
+
+
+rule layerhessians_epochwise_figure:
+    input:
+        run=lambda wildcards: f"{run_dir(LH_BY_NAME[wildcards.name])}/run.json",
+        spectra=lambda wildcards: LH_SPECTRUM_FILES[LH_BY_NAME[wildcards.name]["key"]],
+    output:
+        report(
+            f"{LH_FIGURES}/training_eigvals_epochwise_{{name}}_{{layer}}.png",
+            caption="../report/layerhessians/epochwise.rst",
+            category="layerhessians",
+            subcategory="{name}",
+        ),
+    log:
+        "results/logs/layerhessians/figures/training_eigvals_epochwise_{name}_{layer}.log",
+    wildcard_constraints:
+        name="|".join(LH_BY_NAME),
+        layer=r"\d+",
+    conda:
+        ENV
+    shell:
+        "hessian-spectra plot-layerhessians epochwise --run-json {input.run} --spectra {input.spectra} "
+        "--layer {wildcards.layer} --out {output} > {log} 2>&1"
+
+
+rule layerhessians_match_figure:
+    input:
+        LH_TABLE,
+    output:
+        report(
+            f"{LH_FIGURES}/match_distros_{{kind}}.png",
+            caption="../report/layerhessians/match_distros.rst",
+            category="layerhessians",
+            subcategory="matching",
+        ),
+    log:
+        "results/logs/layerhessians/figures/match_distros_{kind}.log",
+    wildcard_constraints:
+        kind="wasserstein|peak",
+    conda:
+        ENV
+    shell:
+        "hessian-spectra plot-layerhessians match-distros --table {input} --kind {wildcards.kind} "
+        "--out {output} > {log} 2>&1"

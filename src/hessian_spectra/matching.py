@@ -1,0 +1,250 @@
+"""How well each layer block's Hessian spectrum matches the full Hessian's (LayerHessians, seed 004).
+
+Two distances per run, layer and epoch: the source's (its log-density vectors compared as samples, the
+eigenvalue axis ignored) and the Wasserstein-1 distance between the two spectral measures on the eigenvalue
+axis, each measure divided by its own spectral radius. Torch-free (numpy, scipy, pandas): it reads the npz files
+of the ``spectrum`` command, one per epoch, named ``epoch_NNNN.npz``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy.stats import wasserstein_distance
+
+FULL = "full"
+SOURCE = "source"
+SPECTRAL_W1 = "spectral_w1"
+METRICS = (SOURCE, SPECTRAL_W1)
+PEAK_MIN_SUM = "min_summed_distance"
+PEAK_CONFIG = "config"
+COLUMNS = (
+    "run",
+    "model",
+    "dataset",
+    "epoch",
+    "layer",
+    "num_layers",
+    "block",
+    "metric",
+    "distance",
+    "summed",
+    "peak_epoch",
+    "peak_rule",
+)
+
+_EPOCH_NAME = re.compile(r"epoch_(\d+)$")
+
+
+@dataclass(frozen=True)
+class Spectrum:
+    """One block's SLQ result: Ritz ``nodes`` and ``weights`` (probes, steps; each probe's weights sum to 1)
+    and the smoothed ``density`` on ``grid``."""
+
+    nodes: np.ndarray
+    weights: np.ndarray
+    grid: np.ndarray
+    density: np.ndarray
+
+
+def load_spectra(path: str | Path) -> dict[str, Spectrum]:
+    """Block name -> spectrum, in the file's order (``full`` first, then the layer blocks in forward order)."""
+    with np.load(path) as npz:
+        if "blocks" not in npz:
+            raise ValueError(f"{path}: no densities (write it with `hessian-spectra spectrum --density-steps N`)")
+        return {
+            str(block): Spectrum(npz[f"nodes_{i}"], npz[f"weights_{i}"], npz[f"grid_{i}"], npz[f"density_{i}"])
+            for i, block in enumerate(npz["blocks"])
+        }
+
+
+def epoch_of(path: str | Path) -> int:
+    """The epoch of a spectrum file named ``epoch_NNNN.npz``."""
+    match = _EPOCH_NAME.search(Path(path).stem)
+    if match is None:
+        raise ValueError(f"{path}: a spectrum file must be named epoch_NNNN.npz")
+    return int(match.group(1))
+
+
+def layer_blocks_of(spectra: Mapping[str, Spectrum]) -> list[str]:
+    """The layer blocks of one epoch's spectra (every block but ``full``), checking that ``full`` is there."""
+    if FULL not in spectra:
+        raise ValueError(f"no full-Hessian spectrum among the blocks {', '.join(spectra)}")
+    return [block for block in spectra if block != FULL]
+
+
+def source_transform(density: np.ndarray, eps: float | None = None) -> np.ndarray:
+    """The source's ``density_transform``: log(p + eps), min-max scaled to [0, 1], normalised to sum 1.
+
+    ``eps=None`` is the source's rule: zeros are replaced by the smallest positive value, others left alone.
+    """
+    p = np.asarray(density, dtype=np.float64)
+    if eps is None:
+        positive = p[p > 0]
+        if positive.size == 0:
+            raise ValueError("density has no positive value")
+        p = np.where(p == 0, positive.min(), p)
+    else:
+        p = p + eps
+    logp = np.log(p)
+    lo, hi = logp.min(), logp.max()
+    if not np.isfinite(lo) or hi <= lo:
+        raise ValueError("density is constant or not positive: its log cannot be min-max scaled")
+    scaled = (logp - lo) / (hi - lo)
+    return scaled / scaled.sum()
+
+
+def source_distance(density_a: np.ndarray, density_b: np.ndarray, eps: float | None = None) -> float:
+    """The source's distance: scipy's 1-D Wasserstein distance between the two transformed density vectors,
+    their values treated as samples (the eigenvalue grid plays no part)."""
+    return float(wasserstein_distance(source_transform(density_a, eps), source_transform(density_b, eps)))
+
+
+def _measure(nodes: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Flattened atoms of the probe-averaged spectral measure (total mass 1)."""
+    nodes, weights = np.atleast_2d(nodes), np.atleast_2d(weights)
+    if nodes.shape != weights.shape:
+        raise ValueError(f"nodes {nodes.shape} and weights {weights.shape} differ in shape")
+    if np.any(weights < 0) or not np.all(weights.sum(axis=1) > 0):
+        raise ValueError("quadrature weights must be non-negative with a positive sum per probe")
+    weights = weights / weights.sum(axis=1, keepdims=True) / weights.shape[0]
+    return nodes.ravel(), weights.ravel()
+
+
+def spectral_scale(nodes: np.ndarray, weights: np.ndarray) -> float:
+    """Spectral radius estimate: the largest |Ritz node| carrying weight (extreme Ritz values converge first)."""
+    values, mass = _measure(nodes, weights)
+    scale = float(np.abs(values[mass > 0]).max())
+    if scale == 0:
+        raise ValueError("the spectrum is zero: it has no scale")
+    return scale
+
+
+def spectral_w1(nodes_a: np.ndarray, weights_a: np.ndarray, nodes_b: np.ndarray, weights_b: np.ndarray) -> float:
+    """Wasserstein-1 distance between two spectral measures on the eigenvalue axis (sum_j w_j delta(theta_j),
+    averaged over probes)."""
+    values_a, mass_a = _measure(nodes_a, weights_a)
+    values_b, mass_b = _measure(nodes_b, weights_b)
+    return float(wasserstein_distance(values_a, values_b, mass_a, mass_b))
+
+
+def scaled_spectral_w1(a: Spectrum, b: Spectrum) -> float:
+    """``spectral_w1`` after dividing each spectrum's eigenvalues by its own ``spectral_scale``: a distance
+    between shapes in [0, 2], blind to the blocks' different curvature magnitudes."""
+    return spectral_w1(
+        a.nodes / spectral_scale(a.nodes, a.weights), a.weights, b.nodes / spectral_scale(b.nodes, b.weights), b.weights
+    )
+
+
+def layer_distances(spectra: Mapping[str, Spectrum], eps: float | None = None) -> list[dict]:
+    """Both distances between every layer block's spectrum and the full one: rows of (layer, block, metric,
+    distance), layers numbered from 1 in the file's order."""
+    blocks = layer_blocks_of(spectra)
+    full = spectra[FULL]
+    rows = []
+    for layer, block in enumerate(blocks, start=1):
+        spectrum = spectra[block]
+        for metric, value in (
+            (SOURCE, source_distance(spectrum.density, full.density, eps)),
+            (SPECTRAL_W1, scaled_spectral_w1(spectrum, full)),
+        ):
+            rows.append({"layer": layer, "block": block, "metric": metric, "distance": value})
+    return rows
+
+
+@dataclass(frozen=True)
+class RunSpectra:
+    """One run's spectrum files: its key, model and dataset, and ``epoch -> npz path``."""
+
+    key: str
+    model: str
+    dataset: str
+    files: Mapping[int, str | Path]
+
+    @property
+    def label(self) -> str:
+        """The name a peak-epoch override uses: ``<model>/<dataset>``."""
+        return f"{self.model}/{self.dataset}"
+
+
+def peak_epochs(table: pd.DataFrame) -> pd.Series:
+    """(run, metric) -> the summed epoch whose distance summed over layers is smallest (the earliest on ties)."""
+    totals = table[table["summed"]].groupby(["run", "metric", "epoch"])["distance"].sum()
+    return totals.groupby(level=["run", "metric"]).idxmin().map(lambda index: index[2])
+
+
+def match_table(
+    runs: Iterable[RunSpectra],
+    eps: float | None = None,
+    first_epoch: int = 1,
+    peak_overrides: Mapping[str, int] | None = None,
+) -> pd.DataFrame:
+    """The study's long table: one row per run x epoch x layer x metric, with each run's peak epoch.
+
+    ``summed`` marks the epochs from ``first_epoch`` on: those summed over training and searched for the peak
+    (the source's spectra start after the first epoch). ``peak_overrides`` maps ``<model>/<dataset>`` to a
+    fixed peak epoch (``peak_rule`` then reads ``config``).
+    """
+    runs = list(runs)
+    overrides = dict(peak_overrides or {})
+    labels = {run.label: run for run in runs}
+    unknown = sorted(set(overrides) - set(labels))
+    if unknown:
+        raise ValueError(f"peak epoch given for {', '.join(unknown)}: no such run (runs: {', '.join(labels)})")
+    rows = []
+    for run in runs:
+        blocks = None
+        for epoch in sorted(run.files):
+            spectra = load_spectra(run.files[epoch])
+            if blocks is None:
+                blocks = layer_blocks_of(spectra)
+            elif layer_blocks_of(spectra) != blocks:
+                raise ValueError(f"{run.files[epoch]}: its layer blocks differ from the run's other epochs")
+            for row in layer_distances(spectra, eps):
+                rows.append(
+                    {
+                        "run": run.key,
+                        "model": run.model,
+                        "dataset": run.dataset,
+                        "epoch": epoch,
+                        "num_layers": len(blocks),
+                        "summed": epoch >= first_epoch,
+                        **row,
+                    }
+                )
+        if run.label in overrides:
+            if overrides[run.label] not in run.files:
+                raise ValueError(f"peak epoch {overrides[run.label]} of {run.label}: no spectrum of that epoch")
+        elif max(run.files) < first_epoch:
+            raise ValueError(f"{run.key}: no spectrum from epoch {first_epoch} on, where the peak is searched")
+    table = pd.DataFrame(rows, columns=[c for c in COLUMNS if c not in ("peak_epoch", "peak_rule")])
+    table["peak_epoch"] = peak_epochs(table).reindex(pd.MultiIndex.from_frame(table[["run", "metric"]])).to_numpy()
+    table["peak_rule"] = PEAK_MIN_SUM
+    for label, epoch in overrides.items():
+        chosen = table["run"] == labels[label].key
+        table.loc[chosen, "peak_epoch"] = epoch
+        table.loc[chosen, "peak_rule"] = PEAK_CONFIG
+    table["peak_epoch"] = table["peak_epoch"].astype(int)
+    return table[list(COLUMNS)]
+
+
+def layer_profile(table: pd.DataFrame, kind: str) -> pd.DataFrame:
+    """Per run, metric and layer, the figure's y: the distance summed over the summed epochs (``kind="wasserstein"``)
+    or at the peak epoch (``kind="peak"``), divided by its maximum over the run's layers; x = (layer-1)/(L-1)."""
+    if kind == "wasserstein":
+        picked = table[table["summed"]]
+    elif kind == "peak":
+        picked = table[table["epoch"] == table["peak_epoch"]]
+    else:
+        raise ValueError(f"kind must be wasserstein or peak, got {kind!r}")
+    keys = ["run", "model", "dataset", "metric", "layer", "num_layers", "block", "peak_epoch"]
+    profile = picked.groupby(keys, as_index=False)["distance"].sum()
+    profile["relative"] = profile["distance"] / profile.groupby(["run", "metric"])["distance"].transform("max")
+    depth = (profile["num_layers"] - 1).clip(lower=1)
+    profile["depth"] = (profile["layer"] - 1) / depth
+    return profile

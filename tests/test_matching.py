@@ -1,0 +1,228 @@
+"""Layer-vs-full spectral distances: both metrics, the peak epoch, the `match` command and the figures."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.stats import wasserstein_distance
+
+from hessian_spectra import cli
+from hessian_spectra.matching import (
+    COLUMNS,
+    FULL,
+    PEAK_CONFIG,
+    PEAK_MIN_SUM,
+    SOURCE,
+    SPECTRAL_W1,
+    RunSpectra,
+    Spectrum,
+    layer_profile,
+    load_spectra,
+    match_table,
+    scaled_spectral_w1,
+    source_distance,
+    source_transform,
+    spectral_scale,
+    spectral_w1,
+)
+
+
+def source_density_transform(density):
+    """The source's density_transform (LayerHessians match_distros.py), written out independently."""
+    p_min = min(d for d in density.tolist() if d > 0.0)
+    eps = np.array([p_min if pi == 0.0 else 0.0 for pi in density])
+    p = np.log(density + eps)
+    p = (p - p.min()) / (p.max() - p.min())
+    return p / np.sum(p)
+
+
+def spectrum(nodes, weights=None, grid_points=64, sigma=0.05):
+    """A spectrum from nodes (probes, steps) with a Gaussian-smoothed density, as the engine stores it."""
+    nodes = np.atleast_2d(np.asarray(nodes, dtype=float))
+    weights = np.full_like(nodes, 1.0 / nodes.shape[1]) if weights is None else np.atleast_2d(weights)
+    grid = np.linspace(nodes.min() - 5 * sigma, nodes.max() + 5 * sigma, grid_points)
+    density = sum(np.exp(-0.5 * ((grid[:, None] - n[None, :]) / sigma) ** 2) @ w for n, w in zip(nodes, weights))
+    return Spectrum(nodes, weights, grid, density / np.trapezoid(density, grid))
+
+
+def test_source_transform_matches_the_source_code():
+    rng = np.random.default_rng(0)
+    density = rng.exponential(size=1024)
+    density[[3, 500, 1000]] = 0.0
+    ours = source_transform(density)
+    np.testing.assert_allclose(ours, source_density_transform(density), rtol=1e-12)
+    assert ours.sum() == pytest.approx(1.0) and ours.min() == 0.0
+    other = rng.exponential(size=1024)
+    expected = wasserstein_distance(source_density_transform(density), source_density_transform(other))
+    assert source_distance(density, other) == pytest.approx(expected, rel=1e-12)
+
+
+def test_source_transform_with_a_fixed_eps():
+    density = np.array([0.0, 1.0, np.e - 1e-3])
+    low = np.log(1e-3)  # log(0 + eps); the others are log(1.001) and log(e) = 1
+    scaled = np.array([0.0, np.log(1.001) - low, 1.0 - low]) / (1.0 - low)
+    np.testing.assert_allclose(source_transform(density, eps=1e-3), scaled / scaled.sum(), rtol=1e-12)
+
+
+def test_source_transform_refuses_a_flat_density():
+    with pytest.raises(ValueError, match="constant"):
+        source_transform(np.ones(8))
+    with pytest.raises(ValueError, match="no positive"):
+        source_transform(np.zeros(8))
+
+
+def test_identical_spectra_are_at_distance_zero_by_both_metrics():
+    a = spectrum([[0.0, 0.1, 0.2, 3.0], [0.05, 0.1, 1.0, 2.9]], [[0.4, 0.3, 0.2, 0.1], [0.5, 0.2, 0.2, 0.1]])
+    assert source_distance(a.density, a.density) == 0.0
+    assert scaled_spectral_w1(a, a) == 0.0
+    assert spectral_w1(a.nodes, a.weights, a.nodes, a.weights) == 0.0
+
+
+def test_spectral_w1_of_a_shifted_spectrum_is_the_shift():
+    nodes = np.array([[-0.5, 0.0, 0.3, 2.0], [0.1, 0.2, 1.5, 4.0]])
+    weights = np.array([[0.1, 0.5, 0.3, 0.1], [0.25, 0.25, 0.25, 0.25]])
+    for shift in (0.7, -2.5):
+        assert spectral_w1(nodes + shift, weights, nodes, weights) == pytest.approx(abs(shift), rel=1e-12)
+
+
+def test_spectral_w1_averages_probes_and_ignores_padding():
+    # probe 1: delta(0); probe 2: delta(1) padded with a zero-weight copy -> measure 0.5 delta(0) + 0.5 delta(1)
+    nodes = np.array([[0.0, 0.0], [1.0, 1.0]])
+    weights = np.array([[1.0, 0.0], [1.0, 0.0]])
+    assert spectral_w1(nodes, weights, np.array([[0.0]]), np.array([[1.0]])) == pytest.approx(0.5)
+
+
+def test_scaled_w1_divides_by_the_spectral_radius():
+    base = spectrum([[-0.2, 0.0, 0.5, 1.0]])
+    assert spectral_scale(base.nodes, base.weights) == 1.0
+    stretched = spectrum(base.nodes * 40.0)
+    assert scaled_spectral_w1(stretched, base) == pytest.approx(0.0, abs=1e-15)
+    narrow = spectrum([[-0.2, 0.0, 0.5, 2.0]])  # same atoms but the top one: scaled by 2 instead of 1
+    expected = spectral_w1(narrow.nodes / 2.0, narrow.weights, base.nodes, base.weights)
+    assert scaled_spectral_w1(narrow, base) == pytest.approx(expected) and expected > 0
+
+
+def write_spectra(path, blocks):
+    """An npz in the `spectrum` command's layout: blocks, nodes_i, weights_i, grid_i, density_i."""
+    arrays = {"blocks": np.array(list(blocks))}
+    for i, s in enumerate(blocks.values()):
+        arrays.update({f"nodes_{i}": s.nodes, f"weights_{i}": s.weights, f"grid_{i}": s.grid, f"density_{i}": s.density})
+    np.savez(path, **arrays)
+    return path
+
+
+FULL_SPECTRUM = spectrum([[0.0, 0.01, 0.02, 0.5, 2.0]])
+
+
+def epoch_blocks(closeness):
+    """Full plus three layers; layer i's top eigenvalue departs from the full one's shape by (i + 1) * closeness."""
+    layers = {
+        f"layer{i}.weight": spectrum([[0.0, 0.01, 0.02, 0.5 + (i + 1) * closeness, 2.0]]) for i in range(3)
+    }
+    return {FULL: FULL_SPECTRUM, **layers}
+
+
+@pytest.fixture
+def run_files(tmp_path):
+    """Two runs; run a matches its full spectrum at epoch 0 (excluded by first_epoch=1), then best at epoch 2."""
+    runs = []
+    for name, closeness in (("a", [0.0, 0.4, 0.05, 0.3]), ("b", [0.3, 0.2, 0.45, 0.1])):
+        directory = tmp_path / name
+        directory.mkdir()
+        files = {e: write_spectra(directory / f"epoch_{e:04d}.npz", epoch_blocks(c)) for e, c in enumerate(closeness)}
+        meta = {"key": f"layerhessians/runs/lenet/{name}", "model": "lenet", "dataset": f"data{name}"}
+        (directory / "run.json").write_text(json.dumps(meta))
+        runs.append((directory / "run.json", RunSpectra(meta["key"], meta["model"], meta["dataset"], files)))
+    return runs
+
+
+def test_load_spectra_reads_blocks_in_order(run_files):
+    _, run = run_files[0]
+    spectra = load_spectra(run.files[1])
+    assert list(spectra) == [FULL, "layer0.weight", "layer1.weight", "layer2.weight"]
+    np.testing.assert_array_equal(spectra[FULL].density, FULL_SPECTRUM.density)
+
+
+def test_match_table_rows_and_peak_epochs(run_files):
+    table = match_table([run for _, run in run_files])
+    assert tuple(table.columns) == COLUMNS
+    assert len(table) == 2 * 4 * 3 * 2  # runs x epochs x layers x metrics
+    assert set(table["peak_rule"]) == {PEAK_MIN_SUM}
+    a = table[table["run"].str.endswith("/a")]
+    assert not a[a["epoch"] == 0]["summed"].any() and a[a["epoch"] > 0]["summed"].all()
+    assert (a[a["epoch"] == 0]["distance"] == 0).all()
+    # spectral W1: layer i moves one atom of weight 0.2 by (i + 1) * closeness on a spectrum of radius 2
+    w1 = table[table["metric"] == SPECTRAL_W1]
+    expected = 0.1 * w1["layer"]
+    closeness = {("a", 1): 0.4, ("a", 2): 0.05, ("b", 3): 0.1}
+    for (name, epoch), c in closeness.items():
+        rows = w1[w1["run"].str.endswith(f"/{name}") & (w1["epoch"] == epoch)]
+        np.testing.assert_allclose(rows["distance"], c * expected[rows.index], rtol=1e-9)
+    assert set(w1[w1["run"].str.endswith("/a")]["peak_epoch"]) == {2}
+    assert set(w1[w1["run"].str.endswith("/b")]["peak_epoch"]) == {3}
+    # the source metric's peak: the summed epoch of smallest distance summed over layers
+    for key, rows in table[table["metric"] == SOURCE].groupby("run"):
+        sums = rows[rows["summed"]].groupby("epoch")["distance"].sum()
+        assert set(rows["peak_epoch"]) == {sums.idxmin()}
+    with_zero = match_table([run for _, run in run_files], first_epoch=0)
+    assert set(with_zero[with_zero["run"].str.endswith("/a")]["peak_epoch"]) == {0}
+
+
+def test_peak_epoch_override(run_files):
+    table = match_table([run for _, run in run_files], peak_overrides={"lenet/dataa": 3})
+    a = table[table["run"].str.endswith("/a")]
+    assert set(a["peak_epoch"]) == {3} and set(a["peak_rule"]) == {PEAK_CONFIG}
+    assert set(table[table["run"].str.endswith("/b")]["peak_rule"]) == {PEAK_MIN_SUM}
+    with pytest.raises(ValueError, match="lenet/datac: no such run"):
+        match_table([run for _, run in run_files], peak_overrides={"lenet/datac": 1})
+    with pytest.raises(ValueError, match="no spectrum of that epoch"):
+        match_table([run for _, run in run_files], peak_overrides={"lenet/dataa": 9})
+    with pytest.raises(ValueError, match="/b: no spectrum from epoch 4 on"):
+        match_table([run for _, run in run_files], first_epoch=4, peak_overrides={"lenet/dataa": 3})
+
+
+def test_layer_profile_normalises_per_run_and_metric(run_files):
+    table = match_table([run for _, run in run_files])
+    for kind in ("wasserstein", "peak"):
+        profile = layer_profile(table, kind)
+        assert len(profile) == 2 * 2 * 3
+        assert (profile.groupby(["run", "metric"])["relative"].max() == 1.0).all()
+        assert sorted(set(profile["depth"])) == [0.0, 0.5, 1.0]
+    summed = layer_profile(table, "wasserstein")
+    a = table[table["run"].str.endswith("/a") & table["summed"] & (table["layer"] == 3) & (table["metric"] == SOURCE)]
+    row = summed[summed["run"].str.endswith("/a") & (summed["layer"] == 3) & (summed["metric"] == SOURCE)]
+    assert row["distance"].item() == pytest.approx(a["distance"].sum())
+
+
+def test_match_command_and_figures(run_files, tmp_path):
+    args = ["match"]
+    for run_json, run in run_files:
+        args += ["--run", str(run_json), *(str(run.files[e]) for e in sorted(run.files))]
+    out = tmp_path / "matching.tsv"
+    assert cli.main([*args, "--out", str(out), "--peak-epoch", "lenet/datab=1"]) == 0
+    table = pd.read_csv(out, sep="\t")
+    assert tuple(table.columns) == COLUMNS and set(table["metric"]) == {SOURCE, SPECTRAL_W1}
+    assert set(table[table["dataset"] == "datab"]["peak_epoch"]) == {1}
+    assert table["summed"].dtype == bool
+    for kind in ("wasserstein", "peak"):
+        png = tmp_path / f"match_distros_{kind}.png"
+        rc = cli.main(["plot-layerhessians", "match-distros", "--table", str(out), "--kind", kind, "--out", str(png)])
+        assert rc == 0 and png.stat().st_size > 10_000
+    run_json, run = run_files[0]
+    png = tmp_path / "epochwise.png"
+    spectra = [str(run.files[e]) for e in sorted(run.files)]
+    rc = cli.main(["plot-layerhessians", "epochwise", "--run-json", str(run_json), "--spectra", *spectra,
+                   "--layer", "2", "--out", str(png)])
+    assert rc == 0 and png.stat().st_size > 10_000
+    rc = cli.main(["plot-layerhessians", "epochwise", "--run-json", str(run_json), "--spectra", *spectra,
+                   "--layer", "4", "--out", str(tmp_path / "no.png")])
+    assert rc == 2 and not (tmp_path / "no.png").exists()
+
+
+def test_match_command_refuses_misnamed_files(run_files, tmp_path):
+    run_json, run = run_files[0]
+    odd = tmp_path / "spectrum.npz"
+    odd.write_bytes(run.files[0].read_bytes())
+    rc = cli.main(["match", "--run", str(run_json), str(odd), "--out", str(tmp_path / "t.tsv")])
+    assert rc == 2 and not (tmp_path / "t.tsv").exists()
