@@ -8,14 +8,24 @@ from pathlib import Path
 from typing import Callable
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: str | Path, write: Callable[[str], object]) -> None:
-    """Call ``write(tmp_path)`` then rename onto ``path``, so readers never see a partial file."""
+    """Call ``write(tmp_path)`` then rename onto ``path``, so readers never see a partial file.
+
+    The file gets the permissions an ordinary ``open()`` would give it (0666 minus the umask), not mkstemp's 0600.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -21,6 +21,10 @@ if study_enabled("hessianflow"):
     ]
 
 
+localrules:
+    hessianflow_figures,
+
+
 rule hessianflow_eigen:
     input:
         history=f"{RUN_DIR}/history.tsv",

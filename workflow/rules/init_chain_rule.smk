@@ -22,6 +22,10 @@ if ICR_RUNS:
     TARGETS["init_chain_rule"] = ICR_SD_FIGURES + [ICR_TERMS_FIGURE, ICR_TABLE]
 
 
+localrules:
+    chain_rule_figures,
+
+
 rule chain_rule_tracking:
     input:
         history=f"{RUN_DIR}/history.tsv",

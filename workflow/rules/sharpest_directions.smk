@@ -30,6 +30,11 @@ SHARPEST_INPUTS = {
 }
 
 
+localrules:
+    sharpest_figures,
+    sharpest_table,
+
+
 rule sharpest_trajectory:
     input:
         history=f"{RUN_DIR}/history.tsv",

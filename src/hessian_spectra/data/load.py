@@ -15,7 +15,6 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from hessian_spectra.data.catalog import dataset_info
-from hessian_spectra.data.download import verify_dataset
 
 SPLITS = ("train", "valid", "test")
 NORMALIZATIONS = ("unit", "meanstd", "center")
@@ -64,7 +63,7 @@ def _load_digits(train: bool) -> tuple[Tensor, Tensor]:
 
 def _load_torchvision(name: str, train: bool, root: str | Path | None) -> tuple[Tensor, Tensor]:
     """Images in [0, 1] as stored (no resizing) and labels, read with ``download=False``."""
-    from hessian_spectra.data.download import _tv_class
+    from hessian_spectra.data.download import _tv_class, verify_dataset
 
     if root is None:
         raise ValueError(
