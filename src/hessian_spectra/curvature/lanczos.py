@@ -9,8 +9,9 @@ Two drivers share one batched product per step:
 
 A lane stops (its vector becomes zero) when its new direction has norm <= ``BREAKDOWN * ||H q||``: the Krylov
 space is invariant (e.g. a block smaller than the number of steps has been exhausted), so its Ritz values are
-exact. Nothing in the step loop synchronises with the host; ``lanczos`` reads the small projected matrices
-back only every ``check_every`` steps to test convergence.
+exact. Nothing in the step loop synchronises with the host except the convergence test of ``lanczos``: it reads
+the small projected matrix back every ``check_every`` steps (default every step: a tiny tridiagonal eigensolve
+next to a curvature product, and the stop comes as early as the residuals allow).
 """
 
 from __future__ import annotations
@@ -72,19 +73,27 @@ def _apply(op, blocks: list[Tensor]) -> list[Tensor]:
     return [W[:, lo:hi] for lo, hi in op.segments]
 
 
-def _cgs2(basis: Tensor, w: Tensor, coupled: bool) -> tuple[Tensor, Tensor]:
-    """Orthogonalise lanes ``w`` (k, n) against ``basis`` (i, k, n) twice; returns (w, coefficients).
+def _cgs2(basis: Tensor, w: Tensor) -> tuple[Tensor, Tensor]:
+    """Orthogonalise coupled lanes ``w`` (k, n) against every vector of ``basis`` (i, k, n), twice.
 
-    Independent lanes see only their own basis vectors (coefficients (i, k)); coupled lanes see all of them
-    (coefficients (i, k, k): basis vector (step, lane) against new lane)."""
+    Returns (w, coefficients (i, k, k): basis vector (step, lane) against new lane)."""
+    flat = basis.reshape(-1, basis.shape[-1])
     total = None
     for _ in range(2):
-        if coupled:
-            c = torch.einsum("isn,tn->ist", basis, w)
-            w = w - torch.einsum("isn,ist->tn", basis, c)
-        else:
-            c = torch.einsum("ikn,kn->ik", basis, w)
-            w = w - torch.einsum("ikn,ik->kn", basis, c)
+        c = flat @ w.T
+        w = w - c.T @ flat
+        total = c if total is None else total + c
+    return w, total.reshape(basis.shape[0], basis.shape[1], -1)
+
+
+def _cgs2_lanes(basis: Tensor, w: Tensor) -> tuple[Tensor, Tensor]:
+    """Orthogonalise independent lanes ``w`` (k, n), each against its own basis ``basis`` (k, i, n), twice.
+
+    Lane-major storage makes both passes batched matrix products without copying the basis."""
+    total = None
+    for _ in range(2):
+        c = torch.bmm(basis, w.unsqueeze(2)).squeeze(2)
+        w = w - torch.bmm(c.unsqueeze(1), basis).squeeze(1)
         total = c if total is None else total + c
     return w, total
 
@@ -121,9 +130,10 @@ def lanczos_tridiagonal(op, V0: Tensor, num_steps: int, keep_basis: bool = False
     k = starts[0].shape[0]
     sizes = [hi - lo for lo, hi in op.segments]
     steps = max(1, min(num_steps, max(sizes)))
-    bases = [_Basis(k, n_b, op.device, steps + 1, steps + 1) for n_b in sizes]
+    # lane-major (k, steps + 1, n_b): each lane's basis is a contiguous matrix for the batched products
+    bases = [torch.empty(k, steps + 1, n_b, dtype=torch.float64, device=op.device) for n_b in sizes]
     for basis, start in zip(bases, starts):
-        basis.append(start)
+        basis[:, 0] = start
     scale = [torch.zeros(k, dtype=torch.float64, device=op.device) for _ in sizes]
     alphas = torch.zeros(len(sizes), k, steps, dtype=torch.float64, device=op.device)
     betas = torch.zeros_like(alphas)
@@ -134,14 +144,14 @@ def lanczos_tridiagonal(op, V0: Tensor, num_steps: int, keep_basis: bool = False
         current = []
         for s, (basis, w) in enumerate(zip(bases, products)):
             scale[s] = torch.maximum(scale[s], w.norm(dim=1))
-            w, c = _cgs2(basis.view(), w, coupled=False)
+            w, c = _cgs2_lanes(basis[:, : i + 1], w)
             beta = w.norm(dim=1)
             stop = beta <= BREAKDOWN * scale[s]
             beta = torch.where(stop, torch.zeros_like(beta), beta)
             nxt = torch.where(stop[:, None], torch.zeros_like(w), w / beta.clamp_min(1e-300)[:, None])
-            alphas[s, :, i] = c[i]
+            alphas[s, :, i] = c[:, i]
             betas[s, :, i] = beta
-            basis.append(nxt)
+            basis[:, i + 1] = nxt
             current.append(nxt)
     alphas_h, betas_h = alphas.cpu().numpy(), betas.cpu().numpy()
     stopped = betas_h == 0.0
@@ -151,7 +161,7 @@ def lanczos_tridiagonal(op, V0: Tensor, num_steps: int, keep_basis: bool = False
         betas=betas_h,
         lengths=lengths,
         products=op.products - products0,
-        basis=[b.view() for b in bases] if keep_basis else None,
+        basis=[b.transpose(0, 1) for b in bases] if keep_basis else None,
     )
 
 
@@ -215,7 +225,7 @@ class _CoupledSegment:
 
     def step(self, w: Tensor) -> Tensor:
         self.scale = torch.maximum(self.scale, w.norm(dim=1).max())
-        w, c = _cgs2(self.basis.view(), w, coupled=True)
+        w, c = _cgs2(self.basis.view(), w)
         nxt, R, active = self._orthonormalise(w)
         self.coeffs.append(c)
         self.links.append(R)
@@ -238,8 +248,8 @@ class _CoupledSegment:
             if int(torch.cat(self.active).sum()) >= self.n:
                 break
             r = torch.randn(1, self.n, generator=gen, dtype=torch.float64).to(block.device)
-            r = _cgs2(self.basis.view(), r, coupled=True)[0]
-            r = _cgs2(self.basis.view(), r / r.norm(), coupled=True)[0]
+            r = _cgs2(self.basis.view(), r)[0]
+            r = _cgs2(self.basis.view(), r / r.norm())[0]
             block[t] = r[0] / r.norm()
             current[t] = True
         return True
@@ -282,7 +292,7 @@ def lanczos(
     seed: int | torch.Generator | None = 0,
     eigenvectors: bool = False,
     explicit_residuals: bool = False,
-    check_every: int = 5,
+    check_every: int = 1,
     keep_basis: bool = False,
     V0: Tensor | None = None,
 ) -> LanczosResult:

@@ -22,6 +22,7 @@ Batch = tuple[Tensor, Tensor]
 LossFn = Callable[[Tensor, Tensor], Tensor]
 
 CURVATURES = ("hessian", "ggn")
+DETERMINISM_SAMPLES = 16  # the check repeats one product on this many samples of the first batch
 MODES = ("auto", "forward", "double_backward")
 
 
@@ -208,20 +209,15 @@ class CurvatureOperator(Operator):
         if len(set(flat)) != len(flat) or not flat:
             raise ValueError("parameter names must be distinct and non-empty")
         self.param_names = flat
-        self._shapes = [named[name].shape for name in flat]
-        sizes = [named[name].numel() for name in flat]
-        offsets = [0]
-        for size in sizes:
-            offsets.append(offsets[-1] + size)
-        self._offsets = offsets
+        self._groups = groups
+        self._shape_of = {name: named[name].shape for name in flat}
         segments, start = [], 0
         for group in groups:
             stop = start + sum(named[name].numel() for name in group)
             segments.append((start, stop))
             start = stop
         self.segments = tuple(segments)
-        n = offsets[-1]
-        self.shape = (n, n)
+        self.shape = (start, start)
 
         if isinstance(data, (list, tuple)):
             self._data: Iterable[Batch] = [self._to_device(batch) for batch in data]
@@ -247,23 +243,24 @@ class CurvatureOperator(Operator):
         return (self._to_device(batch) for batch in self._data)
 
     # ------------------------------------------------------------------ products on one batch
-    def _primals(self) -> dict[str, Tensor]:
+    def _primals(self, names: Sequence[str]) -> dict[str, Tensor]:
         named = dict(self.model.named_parameters())
-        return {name: named[name].detach() for name in self.param_names}
+        return {name: named[name].detach() for name in names}
 
-    def _split(self, T: Tensor) -> dict[str, Tensor]:
-        """(lanes, n) flat tangents -> {name: (lanes, *shape)}."""
-        lanes = T.shape[0]
+    def _split(self, T: Tensor, names: Sequence[str]) -> dict[str, Tensor]:
+        """(lanes, n) flat tangents over ``names`` -> {name: (lanes, *shape)}."""
+        sizes = [self._shape_of[name].numel() for name in names]
         return {
-            name: T[:, lo:hi].reshape(lanes, *shape)
-            for name, shape, lo, hi in zip(self.param_names, self._shapes, self._offsets[:-1], self._offsets[1:])
+            name: part.reshape(T.shape[0], *self._shape_of[name])
+            for name, part in zip(names, T.split(sizes, dim=1))
         }
 
-    def _flat(self, out: dict[str, Tensor], lanes: int) -> Tensor:
-        return torch.cat([out[name].reshape(lanes, -1) for name in self.param_names], dim=1)
+    @staticmethod
+    def _flat(out: dict[str, Tensor], names: Sequence[str], lanes: int) -> Tensor:
+        return torch.cat([out[name].reshape(lanes, -1) for name in names], dim=1)
 
-    def _forward_products(self, x: Tensor, y: Tensor, T: Tensor) -> Tensor:
-        model, loss_fn, primals = self.model, self.loss_fn, self._primals()
+    def _forward_products(self, x: Tensor, y: Tensor, T: Tensor, names: Sequence[str]) -> Tensor:
+        model, loss_fn, primals = self.model, self.loss_fn, self._primals(names)
 
         def outputs_of(p: dict[str, Tensor]) -> Tensor:
             return functional_call(model, p, (x,))
@@ -283,25 +280,25 @@ class CurvatureOperator(Operator):
                 hjv = jvp(loss_grad_z, (z,), (jv,))[1]
                 return vjp_fn(hjv)[0]
 
-        tangents = self._split(T)
+        tangents = self._split(T, names)
         with torch.no_grad():
             if T.shape[0] == 1:  # one lane: skip vmap's batching rules
                 out = {name: t.unsqueeze(0) for name, t in lane({n: t[0] for n, t in tangents.items()}).items()}
             else:
                 out = vmap(lane, randomness="different")(tangents)
-        return self._flat(out, T.shape[0])
+        return self._flat(out, names, T.shape[0])
 
-    def _double_backward_products(self, x: Tensor, y: Tensor, T: Tensor) -> Tensor:
-        primals = {name: p.clone().requires_grad_(True) for name, p in self._primals().items()}
+    def _double_backward_products(self, x: Tensor, y: Tensor, T: Tensor, names: Sequence[str]) -> Tensor:
+        primals = {name: p.clone().requires_grad_(True) for name, p in self._primals(names).items()}
         leaves = list(primals.values())
-        tangents = self._split(T)
+        tangents = self._split(T, names)
         results = []
         with torch.enable_grad():
             z = functional_call(self.model, primals, (x,))
             if self.curvature == "hessian":
                 g = torch.autograd.grad(self.loss_fn(z, y), leaves, create_graph=True, materialize_grads=True)
                 for i in range(T.shape[0]):
-                    t = [tangents[name][i] for name in self.param_names]
+                    t = [tangents[name][i] for name in names]
                     results.append(_grad_of_dot(g, t, leaves))
             else:
                 u = torch.zeros_like(z, requires_grad=True)
@@ -309,18 +306,18 @@ class CurvatureOperator(Operator):
                 zd = z.detach().requires_grad_(True)
                 gz = torch.autograd.grad(self.loss_fn(zd, y), zd, create_graph=True)[0]
                 for i in range(T.shape[0]):
-                    t = [tangents[name][i] for name in self.param_names]
+                    t = [tangents[name][i] for name in names]
                     jv = _grad_of_dot(jtu, t, [u])[0]
                     hjv = torch.autograd.grad(gz, zd, jv, retain_graph=True)[0]
                     results.append(torch.autograd.grad(z, leaves, hjv, retain_graph=True, materialize_grads=True))
         return torch.stack([torch.cat([r.reshape(-1) for r in res]) for res in results])
 
-    def _batch_products(self, x: Tensor, y: Tensor, T: Tensor) -> Tensor:
-        """Products of the batch-mean loss's curvature with the rows of ``T`` (lanes, n), in model dtype."""
+    def _batch_products(self, x: Tensor, y: Tensor, T: Tensor, names: Sequence[str]) -> Tensor:
+        """Products of the batch-mean loss's curvature w.r.t. ``names`` with the rows of ``T`` (lanes, n_names)."""
         if self.mode == "double_backward":
-            return self._double_backward_products(x, y, T)
+            return self._double_backward_products(x, y, T, names)
         try:
-            out = self._forward_products(x, y, T)
+            out = self._forward_products(x, y, T, names)
         except torch.OutOfMemoryError:
             raise
         except (RuntimeError, NotImplementedError, TypeError) as err:
@@ -329,66 +326,40 @@ class CurvatureOperator(Operator):
             log.warning("forward-mode products failed (%s: %s); using double-backward", type(err).__name__, err)
             self.mode = "double_backward"
             self._may_fall_back = False
-            return self._double_backward_products(x, y, T)
+            return self._double_backward_products(x, y, T, names)
         self._may_fall_back = False
         return out
 
     # ------------------------------------------------------------------ lanes
-    def _lane_chunks(self, k: int) -> list[list[tuple[int, Tensor, Tensor]]]:
-        """(block, probe) lanes in chunks of at most ``max_lanes``: per chunk, per block, (block, rows, probes).
+    def _lane_chunks(self, k: int) -> list[tuple[int, Tensor]]:
+        """(block, probe indices) chunks of at most ``max_lanes`` lanes, never spanning two blocks.
 
-        Cached per k, so that no index tensor is copied to the device inside the algorithms' loops."""
+        A block's products differentiate w.r.t. that block's parameters only, so forward-mode tangents start
+        at the block and the backward pass stops there. Cached per k, so that no index tensor is copied to
+        the device inside the algorithms' loops."""
         if k not in self._chunk_cache:
-            self._chunk_cache[k] = self._make_lane_chunks(k)
+            self._chunk_cache[k] = [
+                (b, torch.arange(start, min(start + self.max_lanes, k), device=self.device))
+                for b in range(len(self.segments))
+                for start in range(0, k, self.max_lanes)
+            ]
         return self._chunk_cache[k]
-
-    def _make_lane_chunks(self, k: int) -> list[list[tuple[int, Tensor, Tensor]]]:
-        lanes = [(b, j) for b in range(len(self.segments)) for j in range(k)]
-        chunks = []
-        for start in range(0, len(lanes), self.max_lanes):
-            part = lanes[start : start + self.max_lanes]
-            by_block: dict[int, tuple[list[int], list[int]]] = {}
-            for row, (b, j) in enumerate(part):
-                rows, probes = by_block.setdefault(b, ([], []))
-                rows.append(row)
-                probes.append(j)
-            chunks.append(
-                [
-                    (b, torch.tensor(rows, device=self.device), torch.tensor(probes, device=self.device))
-                    for b, (rows, probes) in by_block.items()
-                ]
-            )
-        return chunks
-
-    def _chunk_tangents(self, VT: Tensor, chunk: list[tuple[int, Tensor, Tensor]]) -> Tensor:
-        if len(self.segments) == 1 and len(chunk[0][2]) == VT.shape[0]:
-            return VT.to(self.compute_dtype)
-        lanes = sum(len(rows) for _, rows, _ in chunk)
-        T = torch.zeros(lanes, self.shape[0], dtype=self.compute_dtype, device=self.device)
-        for b, rows, probes in chunk:
-            lo, hi = self.segments[b]
-            T[rows, lo:hi] = VT[probes, lo:hi].to(self.compute_dtype)
-        return T
 
     def _matmat(self, V: Tensor) -> Tensor:
         VT = V.T  # lane-major (k, n)
         k = VT.shape[0]
         chunks = self._lane_chunks(k)
-        # one segment: the tangents are the probes themselves, converted once; blocks: embedded per chunk and
-        # batch (cheap next to the products), so that only one chunk's (lanes, n) embedding is ever held
-        single = [self._chunk_tangents(VT, chunk) for chunk in chunks] if len(self.segments) == 1 else None
+        tangents = [VT[probes, lo:hi].to(self.compute_dtype) for b, probes in chunks for lo, hi in [self.segments[b]]]
         result = torch.zeros(k, self.shape[0], dtype=torch.float64, device=self.device)
         num_data = 0
         with eval_mode(self.model):
             for x, y in self._batches():
                 n_b = x.shape[0]
                 num_data += n_b
-                for c, chunk in enumerate(chunks):
-                    T = single[c] if single is not None else self._chunk_tangents(VT, chunk)
-                    out = self._batch_products(x, y, T)
-                    for b, rows, probes in chunk:
-                        lo, hi = self.segments[b]
-                        result[:, lo:hi].index_add_(0, probes, out[rows, lo:hi].to(torch.float64), alpha=n_b)
+                for (b, probes), T in zip(chunks, tangents):
+                    lo, hi = self.segments[b]
+                    out = self._batch_products(x, y, T, self._groups[b])
+                    result[:, lo:hi].index_add_(0, probes, out.to(torch.float64), alpha=n_b)
         if num_data == 0:
             raise ValueError("the data yielded no samples")
         result /= num_data
@@ -411,11 +382,12 @@ class CurvatureOperator(Operator):
                 "batches or a loader without shuffling and augmentation"
             )
         gen = torch.Generator().manual_seed(0)
-        v = torch.randn(1, self.shape[0], generator=gen, dtype=torch.float64).to(self.device)
-        T = self._chunk_tangents(v, self._lane_chunks(1)[0])
+        lo, hi = self.segments[0]
+        T = torch.randn(1, hi - lo, generator=gen, dtype=torch.float64).to(self.device, self.compute_dtype)
+        x1, y1 = x1[:DETERMINISM_SAMPLES], y1[:DETERMINISM_SAMPLES]
         with eval_mode(self.model):
-            a = self._batch_products(x1, y1, T).to(torch.float64)
-            b = self._batch_products(x1, y1, T).to(torch.float64)
+            a = self._batch_products(x1, y1, T, self._groups[0]).to(torch.float64)
+            b = self._batch_products(x1, y1, T, self._groups[0]).to(torch.float64)
         scale, diff = a.norm(), (a - b).norm()
         if not bool(torch.isfinite(scale)):
             raise RuntimeError("the curvature product on the first batch is not finite (inf or NaN in the model?)")
