@@ -1,0 +1,1 @@
+"""Benchmark harness: the curvature engine against PyHessian, curvlinops and hessian-eigenthings (see README.md)."""
