@@ -53,3 +53,21 @@ def test_one_final_checkpoint_trains_only_that_run(tmp_path):
     # asking again does nothing
     again = snakemake(tmp_path, target, "--cores", "2", configfile=TINY)
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
+
+
+@pytest.mark.slow
+def test_tiny_run_end_to_end_and_report(tmp_path):
+    """Every study's figures from one run of the tiny config, all of them in `snakemake --report`."""
+    result = snakemake(tmp_path, "--cores", "2", configfile=TINY)
+    assert result.returncode == 0, result.stderr[-3000:]
+    dry = snakemake(tmp_path, "-n", "--cores", "2", configfile=TINY)
+    assert "Nothing to be done" in dry.stdout + dry.stderr
+    figures = sorted((tmp_path / "results" / "figures").rglob("*.*"))
+    assert {p.parent.name for p in figures} == {"layerhessians", "large_batch", "sharpest_directions",
+                                                  "hessianflow", "init_chain_rule"}
+    assert all(p.stat().st_size > (10_000 if p.suffix == ".png" else 0) for p in figures)
+    report = snakemake(tmp_path, "--report", "report.html", configfile=TINY)
+    assert report.returncode == 0, report.stderr[-3000:]
+    html = (tmp_path / "report.html").read_text()
+    missing = [p.name for p in figures if p.name not in html]
+    assert not missing, f"not in the report: {missing}"
