@@ -1,0 +1,308 @@
+"""The paper DAG's compute, job by job, as FLOPs; checked against the default run's measured job times.
+
+Every compute job of a config is costed as (samples it touches) x (FLOPs per sample), where the FLOPs of one
+forward pass come from ``torch.utils.flop_counter`` on the run's model at its input size, a gradient costs 3
+forwards and a Hessian-vector product 3 gradients (section 1 of RESULTS.md: 3.00x by FLOP count; batched
+probes 2x per probe; layer-block lanes are costed as full lanes, an overestimate for blocks near the output,
+whose products stop their backward pass early). Lanczos steps that stop on a residual are costed at the mean the calibration run
+needed per call (capped at the config's ``max_steps``) and, as a bound, at ``max_steps``.
+
+    python benchmarks/paper_cost.py                       # paper.yaml, calibrated by config.yaml + results/
+    python benchmarks/paper_cost.py --gpu-tflops 10 30    # the assumed sustained GPU throughputs
+
+Writes benchmarks/PAPER_COST.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import math
+import sys
+from collections import defaultdict
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make the repository root importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import pandas as pd  # noqa: E402
+import torch  # noqa: E402
+from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
+
+from benchmarks.fixtures import REPO  # noqa: E402
+from benchmarks.report import table  # noqa: E402
+from benchmarks.workflow_cost import JOB_IMPORTS, STARTUPS, rule_patterns, rule_times, startup_seconds  # noqa: E402
+from hessian_spectra.data.catalog import dataset_info  # noqa: E402
+from hessian_spectra.models import build_model, layer_blocks  # noqa: E402
+from hessian_spectra.runs import load_yaml, plan_runs, with_defaults  # noqa: E402
+
+SCHEMA = load_yaml(REPO / "workflow" / "schemas" / "config.schema.yaml")
+# (train, test) sizes: torchvision's splits; digits is scikit-learn's 1,797 split 80/20 (data/load.py).
+SPLIT_SIZES = {
+    "digits": (1438, 359),
+    "mnist": (60000, 10000),
+    "fashionmnist": (60000, 10000),
+    "cifar10": (50000, 10000),
+    "cifar100": (50000, 10000),
+    "svhn": (73257, 26032),
+}
+GRADIENT, PRODUCT, LANE = 3.0, 9.0, 6.0  # FLOPs per sample in forwards: gradient, one HVP, one batched probe
+DENSE_LANES = 64  # --max-lanes of the last-layer dense Hessian (rules/large_batch.smk)
+NSGD_MAX_STEPS, ABSA_POWER_ITERS = 100, 10  # train/nsgd.py, train/absa.py
+
+
+@dataclass
+class Cost:
+    """FLOPs of one job: ``typical`` with observed Lanczos step counts, ``bound`` with ``max_steps``."""
+
+    typical: float = 0.0
+    bound: float = 0.0
+
+    def add(self, flops: float, bound: float | None = None) -> None:
+        self.typical += flops
+        self.bound += flops if bound is None else bound
+
+
+@cache
+def _forward_flops(model: str, options: tuple, dataset: str, image_size: int) -> tuple[float, int, int]:
+    """(forward FLOPs per sample, layer blocks, last layer's parameter count) of a model at its input."""
+    info = dataset_info(dataset)
+    net = build_model(model, info.in_channels, image_size, info.num_classes, **dict(options)).eval()
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        net(torch.zeros(2, info.in_channels, image_size, image_size))
+    last = [p for p in net.parameters() if p.dim() >= 2][-1]
+    return counter.get_total_flops() / 2, len(layer_blocks(net)), last.numel() + last.shape[0]
+
+
+def model_facts(run: dict) -> tuple[float, int, int]:
+    options = tuple(sorted(run.get("model_options", {}).items()))
+    return _forward_flops(run["model"], options, run["dataset"], run["image_size"])
+
+
+def subset_size(run: dict) -> int:
+    spec = run["hessian_subset"]
+    return spec["size"] if spec["size"] is not None else spec["per_class"] * dataset_info(run["dataset"]).num_classes
+
+
+def observed_steps(results: Path) -> dict[str, float]:
+    """Mean Lanczos products per call of each rule in a finished run's tables (and NSGD's per-epoch Lanczos)."""
+    sources = {
+        "layerhessians_spectrum": "layerhessians/**/layer_spectra/epoch_*.tsv",
+        "large_batch_spectrum": "large_batch/**/large_batch_spectrum_full.tsv",
+        "sharpest_trajectory": "sharpest_directions/**/trajectory.tsv",
+        "hessianflow_eigen": "hessianflow/**/dominant_eigen.tsv",
+        "chain_rule_tracking": "tables/init_chain_rule/chain_rule.tsv",
+    }
+    steps = {}
+    for rule, pattern in sources.items():
+        calls = []
+        for path in results.glob(pattern):
+            table = pd.read_csv(path, sep="\t")
+            lanczos = table[table["quantity"].str.startswith(("eigenvalue", "top_eig"))]
+            call = [c for c in ("run", "epoch", "step", "block", "quantity") if c in lanczos.columns]
+            calls += list(lanczos.groupby(call)["products"].first())
+        if calls:
+            steps[rule] = sum(calls) / len(calls)
+    nsgd = [pd.read_csv(p, sep="\t")["nsgd_lanczos_steps"].dropna() for p in results.glob("**/nsgd-*/history.tsv")]
+    nsgd = pd.concat(nsgd) if nsgd else pd.Series(dtype=float)
+    if len(nsgd):
+        steps["nsgd"] = float(nsgd.mean())
+    return steps
+
+
+def _lanczos(cost: Cost, observed: dict, rule: str, max_steps: int, flops_per_step: float) -> None:
+    typical = min(observed.get(rule, max_steps), max_steps)
+    cost.add(typical * flops_per_step, max_steps * flops_per_step)
+
+
+def train_cost(run: dict, observed: dict) -> Cost:
+    forward, _, _ = model_facts(run)
+    n_train, n_test = SPLIT_SIZES[run["dataset"]]
+    n_train -= run["valid_size"]
+    epochs = run["epochs"]
+    steps = run["steps_per_epoch"]
+    seen = steps * run["batch_size"] if steps else n_train
+    cost = Cost()
+    cost.add(epochs * (seen * GRADIENT + (n_train + n_test + run["valid_size"]) * 1.0) * forward)
+    optimizer = run["optimizer"]
+    if optimizer["name"] == "nsgd":
+        _lanczos(cost, observed, "nsgd", NSGD_MAX_STEPS, epochs * subset_size(run) * PRODUCT * forward)
+    if optimizer["name"] == "absa":  # power iteration while checking (at most every epoch) + FGSM in the first half
+        cost.add(epochs * ABSA_POWER_ITERS * optimizer.get("eig_batch", 128) * PRODUCT * forward)
+        cost.add(epochs / 2 * optimizer.get("adv_ratio", 0.2) * n_train * GRADIENT * forward)
+    return cost
+
+
+def curvature_costs(run: dict, study: dict, observed: dict) -> dict[str, tuple[int, Cost]]:
+    """Rule -> (jobs, FLOPs of all of them) for one run's curvature jobs."""
+    forward, blocks, last_params = model_facts(run)
+    samples = subset_size(run)
+    checkpoints = run["epochs"] + 1
+    name = run["study"]
+    out: dict[str, tuple[int, Cost]] = {}
+    if name == "layerhessians":
+        spec, cost = study["spectrum"], Cost()
+        cost.add(spec["lanczos_steps"] * spec["probes"] * (1 + blocks) * samples * LANE * forward)
+        _lanczos(cost, observed, "layerhessians_spectrum", spec["max_steps"], (1 + blocks) * samples * LANE * forward)
+        out["layerhessians_spectrum"] = (checkpoints, _scaled(cost, checkpoints))
+    elif name == "large_batch":
+        spec, land = study["spectrum"], study["landscape"]
+        cost = Cost()
+        if "full" in spec["hessians"]:
+            _lanczos(cost, observed, "large_batch_spectrum", spec["max_steps"], samples * PRODUCT * forward)
+        if "last_layer" in spec["hessians"]:
+            cost.add(math.ceil(last_params / DENSE_LANES) * samples * forward)
+        out["large_batch_spectrum"] = (len(spec["hessians"]), cost)
+        passes = len(land["directions"]) * land["grid_points"] ** 2
+        if land["hessian"] == "last_layer" and (land["random_params"] == "hessian" or land["directions"] == ["eigen"]):
+            # only the last layer moves: the layers before it run once (landscape.loss_surface)
+            out["large_batch_landscape"] = (1, _fixed(samples * forward + passes * samples * 2 * last_params))
+        else:
+            out["large_batch_landscape"] = (1, _fixed(passes * samples * forward))
+    elif name == "sharpest_directions":
+        cost = Cost()
+        _lanczos(cost, observed, "sharpest_trajectory", study["spectrum"]["max_steps"], samples * PRODUCT * forward)
+        out["sharpest_trajectory"] = (1, _scaled(cost, checkpoints))
+    elif name == "hessianflow":
+        eigen, final, cost = study["eigen"], study["final"], Cost()
+        cost.add(eigen["power_iters"] * samples * PRODUCT * forward)
+        _lanczos(cost, observed, "hessianflow_eigen", eigen["max_steps"], samples * PRODUCT * forward)
+        out["hessianflow_eigen"] = (1, _scaled(cost, checkpoints))
+        probes = final["trace_probes"] + final["density_steps"] * final["density_probes"]
+        out["hessianflow_final"] = (1, _fixed(probes * samples * LANE * forward))
+    elif name == "init_chain_rule":
+        track, cost = study["tracking"], Cost()
+        terms = 2 * 3  # (tracked block, full) x (H, G, H - G)
+        cost.add(terms * track["frobenius_probes"] * samples * LANE * forward)
+        _lanczos(cost, observed, "chain_rule_tracking", track["max_steps"], terms * samples * PRODUCT * forward)
+        out["chain_rule_tracking"] = (1, _scaled(cost, checkpoints))
+    return out
+
+
+def _fixed(flops: float) -> Cost:
+    return Cost(flops, flops)
+
+
+def _scaled(cost: Cost, factor: float) -> Cost:
+    return Cost(cost.typical * factor, cost.bound * factor)
+
+
+def config_costs(config: dict, observed: dict) -> dict[tuple[str, str], tuple[int, Cost]]:
+    """(study, rule) -> (jobs, total FLOPs) over every planned run of ``config``."""
+    config = with_defaults(config, SCHEMA)
+    totals: dict[tuple[str, str], list] = defaultdict(lambda: [0, Cost()])
+    for run in plan_runs(config, SCHEMA).values():
+        items = {"train": (1, train_cost(run, observed))}
+        items |= curvature_costs(run, config["studies"][run["study"]], observed)
+        for rule, (jobs, cost) in items.items():
+            entry = totals[(run["study"], rule)]
+            entry[0] += jobs
+            entry[1].add(cost.typical, cost.bound)
+    return {key: (jobs, cost) for key, (jobs, cost) in totals.items()}
+
+
+def _by_rule(costs: dict) -> dict[str, tuple[int, Cost]]:
+    merged: dict[str, list] = defaultdict(lambda: [0, Cost()])
+    for (_, rule), (jobs, cost) in costs.items():
+        merged[rule][0] += jobs
+        merged[rule][1].add(cost.typical, cost.bound)
+    return {rule: (jobs, cost) for rule, (jobs, cost) in merged.items()}
+
+
+def report(args: argparse.Namespace) -> str:
+    observed = observed_steps(args.calibration_results)
+    calibration = _by_rule(config_costs(load_yaml(args.calibration_config), observed))
+    measured = rule_times(args.calibration_results, rule_patterns(REPO / "workflow" / "rules"))
+    job_start = startup_seconds(3)[0][next(k for k, v in STARTUPS.items() if v is JOB_IMPORTS)]
+    paper = config_costs(load_yaml(args.config), observed)
+    lo, hi = sorted(args.gpu_tflops)
+    lines = [
+        "# The paper DAG's compute: FLOPs per job, and GPU-hours at stated throughputs",
+        "",
+        f"`python benchmarks/paper_cost.py` on {datetime.datetime.now(datetime.UTC):%Y-%m-%d}: "
+        f"`{args.config.relative_to(REPO)}`, Lanczos step counts and timings from `{args.calibration_config.name}`'s "
+        f"finished run in `{args.calibration_results}`. Method: module docstring of benchmarks/paper_cost.py.",
+        "",
+        "## Calibration: the FLOP model against the default run's measured job times (this machine, CPU)",
+        "",
+        f"Lanczos products per call observed there (the *typical* count): "
+        + ", ".join(f"{rule} {steps:.1f}" for rule, steps in sorted(observed.items()))
+        + ".",
+        "",
+    ]
+    rows, rates = [], []
+    for rule, (jobs, cost) in sorted(calibration.items()):
+        if rule not in measured:
+            continue
+        measured_jobs, seconds = len(measured[rule]), sum(s for s, _ in measured[rule])
+        compute = seconds - measured_jobs * job_start
+        rates.append(cost.typical / compute if compute > 0 else math.nan)
+        rows.append(
+            [rule, f"{jobs} / {measured_jobs}", f"{cost.typical / 1e9:.2f}", f"{seconds:.1f}", f"{compute:.1f}",
+             f"{cost.typical / 1e9 / compute:.2f}" if compute > 0 else "n/a"]
+        )
+    lines += table(["rule", "jobs planned / measured", "GFLOP (typical)", "measured s", "s minus start-up",
+                     "achieved GFLOP/s"], rows)
+    lines += [
+        f"*s minus start-up*: each job's {job_start:.2f} s of imports (measured now) taken off.",
+        "",
+        "The default run's models are tiny (thousands to tens of thousands of parameters on 8x8 to 32x32 digits) "
+        "and per-call overheads weigh on them, so these rates bound from below what this CPU reaches on the "
+        "paper's models; they are no basis for a GPU's rate.",
+        "",
+        f"## Paper DAG (`{args.config.name}`)",
+        "",
+    ]
+    rows, total_jobs, total = [], 0, Cost()
+    for (study, rule), (jobs, cost) in sorted(paper.items()):
+        total_jobs += jobs
+        total.add(cost.typical, cost.bound)
+        rows.append([study, rule, jobs, f"{cost.typical / 1e15:.2f}", f"{cost.bound / 1e15:.2f}",
+                     f"{cost.typical / (hi * 1e12) / 3600:.1f}", f"{cost.typical / (lo * 1e12) / 3600:.1f}"])
+    overhead_h = total_jobs * args.job_overhead_s / 3600
+    rows.append(["**all**", "", total_jobs, f"{total.typical / 1e15:.2f}", f"{total.bound / 1e15:.2f}",
+                 f"{total.typical / (hi * 1e12) / 3600 + overhead_h:.1f}",
+                 f"{total.typical / (lo * 1e12) / 3600 + overhead_h:.1f}"])
+    lines += table(["study", "rule", "jobs", "PFLOP (typical)", "PFLOP (bound)", f"GPU-h at {hi:g} TFLOP/s",
+                     f"GPU-h at {lo:g} TFLOP/s"], rows)
+    lines += [
+        f"The *all* row adds {args.job_overhead_s:g} s of start-up (imports, CUDA context, data loading) per job: "
+        f"{overhead_h:.1f} GPU-h. With every residual-stopped Lanczos at its `max_steps` (the *bound* column) the "
+        f"total is {total.bound / (hi * 1e12) / 3600 + overhead_h:.1f} to "
+        f"{total.bound / (lo * 1e12) / 3600 + overhead_h:.1f} GPU-h.",
+        "",
+        f"On this machine's CPU at the best rate it reached above ({max(rates) / 1e9:.0f} GFLOP/s) the typical "
+        f"total would take {total.typical / max(rates) / 3600:,.0f} hours.",
+        "",
+        f"No GPU was available to this project, so {lo:g} to {hi:g} TFLOP/s sustained is an assumption, not a "
+        "measurement: an H100's FP32 peak is 67 TFLOP/s, curvature products run in exact FP32 (TF32 off) and "
+        "the small models (lenet, c1, mlp) will not fill it. Rerun this script with `--calibration-config` and "
+        "`--calibration-results` of a small `device: cuda` run to see the achieved rate on a real GPU.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", type=Path, default=REPO / "configs" / "paper.yaml")
+    parser.add_argument("--calibration-config", type=Path, default=REPO / "config.yaml")
+    parser.add_argument("--calibration-results", type=Path, default=REPO / "results")
+    parser.add_argument("--gpu-tflops", type=float, nargs=2, default=(10.0, 30.0), metavar=("LOW", "HIGH"))
+    parser.add_argument("--job-overhead-s", type=float, default=15.0, help="start-up seconds per GPU job (15)")
+    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "PAPER_COST.md")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    args.config, args.calibration_config = args.config.resolve(), args.calibration_config.resolve()
+    text = report(args)
+    args.out.write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,57 @@
+"""The paper DAG's cost model (benchmarks/paper_cost.py): FLOP counts against hand-computed ones, and a plan that
+covers every compute rule of the paper config."""
+
+import math
+
+import yaml
+
+from benchmarks.paper_cost import GRADIENT, PRODUCT, SPLIT_SIZES, config_costs, model_facts, train_cost
+from conftest import REPO
+
+MLP_RUN = {
+    "model": "mlp",
+    "model_options": {},
+    "dataset": "mnist",
+    "image_size": 28,
+    "epochs": 20,
+    "steps_per_epoch": 50,
+    "batch_size": 32,
+    "valid_size": 0,
+    "optimizer": {"name": "sgd"},
+    "hessian_subset": {"size": 1024, "per_class": None},
+}
+
+
+def test_forward_flops_of_the_mlp_are_its_matmuls():
+    forward, blocks, last_params = model_facts(MLP_RUN)
+    assert forward == 2 * (784 * 30 + 30 * 30 + 30 * 10)
+    assert blocks == 3
+    assert last_params == 30 * 10 + 10
+
+
+def test_training_costs_its_gradients_and_evaluations():
+    forward = 2 * (784 * 30 + 30 * 30 + 30 * 10)
+    n_train, n_test = SPLIT_SIZES["mnist"]
+    expected = 20 * (50 * 32 * GRADIENT + n_train + n_test) * forward
+    cost = train_cost(MLP_RUN, observed={})
+    assert math.isclose(cost.typical, expected) and math.isclose(cost.bound, expected)
+
+
+def test_nsgd_training_adds_its_per_epoch_lanczos_typical_below_bound():
+    run = {**MLP_RUN, "optimizer": {"name": "nsgd", "kk": 5, "gamma": 0.1}}
+    plain, nsgd = train_cost(MLP_RUN, {}).typical, train_cost(run, {"nsgd": 20.0})
+    forward = model_facts(MLP_RUN)[0]
+    assert math.isclose(nsgd.typical - plain, 20 * 20.0 * 1024 * PRODUCT * forward)
+    assert math.isclose(nsgd.bound - plain, 20 * 100 * 1024 * PRODUCT * forward)
+
+
+def test_the_paper_plan_costs_every_compute_rule():
+    config = yaml.safe_load((REPO / "configs" / "paper.yaml").read_text())
+    costs = config_costs(config, observed={})
+    rules = {rule for _, rule in costs}
+    assert rules == {
+        "train", "layerhessians_spectrum", "large_batch_spectrum", "large_batch_landscape", "sharpest_trajectory",
+        "hessianflow_eigen", "hessianflow_final", "chain_rule_tracking",
+    }
+    assert costs[("layerhessians", "layerhessians_spectrum")][0] == 12 * 51  # 12 runs x (init + 50 epochs)
+    assert all(cost.typical > 0 and cost.bound >= cost.typical for _, cost in costs.values())
