@@ -12,13 +12,13 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from hessian_spectra.curvature import CurvatureOperator, eval_mode, frobenius, lanczos
 from hessian_spectra.curvature.operator import Batch, LossFn
+from hessian_spectra.spectrum import result_row, stream_seed
 
 TERMS = ("H", "G", "H_minus_G")
 FULL = "full"
@@ -87,30 +87,7 @@ def block_label(param: str) -> str:
 
 
 def _seed(seed: int, stream: str) -> int:
-    return int(np.random.SeedSequence([seed, _STREAMS[stream]]).generate_state(1)[0])
-
-
-def _row(
-    block: str,
-    quantity: str,
-    index: int,
-    value: float,
-    *,
-    stderr: float = math.nan,
-    residual: float = math.nan,
-    converged: bool = True,
-    products: int = 0,
-) -> dict:
-    return {
-        "block": block,
-        "quantity": quantity,
-        "index": int(index),
-        "value": float(value),
-        "stderr": float(stderr),
-        "residual": float(residual),
-        "converged": bool(converged),
-        "products": int(products),
-    }
+    return stream_seed(seed, _STREAMS[stream])
 
 
 def track_checkpoint(
@@ -123,12 +100,12 @@ def track_checkpoint(
 ) -> list[dict]:
     """Rows (``COLUMNS``) of one checkpoint: the loss, and for the tracked block and the full Hessian the
     Frobenius norm (with standard error) and top-k eigenvalues (with residuals and converged flags) of H, G, H - G."""
-    rows = [_row(FULL, "loss", 0, average_loss(model, batches))]
+    rows = [result_row(FULL, "loss", 0, average_loss(model, batches))]
     for block, params in ((block_label(request.block), [request.block]), (FULL, None)):
         ops = chain_rule_operators(model, batches, params, l2=l2, check_determinism=check_determinism)
         for term, op in ops.items():
             est = frobenius(op, request.frobenius_probes, seed=_seed(request.seed, "frobenius"))
-            rows.append(_row(block, f"frobenius_{term}", 0, est.value, stderr=est.stderr, products=est.products))
+            rows.append(result_row(block, f"frobenius_{term}", 0, est.value, stderr=est.stderr, products=est.products))
             res = lanczos(
                 op,
                 k=request.top_k,
@@ -140,6 +117,6 @@ def track_checkpoint(
             for i, (value, residual, ok) in enumerate(zip(res.eigenvalues, res.residuals, res.converged), start=1):
                 if not math.isnan(value):
                     rows.append(
-                        _row(block, f"top_eig_{term}", i, value, residual=residual, converged=ok, products=res.products)
+                        result_row(block, f"top_eig_{term}", i, value, residual=residual, converged=ok, products=res.products)
                     )
     return rows

@@ -105,23 +105,43 @@ class SpectrumResult:
         converged: bool = True,
         products: int = 0,
     ) -> None:
-        self.rows.append(
-            {
-                "epoch": self.epoch,
-                "block": block,
-                "quantity": quantity,
-                "index": int(index),
-                "value": float(value),
-                "stderr": float(stderr),
-                "residual": float(residual),
-                "converged": bool(converged),
-                "products": int(products),
-            }
+        row = result_row(
+            block, quantity, index, value, stderr=stderr, residual=residual, converged=converged, products=products
         )
+        self.rows.append({"epoch": self.epoch, **row})
+
+
+def result_row(
+    block: str,
+    quantity: str,
+    index: int,
+    value: float,
+    *,
+    stderr: float = math.nan,
+    residual: float = math.nan,
+    converged: bool = True,
+    products: int = 0,
+) -> dict:
+    """One row of the long-format result tables (the columns after the table's own label columns)."""
+    return {
+        "block": block,
+        "quantity": quantity,
+        "index": int(index),
+        "value": float(value),
+        "stderr": float(stderr),
+        "residual": float(residual),
+        "converged": bool(converged),
+        "products": int(products),
+    }
+
+
+def stream_seed(seed: int, stream: int) -> int:
+    """An independent seed per random stream (probes of one estimator) derived from the run's seed."""
+    return int(np.random.SeedSequence([seed, stream]).generate_state(1)[0])
 
 
 def _seed(seed: int, stream: str) -> int:
-    return int(np.random.SeedSequence([seed, _STREAMS[stream]]).generate_state(1)[0])
+    return stream_seed(seed, _STREAMS[stream])
 
 
 def resolve_params(model: nn.Module, params: str) -> tuple[str, list[str] | None]:
