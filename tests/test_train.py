@@ -10,7 +10,7 @@ import time
 import pytest
 import torch
 
-from hessian_spectra.checkpoint import load_checkpoint, model_from_checkpoint
+from hessian_spectra.checkpoint import load_checkpoint, model_from_checkpoint, trained_run
 from hessian_spectra.runs import load_yaml, plan_runs
 from hessian_spectra.train.loop import DivergenceError, RunPaths, train_run
 from conftest import REPO
@@ -118,3 +118,17 @@ def test_steps_per_epoch_draws_fresh_random_batches(tmp_path):
     run = make_run(model="mlp", image_size=8, epochs=2, steps_per_epoch=5, batch_size=8, momentum=0.0, augment=False)
     history = train_run(run, tmp_path)
     assert [row["steps"] for row in history] == [0, 5, 10]
+
+
+def test_trained_run_lists_every_epoch_and_names_the_first_missing_checkpoint(tmp_path):
+    run = make_run(epochs=2)
+    paths = RunPaths(tmp_path)
+    paths.checkpoints.mkdir()
+    paths.run.write_text(json.dumps(run))
+    for epoch in (0, 1):
+        paths.checkpoint(epoch).touch()
+    with pytest.raises(FileNotFoundError, match=r"1 checkpoint\(s\) missing, first .*epoch_0002\.pt"):
+        trained_run(tmp_path)
+    paths.checkpoint(2).touch()
+    config, found = trained_run(tmp_path)
+    assert config == run and found == [paths.checkpoint(epoch) for epoch in range(3)]

@@ -7,6 +7,7 @@ A checkpoint is a plain dict that `torch.load(weights_only=True)` accepts:
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -64,3 +65,20 @@ def model_from_checkpoint(ckpt: dict | str | Path, map_location: str | torch.dev
     model = build_from_spec(ckpt["model"])
     model.load_state_dict(ckpt["state_dict"])
     return model.to(map_location)
+
+
+def epoch_checkpoint(run_dir: str | Path, epoch: int) -> Path:
+    """Path of a run's checkpoint after ``epoch`` (0: the initial weights)."""
+    return Path(run_dir) / "checkpoints" / f"epoch_{epoch:04d}.pt"
+
+
+def trained_run(run_dir: str | Path) -> tuple[dict, list[Path]]:
+    """A trained run's config (``run.json``) and its checkpoints of epochs 0 .. ``epochs``, every one present."""
+    run = json.loads((Path(run_dir) / "run.json").read_text())
+    paths = [epoch_checkpoint(run_dir, epoch) for epoch in range(run["epochs"] + 1)]
+    missing = [str(path) for path in paths if not path.is_file()]
+    if missing:
+        raise FileNotFoundError(
+            f"run {run['key']}: {len(missing)} checkpoint(s) missing, first {missing[0]} (train the run first)"
+        )
+    return run, paths

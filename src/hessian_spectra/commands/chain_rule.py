@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import logging
 import math
 from pathlib import Path
@@ -58,16 +57,12 @@ def _write_table(path: str, rows: list[dict], columns: tuple[str, ...]) -> None:
 def run(args: argparse.Namespace) -> None:
     device, _slot = setup_runtime(args)
     from hessian_spectra.chain_rule import COLUMNS, TrackingRequest, block_label, track_checkpoint
-    from hessian_spectra.checkpoint import load_checkpoint, model_from_checkpoint
+    from hessian_spectra.checkpoint import load_checkpoint, model_from_checkpoint, trained_run
     from hessian_spectra.curvature import make_batches
     from hessian_spectra.data import load_subset
 
     run_dir = Path(args.run_dir)
-    run_cfg = json.loads((run_dir / "run.json").read_text())
-    paths = [run_dir / "checkpoints" / f"epoch_{epoch:04d}.pt" for epoch in range(run_cfg["epochs"] + 1)]
-    missing = [str(path) for path in paths if not path.is_file()]
-    if missing:
-        raise FileNotFoundError(f"run {run_cfg['key']} lacks checkpoints: {', '.join(missing)}")
+    run_cfg, paths = trained_run(run_dir)
     x, y, _meta = load_subset(run_dir / "hessian_subset.pt")
     batches = make_batches(x.to(device), y.to(device), args.batch_size)
     request = TrackingRequest(

@@ -9,7 +9,6 @@ once every checkpoint is done.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 from pathlib import Path
 
@@ -30,24 +29,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_runtime_arguments(parser)
 
 
-def checkpoint_paths(run_dir: Path, epochs: int) -> list[Path]:
-    """``checkpoints/epoch_0000.pt`` .. ``epoch_{epochs}``; every one must exist."""
-    paths = [run_dir / "checkpoints" / f"epoch_{epoch:04d}.pt" for epoch in range(epochs + 1)]
-    missing = [str(path) for path in paths if not path.is_file()]
-    if missing:
-        raise FileNotFoundError(f"{len(missing)} checkpoint(s) missing, first {missing[0]} (train the run first)")
-    return paths
-
-
 def run(args: argparse.Namespace) -> None:
     device, _slot = setup_runtime(args)
-    from hessian_spectra.checkpoint import load_checkpoint, model_from_checkpoint
+    from hessian_spectra.checkpoint import load_checkpoint, model_from_checkpoint, trained_run
     from hessian_spectra.curvature import make_batches
     from hessian_spectra.data import load_subset
     from hessian_spectra.spectrum import SpectrumRequest, SpectrumResult, compute_spectrum, write_spectrum
 
     run_dir = Path(args.run_dir)
-    run_config = json.loads((run_dir / "run.json").read_text())
+    run_config, paths = trained_run(run_dir)
     x, y, _meta = load_subset(run_dir / "hessian_subset.pt")
     batches = make_batches(x.to(device), y.to(device), args.batch_size)
     request = SpectrumRequest(
@@ -59,7 +49,7 @@ def run(args: argparse.Namespace) -> None:
         seed=args.seed,
     )
     table = SpectrumResult()
-    for path in checkpoint_paths(run_dir, run_config["epochs"]):
+    for path in paths:
         ckpt = load_checkpoint(path)
         model = model_from_checkpoint(ckpt, map_location=device)
         table.rows.extend(compute_spectrum(model, batches, request, epoch=ckpt["epoch"]).rows)

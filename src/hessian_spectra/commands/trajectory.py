@@ -8,7 +8,6 @@ table (the ``spectrum`` command's columns) for all epochs is written atomically 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 from pathlib import Path
 
@@ -29,17 +28,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> None:
     device, _slot = setup_runtime(args)
-    from hessian_spectra.checkpoint import load_checkpoint, model_from_checkpoint
+    from hessian_spectra.checkpoint import load_checkpoint, model_from_checkpoint, trained_run
     from hessian_spectra.curvature import make_batches
     from hessian_spectra.data import load_subset
     from hessian_spectra.spectrum import SpectrumRequest, SpectrumResult, compute_spectrum, write_spectrum
 
     run_dir = Path(args.run_dir)
-    config = json.loads((run_dir / "run.json").read_text())
-    paths = [run_dir / "checkpoints" / f"epoch_{epoch:04d}.pt" for epoch in range(config["epochs"] + 1)]
-    missing = [str(path) for path in paths if not path.is_file()]
-    if missing:
-        raise FileNotFoundError(f"run {config['key']}: missing checkpoint(s) {', '.join(missing)}")
+    config, paths = trained_run(run_dir)
     x, y, _meta = load_subset(run_dir / "hessian_subset.pt")
     batches = make_batches(x.to(device), y.to(device), args.batch_size)
     request = SpectrumRequest(

@@ -23,6 +23,7 @@ from hessian_spectra.atomic import atomic_write
 from hessian_spectra.checkpoint import (
     FORMAT_VERSION,
     build_from_spec,
+    epoch_checkpoint,
     load_checkpoint,
     model_spec,
     save_atomic,
@@ -53,7 +54,7 @@ class RunPaths:
         self.run = self.root / "run.json"
 
     def checkpoint(self, epoch: int) -> Path:
-        return self.checkpoints / f"epoch_{epoch:04d}.pt"
+        return epoch_checkpoint(self.root, epoch)
 
 
 def epoch_generator(seed: int, epoch: int, stream: int = 0) -> torch.Generator:
