@@ -4,8 +4,8 @@ Every compute job of a config is costed as (samples it touches) x (FLOPs per sam
 forward pass come from ``torch.utils.flop_counter`` on the run's model at its input size, a gradient costs 3
 forwards and a Hessian-vector product 3 gradients (section 1 of RESULTS.md: 3.00x by FLOP count; batched
 probes 2x per probe; layer-block lanes are costed as full lanes, an overestimate for blocks near the output,
-whose products stop their backward pass early). Lanczos steps that stop on a residual are costed at the mean the calibration run
-needed per call (capped at the config's ``max_steps``) and, as a bound, at ``max_steps``.
+whose products stop their backward pass early). Lanczos steps that stop on a residual are costed at the mean
+the calibration run needed per call (capped at the config's ``max_steps``) and, as a bound, at ``max_steps``.
 
     python benchmarks/paper_cost.py                       # paper.yaml, calibrated by config.yaml + results/
     python benchmarks/paper_cost.py --gpu-tflops 10 30    # the assumed sustained GPU throughputs
@@ -37,6 +37,9 @@ from benchmarks.workflow_cost import JOB_IMPORTS, STARTUPS, rule_patterns, rule_
 from hessian_spectra.data.catalog import dataset_info  # noqa: E402
 from hessian_spectra.models import build_model, layer_blocks  # noqa: E402
 from hessian_spectra.runs import load_yaml, plan_runs, with_defaults  # noqa: E402
+from hessian_spectra.train.absa import DEFAULTS as ABSA_DEFAULTS  # noqa: E402
+from hessian_spectra.train.absa import POWER_ITERS as ABSA_POWER_ITERS  # noqa: E402
+from hessian_spectra.train.nsgd import LANCZOS_MAX_STEPS as NSGD_MAX_STEPS  # noqa: E402
 
 SCHEMA = load_yaml(REPO / "workflow" / "schemas" / "config.schema.yaml")
 # (train, test) sizes: torchvision's splits; digits is scikit-learn's 1,797 split 80/20 (data/load.py).
@@ -50,7 +53,6 @@ SPLIT_SIZES = {
 }
 GRADIENT, PRODUCT, LANE = 3.0, 9.0, 6.0  # FLOPs per sample in forwards: gradient, one HVP, one batched probe
 DENSE_LANES = 64  # --max-lanes of the last-layer dense Hessian (rules/large_batch.smk)
-NSGD_MAX_STEPS, ABSA_POWER_ITERS = 100, 10  # train/nsgd.py, train/absa.py
 
 
 @dataclass
@@ -77,11 +79,13 @@ def _forward_flops(model: str, options: tuple, dataset: str, image_size: int) ->
 
 
 def model_facts(run: dict) -> tuple[float, int, int]:
+    """``_forward_flops`` of a planned run's model."""
     options = tuple(sorted(run.get("model_options", {}).items()))
     return _forward_flops(run["model"], options, run["dataset"], run["image_size"])
 
 
 def subset_size(run: dict) -> int:
+    """Samples in a run's Hessian subset."""
     spec = run["hessian_subset"]
     return spec["size"] if spec["size"] is not None else spec["per_class"] * dataset_info(run["dataset"]).num_classes
 
@@ -99,8 +103,8 @@ def observed_steps(results: Path) -> dict[str, float]:
     for rule, pattern in sources.items():
         calls = []
         for path in results.glob(pattern):
-            table = pd.read_csv(path, sep="\t")
-            lanczos = table[table["quantity"].str.startswith(("eigenvalue", "top_eig"))]
+            frame = pd.read_csv(path, sep="\t")
+            lanczos = frame[frame["quantity"].str.startswith(("eigenvalue", "top_eig"))]
             call = [c for c in ("run", "epoch", "step", "block", "quantity") if c in lanczos.columns]
             calls += list(lanczos.groupby(call)["products"].first())
         if calls:
@@ -118,6 +122,7 @@ def _lanczos(cost: Cost, observed: dict, rule: str, max_steps: int, flops_per_st
 
 
 def train_cost(run: dict, observed: dict) -> Cost:
+    """One training job: gradients over every epoch's samples, per-epoch evaluation, the optimizer's extras."""
     forward, _, _ = model_facts(run)
     n_train, n_test = SPLIT_SIZES[run["dataset"]]
     n_train -= run["valid_size"]
@@ -126,12 +131,12 @@ def train_cost(run: dict, observed: dict) -> Cost:
     seen = steps * run["batch_size"] if steps else n_train
     cost = Cost()
     cost.add(epochs * (seen * GRADIENT + (n_train + n_test + run["valid_size"]) * 1.0) * forward)
-    optimizer = run["optimizer"]
+    optimizer = {**ABSA_DEFAULTS, **run["optimizer"]} if run["optimizer"]["name"] == "absa" else run["optimizer"]
     if optimizer["name"] == "nsgd":
         _lanczos(cost, observed, "nsgd", NSGD_MAX_STEPS, epochs * subset_size(run) * PRODUCT * forward)
     if optimizer["name"] == "absa":  # power iteration while checking (at most every epoch) + FGSM in the first half
-        cost.add(epochs * ABSA_POWER_ITERS * optimizer.get("eig_batch", 128) * PRODUCT * forward)
-        cost.add(epochs / 2 * optimizer.get("adv_ratio", 0.2) * n_train * GRADIENT * forward)
+        cost.add(epochs * ABSA_POWER_ITERS * optimizer["eig_batch"] * PRODUCT * forward)
+        cost.add(epochs / 2 * optimizer["adv_ratio"] * n_train * GRADIENT * forward)
     return cost
 
 

@@ -116,7 +116,8 @@ def track_checkpoint(
             )
             for i, (value, residual, ok) in enumerate(zip(res.eigenvalues, res.residuals, res.converged), start=1):
                 if not math.isnan(value):
-                    rows.append(
-                        result_row(block, f"top_eig_{term}", i, value, residual=residual, converged=ok, products=res.products)
+                    row = result_row(
+                        block, f"top_eig_{term}", i, value, residual=residual, converged=ok, products=res.products
                     )
+                    rows.append(row)
     return rows
