@@ -93,22 +93,9 @@ class SpectrumResult:
     densities: dict[str, SpectralDensity] = field(default_factory=dict)
     epoch: int | None = None
 
-    def add(
-        self,
-        block: str,
-        quantity: str,
-        index: int,
-        value: float,
-        *,
-        stderr: float = math.nan,
-        residual: float = math.nan,
-        converged: bool = True,
-        products: int = 0,
-    ) -> None:
-        row = result_row(
-            block, quantity, index, value, stderr=stderr, residual=residual, converged=converged, products=products
-        )
-        self.rows.append({"epoch": self.epoch, **row})
+    def add(self, block: str, quantity: str, index: int, value: float, **fields: Any) -> None:
+        """Append a ``result_row`` (``fields``: its stderr, residual, converged, products) of this epoch."""
+        self.rows.append({"epoch": self.epoch, **result_row(block, quantity, index, value, **fields)})
 
 
 def result_row(
