@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from hessian_spectra.checkpoint import atomic_write
+from hessian_spectra.checkpoint import atomic_write, load_checkpoint, model_from_checkpoint, trained_run
 from hessian_spectra.curvature import (
     CurvatureOperator,
     SpectralDensity,
@@ -29,9 +29,11 @@ from hessian_spectra.curvature import (
     hutchinson,
     hutchpp,
     lanczos,
+    make_batches,
     power_iteration,
     slq,
 )
+from hessian_spectra.data.subset import load_subset
 
 log = logging.getLogger(__name__)
 
@@ -338,6 +340,28 @@ def _cell(value: Any) -> str:
     if isinstance(value, float):
         return "nan" if math.isnan(value) else repr(value)
     return str(value)
+
+
+def checkpoint_spectra(
+    run_dir: str | Path, request_for: Callable[[dict], SpectrumRequest], batch_size: int, device: torch.device
+) -> tuple[dict, SpectrumResult]:
+    """The run's config and ``compute_spectrum`` at every checkpoint of a trained run (epoch 0 = init) on its
+    saved Hessian subset; ``request_for`` builds the request from the run's config."""
+    run, paths = trained_run(run_dir)
+    request = request_for(run)
+    x, y, _meta = load_subset(Path(run_dir) / "hessian_subset.pt")
+    batches = make_batches(x.to(device), y.to(device), batch_size)
+    table = SpectrumResult()
+    model = None
+    for path in paths:
+        ckpt = load_checkpoint(path)
+        if model is None:
+            model = model_from_checkpoint(ckpt, map_location=device)
+        else:
+            model.load_state_dict(ckpt["state_dict"])
+        log.info("run %s: epoch %d of %d", run["key"], ckpt["epoch"], run["epochs"])
+        table.rows += compute_spectrum(model, batches, request, epoch=ckpt["epoch"]).rows
+    return run, table
 
 
 def write_spectrum(result: SpectrumResult, table_path: str | Path, npz_path: str | Path | None = None) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-from pathlib import Path
 
 from hessian_spectra.runtime import add_runtime_arguments, setup_runtime
 
@@ -31,15 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> None:
     device, _slot = setup_runtime(args)
-    from hessian_spectra.checkpoint import load_checkpoint, model_from_checkpoint, trained_run
-    from hessian_spectra.curvature import make_batches
-    from hessian_spectra.data import load_subset
-    from hessian_spectra.spectrum import SpectrumRequest, SpectrumResult, compute_spectrum, write_spectrum
+    from hessian_spectra.spectrum import SpectrumRequest, checkpoint_spectra, write_spectrum
 
-    run_dir = Path(args.run_dir)
-    run_config, paths = trained_run(run_dir)
-    x, y, _meta = load_subset(run_dir / "hessian_subset.pt")
-    batches = make_batches(x.to(device), y.to(device), args.batch_size)
     request = SpectrumRequest(
         top_k=1,
         tol=args.tol,
@@ -48,10 +40,6 @@ def run(args: argparse.Namespace) -> None:
         power_tol=args.power_tol,
         seed=args.seed,
     )
-    table = SpectrumResult()
-    for path in paths:
-        ckpt = load_checkpoint(path)
-        model = model_from_checkpoint(ckpt, map_location=device)
-        table.rows.extend(compute_spectrum(model, batches, request, epoch=ckpt["epoch"]).rows)
+    run_config, table = checkpoint_spectra(args.run_dir, lambda _run: request, args.batch_size, device)
     write_spectrum(table, args.out)
     log.info("%s: dominant eigenvalue of %d checkpoints -> %s", run_config["key"], run_config["epochs"] + 1, args.out)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-from pathlib import Path
 
 from hessian_spectra.runtime import add_runtime_arguments, setup_runtime
 
@@ -28,26 +27,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> None:
     device, _slot = setup_runtime(args)
-    from hessian_spectra.checkpoint import load_checkpoint, model_from_checkpoint, trained_run
-    from hessian_spectra.curvature import make_batches
-    from hessian_spectra.data import load_subset
-    from hessian_spectra.spectrum import SpectrumRequest, SpectrumResult, compute_spectrum, write_spectrum
+    from hessian_spectra.spectrum import SpectrumRequest, checkpoint_spectra, write_spectrum
 
-    run_dir = Path(args.run_dir)
-    config, paths = trained_run(run_dir)
-    x, y, _meta = load_subset(run_dir / "hessian_subset.pt")
-    batches = make_batches(x.to(device), y.to(device), args.batch_size)
-    request = SpectrumRequest(
-        top_k=args.top_k, tol=args.tol, max_steps=args.max_steps, l2=config["l2"], seed=config["seed"]
-    )
-    table = SpectrumResult()
-    model = None
-    for path in paths:
-        ckpt = load_checkpoint(path)
-        if model is None:
-            model = model_from_checkpoint(ckpt, map_location=device)
-        else:
-            model.load_state_dict(ckpt["state_dict"])
-        log.info("run %s: epoch %d of %d", config["key"], ckpt["epoch"], config["epochs"])
-        table.rows += compute_spectrum(model, batches, request, epoch=ckpt["epoch"]).rows
+    def request_for(config: dict) -> SpectrumRequest:
+        return SpectrumRequest(
+            top_k=args.top_k, tol=args.tol, max_steps=args.max_steps, l2=config["l2"], seed=config["seed"]
+        )
+
+    config, table = checkpoint_spectra(args.run_dir, request_for, args.batch_size, device)
     write_spectrum(table, args.out)
+    checkpoints = config["epochs"] + 1
+    log.info("%s: top-%d eigenvalues of %d checkpoints -> %s", config["key"], args.top_k, checkpoints, args.out)
