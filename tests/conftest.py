@@ -7,6 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from torch import nn
+
+from hessian_spectra.checkpoint import FORMAT_VERSION, build_from_spec, save_atomic
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -35,3 +38,12 @@ def write_config(path: Path, config: dict) -> Path:
 def default_config() -> dict:
     """The default run's config as a dict (tests derive variants of it)."""
     return yaml.safe_load((REPO / "config.yaml").read_text())
+
+
+def saved_model(spec: dict, path: Path, epoch: int) -> nn.Module:
+    """A freshly initialised model of ``spec`` (seed torch first), saved at ``path`` as the checkpoint of ``epoch``."""
+    model = build_from_spec(spec)
+    ckpt = {"format": FORMAT_VERSION, "model": spec, "state_dict": model.state_dict(), "epoch": epoch, "run": {},
+            "trainer": {}}
+    save_atomic(ckpt, path)
+    return model

@@ -11,12 +11,11 @@ import pytest
 import torch
 import yaml
 
-from conftest import REPO, snakemake, write_config
+from conftest import REPO, saved_model, snakemake, write_config
 from hessian_spectra import cli
-from hessian_spectra.checkpoint import FORMAT_VERSION, model_spec, save_atomic
+from hessian_spectra.checkpoint import epoch_checkpoint, model_spec
 from hessian_spectra.curvature import dense_hessian, make_batches
 from hessian_spectra.data import save_subset
-from hessian_spectra.models import build_model
 from hessian_spectra.runs import load_yaml, plan_runs
 
 SCHEMA = load_yaml(REPO / "workflow" / "schemas" / "config.schema.yaml")
@@ -48,13 +47,7 @@ def separated_run(tmp_path):
     models = []
     for epoch in range(3):
         torch.manual_seed(epoch)
-        model = build_model(SPEC["name"], SPEC["in_channels"], SPEC["image_size"], SPEC["num_classes"], **SPEC["options"])
-        models.append(model)
-        save_atomic(
-            {"format": FORMAT_VERSION, "model": SPEC, "state_dict": model.state_dict(), "epoch": epoch, "run": {},
-             "trainer": {}},
-            tmp_path / "checkpoints" / f"epoch_{epoch:04d}.pt",
-        )
+        models.append(saved_model(SPEC, epoch_checkpoint(tmp_path, epoch), epoch))
     (tmp_path / "run.json").write_text(json.dumps({"epochs": 2, "key": "test/run"}))
     return tmp_path, models, make_batches(x, y, 40)
 

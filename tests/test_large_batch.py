@@ -11,13 +11,12 @@ import pytest
 import torch
 import yaml
 
-from conftest import REPO, snakemake, write_config
+from conftest import REPO, saved_model, snakemake, write_config
 from hessian_spectra import cli
-from hessian_spectra.checkpoint import FORMAT_VERSION, model_spec, save_atomic
+from hessian_spectra.checkpoint import model_spec
 from hessian_spectra.commands.plot_large_batch import LANDSCAPE_TABLE, spectrum_table
 from hessian_spectra.curvature import dense_hessian, make_batches
 from hessian_spectra.data import save_subset
-from hessian_spectra.models import build_model
 from hessian_spectra.plots.large_batch import symlog_threshold
 from hessian_spectra.runs import load_yaml, plan_runs
 
@@ -30,16 +29,7 @@ SCHEMA = load_yaml(REPO / "workflow" / "schemas" / "config.schema.yaml")
 def checkpoint(tmp_path):
     """A tiny tf_cnn checkpoint, its Hessian subset (40 samples) and the model."""
     torch.manual_seed(0)
-    model = build_model(SPEC["name"], SPEC["in_channels"], SPEC["image_size"], SPEC["num_classes"], **SPEC["options"])
-    ckpt = {
-        "format": FORMAT_VERSION,
-        "model": SPEC,
-        "state_dict": model.state_dict(),
-        "epoch": 3,
-        "run": {},
-        "trainer": {},
-    }
-    save_atomic(ckpt, tmp_path / "final.pt")
+    model = saved_model(SPEC, tmp_path / "final.pt", epoch=3)
     gen = torch.Generator().manual_seed(1)
     x, y = torch.rand(40, 1, 16, 16, generator=gen), torch.randint(0, 10, (40,), generator=gen)
     save_subset(tmp_path / "subset.pt", x, y, torch.arange(40), {"split": "train"})

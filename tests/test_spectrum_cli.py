@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import saved_model
 from hessian_spectra import cli
-from hessian_spectra.checkpoint import FORMAT_VERSION, model_spec, save_atomic
+from hessian_spectra.checkpoint import model_spec, save_atomic
 from hessian_spectra.curvature import dense_hessian, make_batches
-from hessian_spectra.models import build_model, layer_blocks
+from hessian_spectra.models import layer_blocks
 from hessian_spectra.spectrum import COLUMNS, SpectrumRequest, compute_spectrum
 
 SPEC = model_spec("mlp", 1, 4, 3, {"hidden": [5], "activation": "tanh"})
@@ -19,16 +20,7 @@ SPEC = model_spec("mlp", 1, 4, 3, {"hidden": [5], "activation": "tanh"})
 @pytest.fixture
 def files(tmp_path):
     torch.manual_seed(0)
-    model = build_model(SPEC["name"], SPEC["in_channels"], SPEC["image_size"], SPEC["num_classes"], **SPEC["options"])
-    ckpt = {
-        "format": FORMAT_VERSION,
-        "model": SPEC,
-        "state_dict": model.state_dict(),
-        "epoch": 7,
-        "run": {},
-        "trainer": {},
-    }
-    save_atomic(ckpt, tmp_path / "ckpt.pt")
+    model = saved_model(SPEC, tmp_path / "ckpt.pt", epoch=7)
     gen = torch.Generator().manual_seed(1)
     x, y = torch.randn(37, 1, 4, 4, generator=gen), torch.randint(0, 3, (37,), generator=gen)
     save_atomic({"x": x, "y": y, "indices": torch.arange(37)}, tmp_path / "subset.pt")
