@@ -5,8 +5,15 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
-# config.yaml is the default run; a --configfile replaces it rather than merging into it.
+# config.yaml is the default run; a --configfile replaces it rather than merging into it. It is read once by our
+# loader first, so that a YAML syntax error names the file and line.
 if not workflow.config_settings.configfiles:
+    from hessian_spectra.runs import ConfigError, load_yaml
+
+    try:
+        load_yaml(f"{workflow.basedir}/config.yaml")
+    except ConfigError as err:
+        raise WorkflowError(f"invalid config: {err}") from None
 
     configfile: f"{workflow.basedir}/config.yaml"
 

@@ -1,11 +1,12 @@
 """Config handling: defaults, grids, run directories, and bad configs stopping before any job runs."""
 
 import copy
+import json
 
 import pytest
 
 from conftest import REPO, snakemake, write_config
-from hessian_spectra.runs import ConfigError, check_config, load_yaml, plan_runs, variant_name
+from hessian_spectra.runs import ConfigError, check_config, load_yaml, plan_runs, plan_subsets, run_json, variant_name
 
 SCHEMA = load_yaml(REPO / "workflow" / "schemas" / "config.schema.yaml")
 
@@ -20,9 +21,9 @@ def _study(**runs_and_defaults) -> dict:
 def test_defaults_filled_and_run_key():
     runs = plan_runs(_study(), SCHEMA)
     (key, run), = runs.items()
-    assert key == "layerhessians/runs/lenet/digits/bs16/seed0/sgd-lr0.01-m0.9-wd0"
+    assert key == "layerhessians/runs/lenet/digits/bs16/seed0/sgd-lr0.01-m0.9-wd0-e2"
     assert run["momentum"] == 0.9 and run["schedule"] == {"kind": "constant"} and run["image_size"] == 32
-    assert run["hessian_subset"]["per_class"] == 10
+    assert run["subset"]["per_class"] == 10 and "hessian_subset" not in run
 
 
 def test_grid_expands_to_one_run_per_combination():
@@ -33,18 +34,41 @@ def test_grid_expands_to_one_run_per_combination():
     assert len({r["variant"] for r in runs.values()}) == 4
 
 
+def test_every_training_setting_names_the_run_directory():
+    """Runs whose weights can differ never share a directory: epochs, data settings and NSGD's subset included."""
+    config = _study(runs=[{"model": "lenet", "epochs": 2}, {"model": "lenet", "epochs": 3},
+                          {"model": "lenet", "image_size": 16, "normalization": "center", "valid_size": 100},
+                          {"model": "lenet", "optimizer": {"name": "nsgd", "gamma": 0.1, "kk": 2}}])
+    variants = [run["variant"] for run in plan_runs(config, SCHEMA).values()]
+    assert variants == ["sgd-lr0.01-m0.9-wd0-e2", "sgd-lr0.01-m0.9-wd0-e3",
+                        "sgd-lr0.01-m0.9-wd0-e2-img16-center-valid100",
+                        "nsgd-lr0.01-m0.9-wd0-gamma0.1-kk2-e2-hstrain-random-pc10-seed0"]
+
+
 def test_runs_differing_outside_the_path_must_be_named():
-    config = _study(runs=[{"model": "lenet", "epochs": 2}, {"model": "lenet", "epochs": 3}])
+    config = _study(runs=[{"model": "lenet", "name": "a"}, {"model": "lenet", "epochs": 3, "name": "a"}])
     with pytest.raises(ConfigError, match=r"runs\[1\].*distinct `name`"):
         plan_runs(config, SCHEMA)
     config["studies"]["layerhessians"]["runs"][1]["name"] = "longer"
     assert len(plan_runs(config, SCHEMA)) == 2
 
 
+def test_the_hessian_subset_is_planned_apart_from_training():
+    """Only NSGD trains on the subset; every run names its subset by what defines it."""
+    config = _study(runs=[{"model": "lenet"}, {"model": "lenet", "optimizer": {"name": "nsgd", "gamma": 0.1, "kk": 2}}])
+    sgd, nsgd = plan_runs(config, SCHEMA).values()
+    assert "hessian_subset" not in json.loads(run_json(sgd)) and "subset" not in json.loads(run_json(sgd))
+    assert json.loads(run_json(nsgd))["hessian_subset"]["per_class"] == 10
+    assert list(plan_subsets({"a": sgd, "b": nsgd})) == ["digits/32px-unit/train-random-pc10-seed0"]
+
+
 def test_variant_names_nsgd_options():
     run = {"optimizer": {"name": "nsgd", "gamma": 0.1, "kk": 5}, "lr": 0.01, "momentum": 0.0, "l2": 0.0,
-           "schedule": {"kind": "constant"}, "model_options": {"width": 0.5}}
-    assert variant_name(run) == "nsgd-lr0.01-m0-wd0-gamma0.1-kk5-width0.5"
+           "epochs": 4, "schedule": {"kind": "step", "milestones": [2, 3], "gamma": 0.1},
+           "model_options": {"width": 0.5}, "image_size": 32, "normalization": "unit", "valid_size": 0,
+           "augment": True, "steps_per_epoch": None,
+           "hessian_subset": {"split": "train", "selection": "first", "size": 64, "per_class": None, "seed": 0}}
+    assert variant_name(run) == "nsgd-lr0.01-m0-wd0-gamma0.1-kk5-e4-step-gamma0.1-milestones2x3-width0.5-aug-hstrain-first-n64-seed0"
 
 
 @pytest.mark.parametrize(
@@ -112,3 +136,55 @@ def test_snakemake_stops_before_any_job(tmp_path, default_config, mutate, messag
     assert message in result.stderr + result.stdout
     assert "invalid config" in result.stderr + result.stdout
     assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda c: c["studies"]["layerhessians"]["runs"][0].update(lr=float("nan")),
+         "studies.layerhessians.runs[0].lr: must be a finite number, got nan"),
+        (lambda c: c["studies"]["large_batch"]["defaults"].update(momentum=float("inf")),
+         "studies.large_batch.defaults.momentum: must be a finite number, got inf"),
+        (lambda c: c["studies"]["hessianflow"]["defaults"].update(batch_size=100000),
+         "studies.hessianflow.runs[0].batch_size: 100000 is larger than the 1437 training samples of digits"),
+        (lambda c: c["studies"]["sharpest_directions"]["defaults"].update(batch_size=1300),
+         "studies.sharpest_directions.runs[0].batch_size: 1300 is larger than the 1237 training samples"),
+        (lambda c: c["studies"]["large_batch"]["hessian_subset"].update(size=100000),
+         "studies.large_batch.hessian_subset.size: 100000 is more than the 1437 samples of the train split of "
+         "digits; allowed: 1 to 1437"),
+        (lambda c: c["studies"]["hessianflow"]["hessian_subset"].update(size=500),
+         "studies.hessianflow.hessian_subset.size: 500 is more than the 360 samples of the test split"),
+        (lambda c: c["studies"]["layerhessians"]["hessian_subset"].update(per_class=500),
+         "studies.layerhessians.hessian_subset.per_class: 500 per class is more than the train split of digits"),
+    ],
+    ids=["lr-nan", "momentum-inf", "batch-larger-than-data", "batch-larger-than-data-after-valid",
+         "subset-larger-than-data", "subset-larger-than-test-split", "per-class-larger-than-data"],
+)
+def test_values_out_of_range_stop_before_any_job(tmp_path, default_config, mutate, message):
+    mutate(default_config)
+    result = snakemake(tmp_path, "-n", configfile=write_config(tmp_path / "bad.yaml", default_config))
+    assert result.returncode != 0
+    assert message in result.stderr + result.stdout, result.stderr[-2000:]
+    assert not (tmp_path / "results").exists()
+
+
+def test_a_yaml_syntax_error_names_the_file_and_line(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("device: cpu\nstudies:\n  large_batch: {runs: [{model: tf_cnn}\n  hessianflow: {}\n")
+    with pytest.raises(ConfigError, match=r"bad\.yaml, line 4, column \d+: not valid YAML"):
+        load_yaml(bad)
+
+
+def test_cuda_without_a_gpu_stops_before_any_job(tmp_path, default_config):
+    """A dry run cannot know where jobs will run (a cluster profile sends them to GPU nodes), so the check runs
+    when the workflow starts, before any job and any GPU slot lock."""
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    default_config["device"] = "cuda"
+    default_config["gpu_lock_dir"] = str(tmp_path / "locks")
+    result = snakemake(tmp_path, "--cores", "1", configfile=write_config(tmp_path / "cuda.yaml", default_config))
+    assert result.returncode != 0
+    assert "invalid config: device: cuda, but torch sees no CUDA device" in result.stderr + result.stdout
+    assert not (tmp_path / "results").exists() and not (tmp_path / "locks").exists()

@@ -13,6 +13,7 @@ import torch
 import yaml
 
 from conftest import REPO, snakemake
+from hessian_spectra import layout
 from hessian_spectra.runs import load_yaml, plan_runs
 
 pytestmark = pytest.mark.slurm
@@ -117,7 +118,7 @@ def compared_files(root: Path) -> list[Path]:
 
 def test_slurm_run_equals_local_run(slurm_cluster, tmp_path):
     config = yaml.safe_load(TINY.read_text())
-    finals = [f"results/{key}/final.pt" for key in plan_runs(config, SCHEMA)]
+    finals = [layout.run_files(key).checkpoint(run["epochs"]) for key, run in plan_runs(config, SCHEMA).items()]
     targets = ["all", *finals]
 
     local = snakemake(tmp_path / "local", *targets, "--cores", "2", configfile=TINY)

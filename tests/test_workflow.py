@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from conftest import REPO, snakemake
+from hessian_spectra import layout
 from hessian_spectra.runs import load_yaml, plan_runs
 
 SCHEMA = load_yaml(REPO / "workflow" / "schemas" / "config.schema.yaml")
@@ -15,8 +16,13 @@ TINY = REPO / "tests" / "configs" / "tiny.yaml"
 
 
 def planned_jobs(output: str) -> dict[str, int]:
-    """Rule -> job count from Snakemake's job-stats table."""
-    return {rule: int(count) for rule, count in re.findall(r"^(\w+)\s+(\d+)$", output, flags=re.M) if rule != "total"}
+    """Rule -> job count from Snakemake's job-stats table (the per-epoch-count training rules as `train`)."""
+    jobs: dict[str, int] = {}
+    for rule, count in re.findall(r"^(\w+)\s+(\d+)$", output, flags=re.M):
+        if rule != "total":
+            rule = "train" if re.fullmatch(r"train_\d+_epochs", rule) else rule
+            jobs[rule] = jobs.get(rule, 0) + int(count)
+    return jobs
 
 
 def test_lint_is_clean(tmp_path):
@@ -43,12 +49,12 @@ def test_one_final_checkpoint_trains_only_that_run(tmp_path):
     config = yaml.safe_load(TINY.read_text())
     runs = plan_runs(config, SCHEMA)
     target_key = next(key for key in runs if key.startswith("large_batch/"))
-    target = f"results/{target_key}/final.pt"
+    target = layout.run_files(target_key).checkpoint(runs[target_key]["epochs"])
     result = snakemake(tmp_path, target, "--cores", "2", configfile=TINY)
     assert result.returncode == 0, result.stderr
     assert planned_jobs(result.stderr) == {"train": 1}
     assert (tmp_path / target).is_file()
-    trained = sorted(p.parent.relative_to(tmp_path / "results") for p in (tmp_path / "results").rglob("final.pt"))
+    trained = sorted(p.parent.relative_to(tmp_path / "results") for p in (tmp_path / "results").rglob("run.json"))
     assert [str(p) for p in trained] == [target_key]
     # asking again does nothing
     again = snakemake(tmp_path, target, "--cores", "2", configfile=TINY)

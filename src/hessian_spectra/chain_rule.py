@@ -19,9 +19,9 @@ from torch import Tensor, nn
 from hessian_spectra.curvature import CurvatureOperator, eval_mode, frobenius, lanczos
 from hessian_spectra.curvature.operator import Batch, LossFn
 from hessian_spectra.spectrum import result_row, stream_seed
+from hessian_spectra.tables import FULL
 
 TERMS = ("H", "G", "H_minus_G")
-FULL = "full"
 COLUMNS = ("block", "quantity", "index", "value", "stderr", "residual", "converged", "products")
 
 # Frobenius probes are shared by the three terms (one stream), so their ratio is not diluted by probe noise.
@@ -86,10 +86,6 @@ def block_label(param: str) -> str:
     return param.removesuffix(".weight")
 
 
-def _seed(seed: int, stream: str) -> int:
-    return stream_seed(seed, _STREAMS[stream])
-
-
 def track_checkpoint(
     model: nn.Module,
     batches: Sequence[Batch],
@@ -104,14 +100,14 @@ def track_checkpoint(
     for block, params in ((block_label(request.block), [request.block]), (FULL, None)):
         ops = chain_rule_operators(model, batches, params, l2=l2, check_determinism=check_determinism)
         for term, op in ops.items():
-            est = frobenius(op, request.frobenius_probes, seed=_seed(request.seed, "frobenius"))
+            est = frobenius(op, request.frobenius_probes, seed=stream_seed(request.seed, _STREAMS["frobenius"]))
             rows.append(result_row(block, f"frobenius_{term}", 0, est.value, stderr=est.stderr, products=est.products))
             res = lanczos(
                 op,
                 k=request.top_k,
                 tol=request.tol,
                 max_steps=request.max_steps,
-                seed=_seed(request.seed, "top_eig"),
+                seed=stream_seed(request.seed, _STREAMS["top_eig"]),
                 check_every=1,  # top-k of a few: a convergence check costs far less than a product
             )
             for i, (value, residual, ok) in enumerate(zip(res.eigenvalues, res.residuals, res.converged), start=1):

@@ -8,6 +8,7 @@ A checkpoint is a plain dict that `torch.load(weights_only=True)` accepts:
 from __future__ import annotations
 
 import json
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ import torch
 from torch import nn
 
 from hessian_spectra.atomic import atomic_write
+from hessian_spectra.tables import REGENERATE
 
 FORMAT_VERSION = 1
 
@@ -32,12 +34,43 @@ def save_atomic(obj: Any, path: str | Path) -> None:
     atomic_write(path, write)
 
 
+class UnreadableFileError(ValueError):
+    """A checkpoint, subset or table that cannot be read: truncated, corrupt, or not what it should be."""
+
+
+def load_torch_file(path: str | Path, what: str, map_location: str | torch.device = "cpu") -> Any:
+    """``torch.load(path, weights_only=True)``, with every failure turned into one line naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: {what} missing (run Snakemake, which makes it)")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, OSError, EOFError, ValueError) as err:
+        detail = (str(err).splitlines() or [type(err).__name__])[0]
+        if "Weights only load failed" in str(err):
+            reason = "refused by torch.load(weights_only=True): it holds pickled objects, not plain tensors"
+        else:
+            reason = f"unreadable, truncated or corrupt ({detail})"
+        raise UnreadableFileError(f"{path}: {what} {reason}; {REGENERATE}") from None
+
+
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
-    """Load a checkpoint with ``weights_only=True`` (no pickled code runs)."""
-    ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    """Load a checkpoint with ``weights_only=True`` (no pickled code runs); bad files raise one clear line."""
+    ckpt = load_torch_file(path, "checkpoint", map_location)
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT_VERSION:
-        raise ValueError(f"{path}: not a hessian-spectra checkpoint (format {FORMAT_VERSION})")
+        raise UnreadableFileError(f"{path}: not a hessian-spectra checkpoint (format {FORMAT_VERSION}); {REGENERATE}")
     return ckpt
+
+
+def load_run(path: str | Path) -> dict:
+    """A run's training configuration (``run.json``), or one line naming a missing or damaged file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: run.json missing (train the run first)")
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise UnreadableFileError(f"{path}: run.json unreadable ({err}); {REGENERATE}") from None
 
 
 def model_spec(name: str, in_channels: int, image_size: int, num_classes: int, options: dict | None = None) -> dict:
@@ -65,20 +98,3 @@ def model_from_checkpoint(ckpt: dict | str | Path, map_location: str | torch.dev
     model = build_from_spec(ckpt["model"])
     model.load_state_dict(ckpt["state_dict"])
     return model.to(map_location)
-
-
-def epoch_checkpoint(run_dir: str | Path, epoch: int) -> Path:
-    """Path of a run's checkpoint after ``epoch`` (0: the initial weights)."""
-    return Path(run_dir) / "checkpoints" / f"epoch_{epoch:04d}.pt"
-
-
-def trained_run(run_dir: str | Path) -> tuple[dict, list[Path]]:
-    """A trained run's config (``run.json``) and its checkpoints of epochs 0 .. ``epochs``, every one present."""
-    run = json.loads((Path(run_dir) / "run.json").read_text())
-    paths = [epoch_checkpoint(run_dir, epoch) for epoch in range(run["epochs"] + 1)]
-    missing = [str(path) for path in paths if not path.is_file()]
-    if missing:
-        raise FileNotFoundError(
-            f"run {run['key']}: {len(missing)} checkpoint(s) missing, first {missing[0]} (train the run first)"
-        )
-    return run, paths

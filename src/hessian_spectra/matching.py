@@ -17,7 +17,8 @@ import numpy as np
 import pandas as pd
 from scipy.stats import wasserstein_distance
 
-FULL = "full"
+from hessian_spectra.tables import FULL
+
 SOURCE = "source"
 SPECTRAL_W1 = "spectral_w1"
 METRICS = (SOURCE, SPECTRAL_W1)

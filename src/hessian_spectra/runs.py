@@ -8,14 +8,22 @@ from __future__ import annotations
 import copy
 import itertools
 import json
+import math
 from pathlib import Path
 from typing import Any
 
+from hessian_spectra.data.catalog import dataset_info
+from hessian_spectra.layout import RUN_PATTERN
 from hessian_spectra.models.catalog import MODEL_OPTIONS
 
 STUDIES = ("layerhessians", "large_batch", "sharpest_directions", "hessianflow", "init_chain_rule")
-RUN_PATTERN = "{study}/runs/{model}/{dataset}/bs{batch_size}/seed{seed}/{variant}"
 REQUIRED_RUN_KEYS = ("model", "dataset", "batch_size", "epochs", "lr")
+# optimizers whose training reads the study's Hessian subset (NSGD's per-epoch eigenvectors): for them the
+# subset is part of the run's identity
+SUBSET_OPTIMIZERS = ("nsgd",)
+# defaults of the data keys that name a run directory only when changed
+DATA_DEFAULTS = {"image_size": 32, "normalization": "unit", "valid_size": 0, "augment": False, "steps_per_epoch": None}
+PLAN_ONLY = ("subset",)  # planning fields of a run that are not part of its training identity
 
 
 class ConfigError(ValueError):
@@ -66,15 +74,52 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+_DATA_TAGS = {"image_size": "img", "normalization": "", "valid_size": "valid", "augment": "aug", "steps_per_epoch": "spe"}
+
+
+def subset_tag(spec: dict) -> str:
+    """The selection part of a Hessian subset's key, e.g. ``train-random-n256-seed0``."""
+    count = f"n{spec['size']}" if spec["size"] is not None else f"pc{spec['per_class']}"
+    return f"{spec['split']}-{spec['selection']}-{count}-seed{spec['seed']}"
+
+
 def variant_name(run: dict) -> str:
-    """The run's directory name below ``seed{seed}``: optimizer and every hyper-parameter not in the path."""
+    """The run's directory name below ``seed{seed}``: every training setting not in the path.
+
+    The optimizer and its hyper-parameters, the epochs, the schedule, the model options, the data settings that
+    differ from their defaults, and (for optimizers that train on it) the Hessian subset: two runs whose weights
+    can differ never share a directory.
+    """
     optimizer = run["optimizer"]
     parts = [optimizer["name"], f"lr{_fmt(run['lr'])}", f"m{_fmt(run['momentum'])}", f"wd{_fmt(run['l2'])}"]
     parts += [f"{key}{_fmt(optimizer[key])}" for key in sorted(optimizer) if key != "name"]
-    if run["schedule"]["kind"] != "constant":
-        parts.append(run["schedule"]["kind"])
+    parts.append(f"e{run['epochs']}")
+    schedule = run["schedule"]
+    if schedule["kind"] != "constant":
+        parts.append(schedule["kind"])
+        parts += [f"{key}{_fmt(schedule[key])}" for key in sorted(schedule) if key != "kind"]
     parts += [f"{key}{_fmt(value)}" for key, value in sorted(run["model_options"].items())]
+    for key, default in DATA_DEFAULTS.items():
+        if run[key] != default:
+            parts.append(_DATA_TAGS[key] + ("" if isinstance(run[key], bool) else _fmt(run[key])))
+    if optimizer["name"] in SUBSET_OPTIMIZERS:
+        parts.append("hs" + subset_tag(run["hessian_subset"]))
     return "-".join(parts)
+
+
+def subset_spec(run: dict, selection: dict) -> dict:
+    """Everything that defines a run's Hessian subset: the dataset as the run loads it, and the selection."""
+    data = {key: run[key] for key in ("dataset", "image_size", "normalization", "valid_size")}
+    data["split_seed"] = run["seed"] if run["valid_size"] else 0
+    return {**data, **selection}
+
+
+def subset_key(spec: dict) -> str:
+    """The subset's file key below ``results/subsets/``: dataset, preprocessing, selection."""
+    data = f"{spec['image_size']}px-{spec['normalization']}"
+    if spec["valid_size"]:
+        data += f"-valid{spec['valid_size']}-seed{spec['split_seed']}"
+    return f"{spec['dataset']}/{data}/{subset_tag(spec)}"
 
 
 def run_key(run: dict) -> str:
@@ -88,6 +133,10 @@ def _check_required(run: dict, where: str) -> None:
         raise ConfigError(f"{where}: missing key(s) {', '.join(missing)} (set them in the run or in the study's defaults)")
 
 
+def _train_samples(run: dict) -> int:
+    return dataset_info(run["dataset"]).train_size - run["valid_size"]
+
+
 def _check_run(run: dict, where: str) -> None:
     allowed = MODEL_OPTIONS[run["model"]]
     for option in run["model_options"]:
@@ -95,9 +144,48 @@ def _check_run(run: dict, where: str) -> None:
             raise ConfigError(
                 f"{where}.model_options.{option}: not an option of {run['model']}; allowed: {', '.join(allowed)}"
             )
-    subset = run["hessian_subset"]
-    if (subset["per_class"] is None) == (subset["size"] is None):
-        raise ConfigError(f"{where.split('.runs')[0]}.hessian_subset: set exactly one of per_class and size")
+    info = dataset_info(run["dataset"])
+    if run["valid_size"] >= info.train_size:
+        raise ConfigError(
+            f"{where}.valid_size: {run['valid_size']} leaves no training data ({run['dataset']} has "
+            f"{info.train_size} training samples); allowed: 0 to {info.train_size - 1}"
+        )
+    train = _train_samples(run)
+    if run["batch_size"] > train and run["steps_per_epoch"] is None:
+        raise ConfigError(
+            f"{where}.batch_size: {run['batch_size']} is larger than the {train} training samples of "
+            f"{run['dataset']} (every step would be full-batch); allowed: 1 to {train}"
+        )
+
+
+def _check_subset(selection: dict, run: dict, where: str) -> None:
+    if (selection["per_class"] is None) == (selection["size"] is None):
+        raise ConfigError(f"{where}: set exactly one of per_class and size")
+    info = dataset_info(run["dataset"])
+    available = _train_samples(run) if selection["split"] == "train" else info.test_size
+    if selection["size"] is not None and selection["size"] > available:
+        raise ConfigError(
+            f"{where}.size: {selection['size']} is more than the {available} samples of the {selection['split']} "
+            f"split of {run['dataset']}; allowed: 1 to {available}"
+        )
+    most = available // info.num_classes
+    if selection["per_class"] is not None and selection["per_class"] > most:
+        raise ConfigError(
+            f"{where}.per_class: {selection['per_class']} per class is more than the {selection['split']} split of "
+            f"{run['dataset']} holds ({available} samples, {info.num_classes} classes); allowed: 1 to about {most}"
+        )
+
+
+def _check_finite(value: Any, where: str) -> None:
+    """Numbers anywhere in the config must be finite: YAML's .nan and .inf pass every schema bound."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{where}: must be a finite number, got {value}")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _check_finite(item, f"{where}.{key}" if where else str(key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _check_finite(item, f"{where}[{index}]")
 
 
 def _describe(error: Any, prefix: str = "", root: dict | None = None) -> str:
@@ -139,6 +227,7 @@ def check_config(config: dict, schema: dict) -> None:
     """Raise a one-line ``ConfigError`` for the most relevant schema violation of ``config``, if any."""
     from jsonschema import Draft202012Validator
 
+    _check_finite(config, "")
     error = _first_error(Draft202012Validator(schema), config)
     if error is not None:
         raise ConfigError(_describe(error, root=schema))
@@ -172,9 +261,10 @@ def with_defaults(config: dict, schema: dict) -> dict:
 def plan_runs(config: dict, schema: dict) -> dict[str, dict]:
     """Expand every enabled study's runs (defaults + entry + grid point) into ``{run_key: run}``.
 
-    Each run is a complete, self-describing dict (study, model, data, optimisation, Hessian subset) that the
-    training command receives and stores with every checkpoint. ``schema`` is the config schema: its
-    ``$defs/run`` checks each merged run and fills in run-level defaults.
+    Each run is a complete, self-describing dict (study, model, data, optimisation) that the training command
+    receives and stores with every checkpoint (``training_config``), plus ``subset``: the spec of the study's
+    Hessian subset for this run (``subset_spec``; its file is named by ``subset_key``). ``schema`` is the config schema: its ``$defs/run`` checks each
+    merged run and fills in run-level defaults.
     """
     config = with_defaults(config, schema)
     validator = defaults_validator(schema, "run")
@@ -192,8 +282,12 @@ def plan_runs(config: dict, schema: dict) -> dict[str, dict]:
                 _check_required(run, where)
                 _validate_complete(run, validator, where)
                 run["study"] = study
-                run["hessian_subset"] = copy.deepcopy(study_cfg["hessian_subset"])
                 _check_run(run, where)
+                selection = copy.deepcopy(study_cfg["hessian_subset"])
+                _check_subset(selection, run, f"studies.{study}.hessian_subset")
+                run["subset"] = subset_spec(run, selection)
+                if run["optimizer"]["name"] in SUBSET_OPTIMIZERS:
+                    run["hessian_subset"] = selection
                 run["variant"] = run.pop("name", None) or variant_name(run)
                 key = run_key(run)
                 if key in runs:
@@ -211,14 +305,29 @@ def runs_of(runs: dict[str, dict], study: str) -> list[dict]:
     return [run for run in runs.values() if run["study"] == study]
 
 
+def plan_subsets(runs: dict[str, dict]) -> dict[str, dict]:
+    """Every Hessian subset the planned runs need: ``{subset_key: subset_spec}``."""
+    return {subset_key(run["subset"]): run["subset"] for run in runs.values()}
+
+
+def training_config(run: dict) -> dict:
+    """The run without its planning fields: everything that changes its weights, and nothing else."""
+    return {key: value for key, value in run.items() if key not in PLAN_ONLY}
+
+
 def run_json(run: dict) -> str:
-    """Canonical JSON of a run (sorted keys): what the training command receives and stores."""
-    return json.dumps(run, sort_keys=True, separators=(",", ":"))
+    """Canonical JSON of a run's training configuration (sorted keys): what training receives and stores."""
+    return json.dumps(training_config(run), sort_keys=True, separators=(",", ":"))
 
 
 def load_yaml(path: str | Path) -> Any:
-    """Read a YAML file (used for the schema outside Snakemake)."""
+    """Read a YAML file; a syntax error raises ``ConfigError`` naming the file, line and column."""
     import yaml
 
     with open(path) as handle:
-        return yaml.safe_load(handle)
+        try:
+            return yaml.safe_load(handle)
+        except yaml.MarkedYAMLError as err:
+            mark = err.problem_mark or err.context_mark
+            where = f"{path}, line {mark.line + 1}, column {mark.column + 1}" if mark else str(path)
+            raise ConfigError(f"{where}: not valid YAML ({err.problem or err.context})") from None

@@ -18,6 +18,13 @@ def add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
 
 
+def add_walk_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--run-json``, ``--checkpoints`` and ``--subset`` of a command that walks a run's checkpoints."""
+    parser.add_argument("--run-json", required=True, help="the run's run.json")
+    parser.add_argument("--checkpoints", nargs="+", required=True, help="the run's checkpoints, epoch 0 first")
+    parser.add_argument("--subset", required=True, help="the Hessian subset file")
+
+
 def setup_runtime(args: argparse.Namespace, exact: bool = True):
     """Claim a GPU slot (before torch touches CUDA), then import torch and return (device, slot).
 

@@ -6,12 +6,11 @@ nodes and weights, eigenvalues, eigenvectors). The ``spectrum`` command is a thi
 
 from __future__ import annotations
 
-import csv
 import logging
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from hessian_spectra.checkpoint import atomic_write, load_checkpoint, model_from_checkpoint, trained_run
+from hessian_spectra.atomic import atomic_write
+from hessian_spectra.checkpoint import load_checkpoint, model_from_checkpoint
 from hessian_spectra.curvature import (
     CurvatureOperator,
     SpectralDensity,
@@ -34,11 +34,12 @@ from hessian_spectra.curvature import (
     slq,
 )
 from hessian_spectra.data.subset import load_subset
+from hessian_spectra.tables import FULL, write_rows
+from hessian_spectra.walk import file_digest, walk_checkpoints
 
 log = logging.getLogger(__name__)
 
 COLUMNS = ("epoch", "block", "quantity", "index", "value", "stderr", "residual", "converged", "products")
-FULL = "full"
 MAX_DENSE = 20_000  # a dense float64 matrix of 3.2 GB
 
 # Each randomised quantity draws its probes from its own stream of the run's seed.
@@ -129,9 +130,6 @@ def stream_seed(seed: int, stream: int) -> int:
     return int(np.random.SeedSequence([seed, stream]).generate_state(1)[0])
 
 
-def _seed(seed: int, stream: str) -> int:
-    return stream_seed(seed, _STREAMS[stream])
-
 
 def resolve_params(model: nn.Module, params: str) -> tuple[str, list[str] | None]:
     """``--params`` -> (block name, parameter names or None for all trainable parameters)."""
@@ -171,7 +169,7 @@ def _lanczos_quantity(result, op, block_names, quantity, k, which, request, stre
         which=which,
         tol=request.tol,
         max_steps=request.max_steps,
-        seed=_seed(request.seed, stream),
+        seed=stream_seed(request.seed, _STREAMS[stream]),
         eigenvectors=keep_vectors,
     )
     values = np.atleast_2d(res.eigenvalues)
@@ -198,7 +196,7 @@ def _densities(result, op, block_names, request) -> None:
         num_steps=request.density_steps,
         grid_points=request.grid_points,
         sigma_rel=request.sigma_rel,
-        seed=_seed(request.seed, "density"),
+        seed=stream_seed(request.seed, _STREAMS["density"]),
     )
     for block, density in zip(block_names, densities):
         result.densities[block] = density
@@ -261,7 +259,7 @@ def compute_spectrum(
     if request.power_iters:
         started = time.perf_counter()
         res = power_iteration(
-            op, max_iter=request.power_iters, tol=request.power_tol, seed=_seed(request.seed, "power")
+            op, max_iter=request.power_iters, tol=request.power_tol, seed=stream_seed(request.seed, _STREAMS["power"])
         )
         result.raw[(block, "power_eigenvalue")] = res
         result.add(
@@ -285,7 +283,7 @@ def compute_spectrum(
     ):
         if probes:
             started = time.perf_counter()
-            est = estimator(op, probes, seed=_seed(request.seed, quantity))
+            est = estimator(op, probes, seed=stream_seed(request.seed, _STREAMS[quantity]))
             result.raw[(block, quantity)] = est
             result.add(block, quantity, 0, est.value, stderr=est.stderr, products=est.products)
             _log(block, quantity, f"{est.value:.6g} +- {est.stderr:.3g}", started)
@@ -332,36 +330,32 @@ def compute_spectrum(
     return result
 
 
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return "nan" if math.isnan(value) else repr(value)
-    return str(value)
-
-
 def checkpoint_spectra(
-    run_dir: str | Path, request_for: Callable[[dict], SpectrumRequest], batch_size: int, device: torch.device
-) -> tuple[dict, SpectrumResult]:
-    """The run's config and ``compute_spectrum`` at every checkpoint of a trained run (epoch 0 = init) on its
-    saved Hessian subset; ``request_for`` builds the request from the run's config."""
-    run, paths = trained_run(run_dir)
-    request = request_for(run)
-    x, y, _meta = load_subset(Path(run_dir) / "hessian_subset.pt")
+    checkpoints: Sequence[str | Path],
+    subset: str | Path,
+    request: SpectrumRequest,
+    batch_size: int,
+    device: torch.device,
+    out: str | Path,
+) -> None:
+    """``compute_spectrum`` at every checkpoint of a run (epoch 0 = init) on its Hessian subset, into one table
+    ``out``; a killed job resumes at its first unfinished epoch (``walk_checkpoints``)."""
+    x, y, _meta = load_subset(subset)
     batches = make_batches(x.to(device), y.to(device), batch_size)
-    table = SpectrumResult()
-    model = None
-    for path in paths:
+    state: dict[str, nn.Module] = {}
+
+    def measure(epoch: int, path: Path) -> list[dict]:
         ckpt = load_checkpoint(path)
-        if model is None:
-            model = model_from_checkpoint(ckpt, map_location=device)
+        if "model" not in state:
+            state["model"] = model_from_checkpoint(ckpt, map_location=device)
         else:
-            model.load_state_dict(ckpt["state_dict"])
-        log.info("run %s: epoch %d of %d", run["key"], ckpt["epoch"], run["epochs"])
-        table.rows += compute_spectrum(model, batches, request, epoch=ckpt["epoch"]).rows
-    return run, table
+            state["model"].load_state_dict(ckpt["state_dict"])
+        log.info("epoch %d of %d (%s)", ckpt["epoch"], len(checkpoints) - 1, path)
+        return compute_spectrum(state["model"], batches, request, epoch=ckpt["epoch"]).rows
+
+    fields = {**asdict(request), "loss_fn": getattr(request.loss_fn, "__qualname__", None)}
+    settings = {"request": fields, "batch_size": batch_size, "subset": file_digest(subset)}
+    walk_checkpoints(checkpoints, out, COLUMNS, settings, measure)
 
 
 def write_spectrum(result: SpectrumResult, table_path: str | Path, npz_path: str | Path | None = None) -> None:
@@ -373,12 +367,4 @@ def write_spectrum(result: SpectrumResult, table_path: str | Path, npz_path: str
                 np.savez(handle, **result.arrays)
 
         atomic_write(npz_path, write_npz)
-
-    def write_table(tmp: str) -> None:
-        with open(tmp, "w", newline="") as handle:
-            writer = csv.writer(handle, delimiter="\t", lineterminator="\n")
-            writer.writerow(COLUMNS)
-            for row in result.rows:
-                writer.writerow([_cell(row[column]) for column in COLUMNS])
-
-    atomic_write(table_path, write_table)
+    write_rows(table_path, COLUMNS, result.rows)

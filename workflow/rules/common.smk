@@ -1,21 +1,25 @@
-"""Shared helpers: the planned runs, wildcard constraints, paths, and per-rule resources."""
+"""Shared helpers: the planned runs and subsets, wildcard constraints, paths, and per-rule resources."""
 
+import re
 import sys
 from pathlib import Path
 
 from snakemake.utils import validate
 from snakemake_interface_executor_plugins.settings import DeploymentMethod
 
+from hessian_spectra import layout
 from hessian_spectra.data.catalog import needs_download
+from hessian_spectra.layout import RUN_PATTERN
 from hessian_spectra.runs import (
-    RUN_PATTERN,
     STUDIES,
     ConfigError,
     check_config,
     load_yaml,
     plan_runs,
+    plan_subsets,
     run_json,
     runs_of,
+    subset_key,
 )
 
 SCHEMA = load_yaml(
@@ -28,6 +32,7 @@ try:
     RUNS = plan_runs(config, SCHEMA)
 except ConfigError as err:
     raise WorkflowError(f"invalid config: {err}") from None
+SUBSETS = plan_subsets(RUNS)
 
 # Rules call the library's CLI as `hessian-spectra`: a shell function running it with the interpreter that
 # runs Snakemake (no venv needs to be active), or under --sdm conda with the rule environment's python and the
@@ -39,9 +44,8 @@ else:
 shell.prefix(f'set -euo pipefail; hessian-spectra() {{{{ {_CLI} "$@"; }}}}; ')
 ENV = "../../envs/hessian-spectra.yaml"
 
-RUN_DIR = f"results/{RUN_PATTERN}"
-LOG_DIR = f"results/logs/{RUN_PATTERN}"
-BENCHMARK_DIR = f"results/benchmarks/{RUN_PATTERN}"
+RUN_FILES = layout.run_files(RUN_PATTERN)
+RUN_TABLES = layout.run_tables(RUN_PATTERN)
 TARGETS = {}
 
 
@@ -53,6 +57,7 @@ wildcard_constraints:
     seed=r"\d+",
     variant=r"[A-Za-z0-9_.+-]+",
     epoch=r"\d{4}",
+    subset="|".join(re.escape(key) for key in SUBSETS),
 
 
 def run_of(wildcards):
@@ -68,9 +73,36 @@ def run_of(wildcards):
     return RUNS[key]
 
 
-def run_dir(run):
-    """Directory of a planned run."""
-    return f"results/{run['key']}"
+def run_log(name):
+    """Log file pattern of a per-run job."""
+    return layout.log(f"{RUN_PATTERN}/{name}")
+
+
+def run_benchmark(name):
+    """Benchmark file pattern of a per-run job."""
+    return layout.benchmark(f"{RUN_PATTERN}/{name}")
+
+
+def subset_file(run):
+    """The Hessian subset file of a planned run."""
+    return layout.subset(subset_key(run["subset"]))
+
+
+def run_subset(wildcards):
+    """The Hessian subset a per-run curvature job reads."""
+    return subset_file(run_of(wildcards))
+
+
+def run_checkpoints(wildcards):
+    """Every checkpoint of the run a job walks, epoch 0 first."""
+    run = run_of(wildcards)
+    return layout.run_files(run["key"]).checkpoints(run["epochs"])
+
+
+def last_checkpoint(wildcards):
+    """The final checkpoint of a job's run."""
+    run = run_of(wildcards)
+    return layout.run_files(run["key"]).checkpoint(run["epochs"])
 
 
 def dataset_root(dataset):
@@ -78,9 +110,8 @@ def dataset_root(dataset):
     return config["data_root"] or f"resources/data/{dataset}"
 
 
-def dataset_input(wildcards):
-    """The marker a training job waits for: a verified download, or a verified `data_root` (none for digits)."""
-    dataset = run_of(wildcards)["dataset"]
+def dataset_ready(dataset):
+    """The marker a job reading `dataset` waits for: a verified download or `data_root` (none for digits)."""
     if not needs_download(dataset):
         return []
     if config["data_root"]:
@@ -96,6 +127,24 @@ def gpu_request(wildcards):
 RUNTIME_FLAGS = f"--device {config['device']} --gpus {config['gpus']}" + (
     f" --gpu-lock-dir {config['gpu_lock_dir']}" if config["gpu_lock_dir"] else ""
 )
+
+
+def check_device():
+    """Before any job runs locally: `device: cuda` needs a CUDA device (a dry run cannot tell where jobs will run,
+    so the check waits for the real run; cluster executors are not checked here)."""
+    if config["device"] != "cuda" or not workflow.local_exec:
+        return
+    import torch
+
+    if not torch.cuda.is_available():
+        raise WorkflowError(
+            "invalid config: device: cuda, but torch sees no CUDA device on this machine; set `device: cpu`, "
+            "or run on a GPU machine or through a cluster profile (profiles/slurm)"
+        )
+
+
+onstart:
+    check_device()
 
 
 def study_enabled(study):

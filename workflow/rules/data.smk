@@ -1,4 +1,8 @@
-"""Datasets: torchvision downloads with checksums into resources/, or a verified pre-downloaded `data_root`."""
+"""Datasets: torchvision downloads with checksums into resources/, or a verified pre-downloaded `data_root`; and the
+fixed, seeded Hessian subsets, one file each, keyed by what defines them (dataset, preprocessing, selection).
+"""
+
+import json
 
 
 localrules:
@@ -10,7 +14,7 @@ rule download_dataset:
     output:
         "resources/data/{dataset}/READY.json",
     log:
-        "results/logs/download/{dataset}.log",
+        layout.log("download/{dataset}"),
     conda:
         ENV
     params:
@@ -24,10 +28,26 @@ rule check_data_root:
     output:
         "results/data_root/{dataset}.READY.json",
     log:
-        "results/logs/data_root/{dataset}.log",
+        layout.log("data_root/{dataset}"),
     conda:
         ENV
     params:
         root=config["data_root"],
     shell:
         "hessian-spectra download --dataset {wildcards.dataset} --root {params.root} --check-only --ready {output} > {log} 2>&1"
+
+
+rule hessian_subset:
+    input:
+        lambda wildcards: dataset_ready(SUBSETS[wildcards.subset]["dataset"]),
+    output:
+        layout.subset("{subset}"),
+    log:
+        layout.log("subsets/{subset}"),
+    conda:
+        ENV
+    params:
+        spec=lambda wildcards: json.dumps(SUBSETS[wildcards.subset], sort_keys=True),
+        data_root=lambda wildcards: dataset_root(SUBSETS[wildcards.subset]["dataset"]),
+    shell:
+        "hessian-spectra subset --spec {params.spec:q} --out {output} --data-root {params.data_root} > {log} 2>&1"

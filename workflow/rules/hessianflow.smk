@@ -3,8 +3,7 @@ and Lanczos with its residual), SGD vs ABSA; Hutchinson trace and SLQ density at
 """
 
 HESSIANFLOW = config["studies"].get("hessianflow", {})
-HESSIANFLOW_FIGURES = "results/figures/hessianflow"
-HESSIANFLOW_RUN_DIRS = [run_dir(run) for run in runs_of(RUNS, "hessianflow")]
+HESSIANFLOW_RUNS = runs_of(RUNS, "hessianflow")
 # CLI flags (--key-name value) of the study's `eigen` and `final` sections
 HESSIANFLOW_FLAGS = {
     section: " ".join(
@@ -16,7 +15,7 @@ HESSIANFLOW_FLAGS = {
 
 if study_enabled("hessianflow"):
     TARGETS["hessianflow"] = [
-        f"{HESSIANFLOW_FIGURES}/{name}.png"
+        layout.figure("hessianflow", f"{name}.png")
         for name in ("dominant_eigenvalue", "absa_schedule", "esd_final")
     ]
 
@@ -27,15 +26,15 @@ localrules:
 
 rule hessianflow_eigen:
     input:
-        history=f"{RUN_DIR}/history.tsv",
-        run=f"{RUN_DIR}/run.json",
-        subset=f"{RUN_DIR}/hessian_subset.pt",
+        run=RUN_FILES.run_json,
+        checkpoints=run_checkpoints,
+        subset=run_subset,
     output:
-        f"{RUN_DIR}/dominant_eigen.tsv",
+        layout.dominant_eigen(RUN_PATTERN),
     log:
-        f"{LOG_DIR}/hessianflow_eigen.log",
+        run_log("hessianflow_eigen"),
     benchmark:
-        f"{BENCHMARK_DIR}/hessianflow_eigen.tsv"
+        run_benchmark("hessianflow_eigen")
     wildcard_constraints:
         study="hessianflow",
     conda:
@@ -47,21 +46,21 @@ rule hessianflow_eigen:
         flags=HESSIANFLOW_FLAGS["eigen"],
         runtime=RUNTIME_FLAGS,
     shell:
-        "hessian-spectra dominant-eigen --run-dir $(dirname {input.run}) --out {output} {params.flags} "
-        "{params.runtime} --threads {threads} > {log} 2>&1"
+        "hessian-spectra dominant-eigen --run-json {input.run} --checkpoints {input.checkpoints} "
+        "--subset {input.subset} --out {output} {params.flags} {params.runtime} --threads {threads} > {log} 2>&1"
 
 
 rule hessianflow_final:
     input:
-        checkpoint=f"{RUN_DIR}/final.pt",
-        subset=f"{RUN_DIR}/hessian_subset.pt",
+        checkpoint=last_checkpoint,
+        subset=run_subset,
     output:
-        table=f"{RUN_DIR}/final_trace_density.tsv",
-        npz=f"{RUN_DIR}/final_trace_density.npz",
+        table=layout.final_trace_density(RUN_PATTERN, "tsv"),
+        npz=layout.final_trace_density(RUN_PATTERN, "npz"),
     log:
-        f"{LOG_DIR}/hessianflow_final.log",
+        run_log("hessianflow_final"),
     benchmark:
-        f"{BENCHMARK_DIR}/hessianflow_final.tsv"
+        run_benchmark("hessianflow_final")
     wildcard_constraints:
         study="hessianflow",
     conda:
@@ -79,33 +78,37 @@ rule hessianflow_final:
 
 rule hessianflow_figures:
     input:
-        run=[f"{d}/run.json" for d in HESSIANFLOW_RUN_DIRS],
-        history=[f"{d}/history.tsv" for d in HESSIANFLOW_RUN_DIRS],
-        eigen=[f"{d}/dominant_eigen.tsv" for d in HESSIANFLOW_RUN_DIRS],
-        final=[f"{d}/final_trace_density.tsv" for d in HESSIANFLOW_RUN_DIRS],
-        density=[f"{d}/final_trace_density.npz" for d in HESSIANFLOW_RUN_DIRS],
+        run=[layout.run_files(run["key"]).run_json for run in HESSIANFLOW_RUNS],
+        history=[layout.run_files(run["key"]).history for run in HESSIANFLOW_RUNS],
+        eigen=[layout.dominant_eigen(run["key"]) for run in HESSIANFLOW_RUNS],
+        final=[
+            layout.final_trace_density(run["key"], "tsv") for run in HESSIANFLOW_RUNS
+        ],
+        density=[
+            layout.final_trace_density(run["key"], "npz") for run in HESSIANFLOW_RUNS
+        ],
     output:
         dominant=report(
-            f"{HESSIANFLOW_FIGURES}/dominant_eigenvalue.png",
+            layout.figure("hessianflow", "dominant_eigenvalue.png"),
             caption="../report/hessianflow/dominant_eigenvalue.rst",
             category="hessianflow",
         ),
         schedule=report(
-            f"{HESSIANFLOW_FIGURES}/absa_schedule.png",
+            layout.figure("hessianflow", "absa_schedule.png"),
             caption="../report/hessianflow/absa_schedule.rst",
             category="hessianflow",
         ),
         esd=report(
-            f"{HESSIANFLOW_FIGURES}/esd_final.png",
+            layout.figure("hessianflow", "esd_final.png"),
             caption="../report/hessianflow/esd_final.rst",
             category="hessianflow",
         ),
     log:
-        "results/logs/hessianflow/figures.log",
+        layout.log("hessianflow/figures"),
     conda:
         ENV
-    params:
-        runs=HESSIANFLOW_RUN_DIRS,
     shell:
-        "hessian-spectra plot-hessianflow --runs {params.runs} --dominant-eigenvalue {output.dominant} "
-        "--absa-schedule {output.schedule} --esd-final {output.esd} > {log} 2>&1"
+        "hessian-spectra hessianflow figures --runs {input.run} --histories {input.history} "
+        "--eigen {input.eigen} --final {input.final} --densities {input.density} "
+        "--dominant-eigenvalue {output.dominant} --absa-schedule {output.schedule} --esd-final {output.esd} "
+        "> {log} 2>&1"

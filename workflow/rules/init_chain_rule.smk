@@ -2,7 +2,6 @@
 one tracking job per run over all its checkpoints, and one cheap job for all figures."""
 
 ICR_RUNS = runs_of(RUNS, "init_chain_rule")
-ICR_FIGURES = "results/figures/init_chain_rule"
 ICR_NO_SD = [
     run["key"] for run in ICR_RUNS if run["model_options"].get("init_sd") is None
 ]
@@ -13,30 +12,33 @@ if ICR_NO_SD:
     )
 # file names spell the sd as f"{sd:g}": init_sd_1e-05.png, init_sd_0.01.png, init_sd_1.png
 ICR_SD_FIGURES = [
-    f"{ICR_FIGURES}/init_sd_{sd:g}.png"
+    layout.figure("init_chain_rule", f"init_sd_{sd:g}.png")
     for sd in dict.fromkeys(run["model_options"]["init_sd"] for run in ICR_RUNS)
 ]
-ICR_TERMS_FIGURE = f"{ICR_FIGURES}/chain_rule_terms.png"
-ICR_TABLE = "results/tables/init_chain_rule/chain_rule.tsv"
+ICR_TERMS_FIGURE = layout.figure("init_chain_rule", "chain_rule_terms.png")
+ICR_TABLE = layout.study_table(
+    "init_chain_rule", layout.STUDY_TABLES["init_chain_rule"]
+)
 if ICR_RUNS:
     TARGETS["init_chain_rule"] = ICR_SD_FIGURES + [ICR_TERMS_FIGURE, ICR_TABLE]
 
 
 localrules:
+    chain_rule_table,
     chain_rule_figures,
 
 
 rule chain_rule_tracking:
     input:
-        history=f"{RUN_DIR}/history.tsv",
-        subset=f"{RUN_DIR}/hessian_subset.pt",
-        run=f"{RUN_DIR}/run.json",
+        run=RUN_FILES.run_json,
+        checkpoints=run_checkpoints,
+        subset=run_subset,
     output:
-        f"{RUN_DIR}/chain_rule.tsv",
+        layout.chain_rule(RUN_PATTERN),
     log:
-        f"{LOG_DIR}/chain_rule.log",
+        run_log("chain_rule"),
     benchmark:
-        f"{BENCHMARK_DIR}/chain_rule.tsv"
+        run_benchmark("chain_rule")
     wildcard_constraints:
         study="init_chain_rule",
     conda:
@@ -52,13 +54,27 @@ rule chain_rule_tracking:
         ),
         runtime=RUNTIME_FLAGS,
     shell:
-        "hessian-spectra chain-rule --run-dir $(dirname {input.run}) --out {output} {params.tracking} "
-        "{params.runtime} --threads {threads} > {log} 2>&1"
+        "hessian-spectra chain-rule --run-json {input.run} --checkpoints {input.checkpoints} "
+        "--subset {input.subset} --out {output} {params.tracking} {params.runtime} --threads {threads} "
+        "> {log} 2>&1"
+
+
+rule chain_rule_table:
+    input:
+        [layout.chain_rule(run["key"]) for run in ICR_RUNS],
+    output:
+        ICR_TABLE,
+    log:
+        layout.log("init_chain_rule/chain_rule"),
+    conda:
+        ENV
+    shell:
+        "hessian-spectra init-chain-rule table --tables {input} --out {output} > {log} 2>&1"
 
 
 rule chain_rule_figures:
     input:
-        tables=[f"{run_dir(run)}/chain_rule.tsv" for run in ICR_RUNS],
+        ICR_TABLE,
     output:
         sd_figures=[
             report(
@@ -73,13 +89,11 @@ rule chain_rule_figures:
             caption="../report/init_chain_rule/chain_rule_terms.rst",
             category="init_chain_rule",
         ),
-        table=ICR_TABLE,
     log:
-        "results/logs/init_chain_rule/figures.log",
+        layout.log("init_chain_rule/figures"),
     conda:
         ENV
     params:
         out_dir=lambda wildcards, output: Path(output.terms).parent,
     shell:
-        "hessian-spectra plot-init-chain-rule --tables {input.tables} --out-dir {params.out_dir} "
-        "--table {output.table} > {log} 2>&1"
+        "hessian-spectra init-chain-rule figures --table {input} --out-dir {params.out_dir} > {log} 2>&1"

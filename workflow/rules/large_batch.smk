@@ -9,32 +9,32 @@ for the study's jobs.
 
 LARGE_BATCH = config["studies"].get("large_batch", {})
 LARGE_BATCH_RUNS = runs_of(RUNS, "large_batch")
-LARGE_BATCH_FIGURES = "results/figures/large_batch"
-LARGE_BATCH_TABLE = "results/tables/large_batch/top_eigenvalues.tsv"
-LARGE_BATCH_SPECTRUM = f"{RUN_DIR}/large_batch_spectrum_{{hessian}}"
-LARGE_BATCH_LANDSCAPE = "large_batch_landscape.tsv"
+LARGE_BATCH_TABLE = layout.study_table(
+    "large_batch", layout.STUDY_TABLES["large_batch"]
+)
 LARGE_BATCH_BY_SIZE = {
-    str(size): [run_dir(r) for r in LARGE_BATCH_RUNS if r["batch_size"] == size]
+    str(size): [r["key"] for r in LARGE_BATCH_RUNS if r["batch_size"] == size]
     for size in sorted({r["batch_size"] for r in LARGE_BATCH_RUNS})
 }
 
 
 localrules:
+    large_batch_table,
     large_batch_spectral_figure,
     large_batch_surface_figure,
 
 
 rule large_batch_spectrum:
     input:
-        final=f"{RUN_DIR}/final.pt",
-        subset=f"{RUN_DIR}/hessian_subset.pt",
+        final=last_checkpoint,
+        subset=run_subset,
     output:
-        table=f"{LARGE_BATCH_SPECTRUM}.tsv",
-        npz=f"{LARGE_BATCH_SPECTRUM}.npz",
+        table=layout.final_spectrum(RUN_PATTERN, "{hessian}", "tsv"),
+        npz=layout.final_spectrum(RUN_PATTERN, "{hessian}", "npz"),
     log:
-        f"{LOG_DIR}/large_batch_spectrum_{{hessian}}.log",
+        run_log("large_batch_spectrum_{hessian}"),
     benchmark:
-        f"{BENCHMARK_DIR}/large_batch_spectrum_{{hessian}}.tsv"
+        run_benchmark("large_batch_spectrum_{hessian}")
     wildcard_constraints:
         study="large_batch",
         hessian="last_layer|full",
@@ -67,19 +67,21 @@ rule large_batch_spectrum:
 
 rule large_batch_landscape:
     input:
-        final=f"{RUN_DIR}/final.pt",
-        subset=f"{RUN_DIR}/hessian_subset.pt",
+        final=last_checkpoint,
+        subset=run_subset,
         eigenvectors=lambda wildcards: (
-            f"{run_dir(run_of(wildcards))}/large_batch_spectrum_{LARGE_BATCH['landscape']['hessian']}.npz"
+            layout.final_spectrum(
+                run_of(wildcards)["key"], LARGE_BATCH["landscape"]["hessian"], "npz"
+            )
             if "eigen" in LARGE_BATCH["landscape"]["directions"]
             else []
         ),
     output:
-        f"{RUN_DIR}/{LARGE_BATCH_LANDSCAPE}",
+        layout.landscape(RUN_PATTERN),
     log:
-        f"{LOG_DIR}/large_batch_landscape.log",
+        run_log("large_batch_landscape"),
     benchmark:
-        f"{BENCHMARK_DIR}/large_batch_landscape.tsv"
+        run_benchmark("large_batch_landscape")
     wildcard_constraints:
         study="large_batch",
     conda:
@@ -111,66 +113,78 @@ rule large_batch_landscape:
         "> {log} 2>&1"
 
 
-rule large_batch_spectral_figure:
+rule large_batch_table:
     input:
-        runs=[f"{run_dir(run)}/run.json" for run in LARGE_BATCH_RUNS],
+        runs=[layout.run_files(run["key"]).run_json for run in LARGE_BATCH_RUNS],
         spectra=lambda wildcards: [
-            f"{run_dir(run)}/large_batch_spectrum_{hessian}.tsv"
+            layout.final_spectrum(run["key"], hessian, "tsv")
             for run in LARGE_BATCH_RUNS
             for hessian in LARGE_BATCH["spectrum"]["hessians"]
         ],
     output:
-        figure=report(
-            f"{LARGE_BATCH_FIGURES}/hessian_spectral.png",
-            caption="../report/large_batch/hessian_spectral.rst",
-            category="large_batch",
-        ),
-        table=LARGE_BATCH_TABLE,
+        LARGE_BATCH_TABLE,
     log:
-        "results/logs/large_batch/hessian_spectral.log",
+        layout.log("large_batch/top_eigenvalues"),
     conda:
         ENV
     params:
-        runs=[run_dir(run) for run in LARGE_BATCH_RUNS],
-        hessians=lambda wildcards: LARGE_BATCH["spectrum"]["hessians"],
         top_k=lambda wildcards: LARGE_BATCH["spectrum"]["top_k"],
     shell:
-        "hessian-spectra plot-large-batch spectral --runs {params.runs} --hessians {params.hessians} "
-        "--top-k {params.top_k} --out {output.figure} --table {output.table} > {log} 2>&1"
+        "hessian-spectra large-batch table --runs {input.runs} --spectra {input.spectra} "
+        "--top-k {params.top_k} --out {output} > {log} 2>&1"
+
+
+rule large_batch_spectral_figure:
+    input:
+        LARGE_BATCH_TABLE,
+    output:
+        report(
+            layout.figure("large_batch", "hessian_spectral.png"),
+            caption="../report/large_batch/hessian_spectral.rst",
+            category="large_batch",
+        ),
+    log:
+        layout.log("large_batch/hessian_spectral"),
+    conda:
+        ENV
+    params:
+        hessians=lambda wildcards: LARGE_BATCH["spectrum"]["hessians"],
+    shell:
+        "hessian-spectra large-batch spectral --table {input} --hessians {params.hessians} "
+        "--out {output} > {log} 2>&1"
 
 
 rule large_batch_surface_figure:
     input:
         runs=lambda wildcards: [
-            f"{d}/run.json" for d in LARGE_BATCH_BY_SIZE[wildcards.batch_size]
+            layout.run_files(key).run_json
+            for key in LARGE_BATCH_BY_SIZE[wildcards.batch_size]
         ],
         landscapes=lambda wildcards: [
-            f"{d}/{LARGE_BATCH_LANDSCAPE}"
-            for d in LARGE_BATCH_BY_SIZE[wildcards.batch_size]
+            layout.landscape(key) for key in LARGE_BATCH_BY_SIZE[wildcards.batch_size]
         ],
     output:
         report(
-            f"{LARGE_BATCH_FIGURES}/loss_surface_bs{{batch_size}}.png",
+            layout.figure("large_batch", "loss_surface_bs{batch_size}.png"),
             caption="../report/large_batch/loss_surface.rst",
             category="large_batch",
         ),
     log:
-        "results/logs/large_batch/loss_surface_bs{batch_size}.log",
+        layout.log("large_batch/loss_surface_bs{batch_size}"),
     conda:
         ENV
     params:
-        runs=lambda wildcards: LARGE_BATCH_BY_SIZE[wildcards.batch_size],
         kind=lambda wildcards: LARGE_BATCH["landscape"]["plot"],
     shell:
-        "hessian-spectra plot-large-batch surface --runs {params.runs} --kind {params.kind} --out {output} "
-        "> {log} 2>&1"
+        "hessian-spectra large-batch surface --runs {input.runs} --landscapes {input.landscapes} "
+        "--kind {params.kind} --out {output} > {log} 2>&1"
 
 
 if LARGE_BATCH_RUNS:
     TARGETS["large_batch"] = [
-        f"{LARGE_BATCH_FIGURES}/hessian_spectral.png",
+        layout.figure("large_batch", "hessian_spectral.png"),
         LARGE_BATCH_TABLE,
     ] + [
-        f"{LARGE_BATCH_FIGURES}/loss_surface_bs{size}.png"
+        layout.figure("large_batch", f"loss_surface_bs{size}.png")
         for size in LARGE_BATCH_BY_SIZE
     ]

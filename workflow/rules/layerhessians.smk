@@ -1,16 +1,14 @@
 """Study `layerhessians` (seed 004): full and layer-block spectra after every epoch, their distances, figures.
 
-Figures are named by `{model}_{dataset}` and the 1-based layer-block index (known from the model catalogue
-without torch), so two runs of this study with the same model and dataset are refused at parse time.
+Figures are named by `{model}_{dataset}` and the 1-based layer-block index (derived from the model and its
+options without torch), so two runs of this study with the same model and dataset are refused at parse time.
 """
 
-from hessian_spectra.models.catalog import NUM_LAYER_BLOCKS
+from hessian_spectra.models.catalog import layer_block_count
 
 LAYERHESSIANS = config["studies"].get("layerhessians", {})
 LH_RUNS = runs_of(RUNS, "layerhessians")
-LH_FIGURES = "results/figures/layerhessians"
-LH_TABLE = "results/layerhessians/matching.tsv"
-LH_SPECTRA = f"{RUN_DIR}/layer_spectra"
+LH_TABLE = layout.study_table("layerhessians", layout.STUDY_TABLES["layerhessians"])
 
 # figure name `{model}_{dataset}` and label `<model>/<dataset>` -> run; spectrum files of every epoch
 # (0 = initial weights) per run key
@@ -28,7 +26,7 @@ for _run in LH_RUNS:
     LH_BY_NAME[_name] = _run
     LH_BY_LABEL[f"{_run['model']}/{_run['dataset']}"] = _run
     LH_SPECTRUM_FILES[_run["key"]] = [
-        f"{LH_SPECTRA.format(**_run)}/epoch_{epoch:04d}.npz"
+        layout.layer_spectrum(_run["key"], epoch, "npz")
         for epoch in range(_run["epochs"] + 1)
     ]
 
@@ -69,7 +67,7 @@ LH_MATCH_FLAGS = (
             for label, epoch in LAYERHESSIANS["matching"]["peak_epoch"].items()
         ]
         + [
-            f"--run {run_dir(run)}/run.json {' '.join(LH_SPECTRUM_FILES[run['key']])}"
+            f"--run {layout.run_files(run['key']).run_json} {' '.join(LH_SPECTRUM_FILES[run['key']])}"
             for run in LH_RUNS
         ]
     )
@@ -78,12 +76,16 @@ LH_MATCH_FLAGS = (
 )
 
 TARGETS["layerhessians"] = (
-    [f"{LH_FIGURES}/match_distros_{kind}.png" for kind in ("wasserstein", "peak")]
-    + [
-        f"{LH_FIGURES}/training_eigvals_epochwise_{name}_{layer}.png"
-        for name, run in LH_BY_NAME.items()
-        for layer in range(1, NUM_LAYER_BLOCKS[run["model"]] + 1)
+    [
+        layout.figure("layerhessians", f"match_distros_{kind}.png")
+        for kind in ("wasserstein", "peak")
     ]
+    + [
+        layout.figure("layerhessians", f"training_eigvals_epochwise_{name}_{layer}.png")
+        for name, run in LH_BY_NAME.items()
+        for layer in range(1, layer_block_count(run["model"], run["model_options"]) + 1)
+    ]
+    + [LH_TABLE]
     if LH_RUNS
     else []
 )
@@ -97,15 +99,15 @@ localrules:
 
 rule layerhessians_spectrum:
     input:
-        history=f"{RUN_DIR}/history.tsv",
-        subset=f"{RUN_DIR}/hessian_subset.pt",
+        checkpoint=RUN_FILES.checkpoint("{epoch}"),
+        subset=run_subset,
     output:
-        table=f"{LH_SPECTRA}/epoch_{{epoch}}.tsv",
-        npz=f"{LH_SPECTRA}/epoch_{{epoch}}.npz",
+        table=layout.layer_spectrum(RUN_PATTERN, "{epoch}", "tsv"),
+        npz=layout.layer_spectrum(RUN_PATTERN, "{epoch}", "npz"),
     log:
-        f"{LOG_DIR}/layer_spectra/epoch_{{epoch}}.log",
+        run_log("layer_spectra/epoch_{epoch}"),
     benchmark:
-        f"{BENCHMARK_DIR}/layer_spectra/epoch_{{epoch}}.tsv"
+        run_benchmark("layer_spectra/epoch_{epoch}")
     wildcard_constraints:
         study="layerhessians",
     group:
@@ -116,52 +118,55 @@ rule layerhessians_spectrum:
     resources:
         gpu=gpu_request,
     params:
-        checkpoint=lambda wildcards: f"{run_dir(run_of(wildcards))}/checkpoints/epoch_{wildcards.epoch}.pt",
         seed=lambda wildcards: run_of(wildcards)["seed"],
         settings=LH_SPECTRUM_FLAGS,
         runtime=RUNTIME_FLAGS,
     shell:
-        "hessian-spectra spectrum --checkpoint {params.checkpoint} --data {input.subset} "
+        "hessian-spectra spectrum --checkpoint {input.checkpoint} --data {input.subset} "
         "--out {output.table} --npz {output.npz} --layers {params.settings} --seed {params.seed} "
         "{params.runtime} --threads {threads} > {log} 2>&1"
 
 
 rule layerhessians_match:
     input:
-        runs=[f"{run_dir(run)}/run.json" for run in LH_RUNS],
+        runs=[layout.run_files(run["key"]).run_json for run in LH_RUNS],
         spectra=[path for run in LH_RUNS for path in LH_SPECTRUM_FILES[run["key"]]],
     output:
         LH_TABLE,
     log:
-        "results/logs/layerhessians/match.log",
+        layout.log("layerhessians/match"),
     conda:
         ENV
     params:
         settings=LH_MATCH_FLAGS,
     shell:
-        "hessian-spectra match {params.settings} --out {output} > {log} 2>&1"
+        "hessian-spectra layerhessians match {params.settings} --out {output} > {log} 2>&1"
 
 
 rule layerhessians_epochwise_figure:
     input:
-        run=lambda wildcards: f"{run_dir(LH_BY_NAME[wildcards.name])}/run.json",
+        run=lambda wildcards: layout.run_files(
+            LH_BY_NAME[wildcards.name]["key"]
+        ).run_json,
         spectra=lambda wildcards: LH_SPECTRUM_FILES[LH_BY_NAME[wildcards.name]["key"]],
     output:
         report(
-            f"{LH_FIGURES}/training_eigvals_epochwise_{{name}}_{{layer}}.png",
+            layout.figure(
+                "layerhessians", "training_eigvals_epochwise_{name}_{layer}.png"
+            ),
             caption="../report/layerhessians/epochwise.rst",
             category="layerhessians",
             subcategory="{name}",
         ),
     log:
-        "results/logs/layerhessians/figures/training_eigvals_epochwise_{name}_{layer}.log",
+        layout.log("layerhessians/figures/training_eigvals_epochwise_{name}_{layer}"),
     wildcard_constraints:
         name="|".join(LH_BY_NAME),
         layer=r"\d+",
     conda:
         ENV
     shell:
-        "hessian-spectra plot-layerhessians epochwise --run-json {input.run} --spectra {input.spectra} "
+        "hessian-spectra layerhessians epochwise --run-json {input.run} --spectra {input.spectra} "
         "--layer {wildcards.layer} --out {output} > {log} 2>&1"
 
 
@@ -170,17 +175,17 @@ rule layerhessians_match_figure:
         LH_TABLE,
     output:
         report(
-            f"{LH_FIGURES}/match_distros_{{kind}}.png",
+            layout.figure("layerhessians", "match_distros_{kind}.png"),
             caption="../report/layerhessians/match_distros.rst",
             category="layerhessians",
             subcategory="matching",
         ),
     log:
-        "results/logs/layerhessians/figures/match_distros_{kind}.log",
+        layout.log("layerhessians/figures/match_distros_{kind}"),
     wildcard_constraints:
         kind="wasserstein|peak",
     conda:
         ENV
     shell:
-        "hessian-spectra plot-layerhessians match-distros --table {input} --kind {wildcards.kind} "
+        "hessian-spectra layerhessians match-distros --table {input} --kind {wildcards.kind} "
         "--out {output} > {log} 2>&1"

@@ -1,12 +1,14 @@
 """Study `sharpest_directions` (seed 001): top-K eigenvalues along training, lr / batch-size grids, NSGD's gamma."""
 
-SHARPEST_RUN_DIRS = [run_dir(run) for run in runs_of(RUNS, "sharpest_directions")]
-SHARPEST_OUT = "results/figures/sharpest_directions"
+SHARPEST_RUNS = runs_of(RUNS, "sharpest_directions")
 SHARPEST_FIGURES = ["spectrum_trajectory", "lr_grid", "bs_grid", "nsgd_gamma"]
+SHARPEST_TABLE = layout.study_table(
+    "sharpest_directions", layout.STUDY_TABLES["sharpest_directions"]
+)
 TARGETS["sharpest_directions"] = (
-    [f"{SHARPEST_OUT}/{name}.png" for name in SHARPEST_FIGURES]
-    + [f"{SHARPEST_OUT}/sharpness_table.csv"]
-    if SHARPEST_RUN_DIRS
+    [layout.figure("sharpest_directions", f"{name}.png") for name in SHARPEST_FIGURES]
+    + [SHARPEST_TABLE]
+    if SHARPEST_RUNS
     else []
 )
 
@@ -16,18 +18,16 @@ SHARPEST_SPECTRUM = (
     "--top-k {top_k} --tol {tol} --max-steps {max_steps} --batch-size {batch_size}".format(
         **config["studies"]["sharpest_directions"]["spectrum"]
     )
-    if SHARPEST_RUN_DIRS
+    if SHARPEST_RUNS
     else ""
 )
-# per kind, that file of every run of the study
+# what the table and the figures read: every run's run.json, history and trajectory, in one order
 SHARPEST_INPUTS = {
-    kind: [f"{directory}/{name}" for directory in SHARPEST_RUN_DIRS]
-    for kind, name in (
-        ("trajectories", "trajectory.tsv"),
-        ("histories", "history.tsv"),
-        ("runs", "run.json"),
-    )
+    "runs": [layout.run_files(run["key"]).run_json for run in SHARPEST_RUNS],
+    "histories": [layout.run_files(run["key"]).history for run in SHARPEST_RUNS],
+    "trajectories": [layout.trajectory(run["key"]) for run in SHARPEST_RUNS],
 }
+SHARPEST_FLAGS = "--runs {input.runs} --histories {input.histories} --trajectories {input.trajectories}"
 
 
 localrules:
@@ -37,15 +37,15 @@ localrules:
 
 rule sharpest_trajectory:
     input:
-        history=f"{RUN_DIR}/history.tsv",
-        subset=f"{RUN_DIR}/hessian_subset.pt",
-        run=f"{RUN_DIR}/run.json",
+        run=RUN_FILES.run_json,
+        checkpoints=run_checkpoints,
+        subset=run_subset,
     output:
-        f"{RUN_DIR}/trajectory.tsv",
+        layout.trajectory(RUN_PATTERN),
     log:
-        f"{LOG_DIR}/trajectory.log",
+        run_log("trajectory"),
     benchmark:
-        f"{BENCHMARK_DIR}/trajectory.tsv"
+        run_benchmark("trajectory")
     wildcard_constraints:
         study="sharpest_directions",
     conda:
@@ -57,8 +57,9 @@ rule sharpest_trajectory:
         spectrum=SHARPEST_SPECTRUM,
         runtime=RUNTIME_FLAGS,
     shell:
-        "hessian-spectra trajectory --run-dir $(dirname {input.run}) --out {output} {params.spectrum} "
-        "{params.runtime} --threads {threads} > {log} 2>&1"
+        "hessian-spectra trajectory --run-json {input.run} --checkpoints {input.checkpoints} "
+        "--subset {input.subset} --out {output} {params.spectrum} {params.runtime} --threads {threads} "
+        "> {log} 2>&1"
 
 
 rule sharpest_figures:
@@ -66,33 +67,31 @@ rule sharpest_figures:
         **SHARPEST_INPUTS,
     output:
         trajectory=report(
-            f"{SHARPEST_OUT}/spectrum_trajectory.png",
+            layout.figure("sharpest_directions", "spectrum_trajectory.png"),
             caption="../report/sharpest_directions/spectrum_trajectory.rst",
             category="sharpest_directions",
         ),
         lr_grid=report(
-            f"{SHARPEST_OUT}/lr_grid.png",
+            layout.figure("sharpest_directions", "lr_grid.png"),
             caption="../report/sharpest_directions/lr_grid.rst",
             category="sharpest_directions",
         ),
         bs_grid=report(
-            f"{SHARPEST_OUT}/bs_grid.png",
+            layout.figure("sharpest_directions", "bs_grid.png"),
             caption="../report/sharpest_directions/bs_grid.rst",
             category="sharpest_directions",
         ),
         nsgd_gamma=report(
-            f"{SHARPEST_OUT}/nsgd_gamma.png",
+            layout.figure("sharpest_directions", "nsgd_gamma.png"),
             caption="../report/sharpest_directions/nsgd_gamma.rst",
             category="sharpest_directions",
         ),
     log:
-        "results/logs/sharpest_directions/figures.log",
+        layout.log("sharpest_directions/figures"),
     conda:
         ENV
-    params:
-        run_dirs=SHARPEST_RUN_DIRS,
     shell:
-        "hessian-spectra plot-sharpest-directions --run-dirs {params.run_dirs} "
+        f"hessian-spectra sharpest-directions figures {SHARPEST_FLAGS} "
         "--out-dir $(dirname {output.trajectory}) > {log} 2>&1"
 
 
@@ -101,15 +100,13 @@ rule sharpest_table:
         **SHARPEST_INPUTS,
     output:
         report(
-            f"{SHARPEST_OUT}/sharpness_table.csv",
+            SHARPEST_TABLE,
             caption="../report/sharpest_directions/sharpness_table.rst",
             category="sharpest_directions",
         ),
     log:
-        "results/logs/sharpest_directions/table.log",
+        layout.log("sharpest_directions/table"),
     conda:
         ENV
-    params:
-        run_dirs=SHARPEST_RUN_DIRS,
     shell:
-        "hessian-spectra sharpness-table --run-dirs {params.run_dirs} --out {output} > {log} 2>&1"
+        f"hessian-spectra sharpest-directions table {SHARPEST_FLAGS} --out {{output}} > {{log}} 2>&1"

@@ -1,29 +1,68 @@
-"""Training: one job per run, a checkpoint every epoch (resumable), history, and the run's Hessian subset."""
+"""Training: one job per run, every epoch's checkpoint an output (epoch 0 = initial weights), resumable.
 
-import json
+A rule's outputs are fixed when it is defined, so there is one training rule per epoch count in the config
+(`train_{N}_epochs`, constrained to the runs of N epochs). They all take the resources the profile sets for
+`train`. Training also keeps its checkpoints in the run's store (hard links, not outputs), from which a rerun
+resumes: Snakemake removes a job's outputs before it runs and after it fails.
+"""
+
+TRAIN_VARIANTS = {}
+for _run in RUNS.values():
+    TRAIN_VARIANTS.setdefault(_run["epochs"], set()).add(_run["variant"])
+for _epochs, _variants in TRAIN_VARIANTS.items():
+    _shared = sorted(
+        v for e, vs in TRAIN_VARIANTS.items() if e != _epochs for v in vs & _variants
+    )
+    if _shared:
+        raise WorkflowError(
+            f"invalid config: runs named {', '.join(_shared)} train for different numbers of epochs; "
+            "give them distinct `name`s"
+        )
 
 
-rule train:
-    input:
-        dataset_input,
-    output:
-        final=f"{RUN_DIR}/final.pt",
-        history=f"{RUN_DIR}/history.tsv",
-        subset=f"{RUN_DIR}/hessian_subset.pt",
-        run=f"{RUN_DIR}/run.json",
-    log:
-        f"{LOG_DIR}/train.log",
-    benchmark:
-        f"{BENCHMARK_DIR}/train.tsv"
-    conda:
-        ENV
-    threads: config["threads"]
-    resources:
-        gpu=gpu_request,
-    params:
-        run=lambda wildcards: run_json(run_of(wildcards)),
-        data_root=lambda wildcards: dataset_root(run_of(wildcards)["dataset"]),
-        runtime=RUNTIME_FLAGS,
-    shell:
-        "hessian-spectra train --run {params.run:q} --out-dir $(dirname {output.final}) "
-        "--data-root {params.data_root} {params.runtime} --threads {threads} > {log} 2>&1"
+def training_subset(wildcards):
+    """The Hessian subset, for optimizers that train on it (NSGD); none otherwise."""
+    run = run_of(wildcards)
+    return subset_file(run) if "hessian_subset" in run else []
+
+
+def train_profile_resources():
+    """The resources a profile sets for `train` (e.g. profiles/slurm), for every training rule."""
+    resources = workflow.resource_settings.overwrite_resources.get("train", {})
+    return {name: getattr(value, "value", value) for name, value in resources.items()}
+
+
+for _epochs in sorted(TRAIN_VARIANTS):
+
+    rule:
+        name:
+            f"train_{_epochs}_epochs"
+        input:
+            data=lambda wildcards: dataset_ready(run_of(wildcards)["dataset"]),
+            subset=training_subset,
+        output:
+            checkpoints=RUN_FILES.checkpoints(_epochs),
+            history=RUN_FILES.history,
+            run=RUN_FILES.run_json,
+        log:
+            run_log("train"),
+        benchmark:
+            run_benchmark("train")
+        wildcard_constraints:
+            variant="|".join(re.escape(v) for v in sorted(TRAIN_VARIANTS[_epochs])),
+        conda:
+            ENV
+        threads: config["threads"]
+        resources:
+            **train_profile_resources(),
+            gpu=gpu_request,
+        params:
+            run=lambda wildcards: run_json(run_of(wildcards)),
+            data_root=lambda wildcards: dataset_root(run_of(wildcards)["dataset"]),
+            subset=lambda wildcards, input: (
+                f"--subset {input.subset}" if input.subset else ""
+            ),
+            runtime=RUNTIME_FLAGS,
+        shell:
+            "hessian-spectra train --run {params.run:q} --out-dir $(dirname {output.run}) "
+            "--data-root {params.data_root} {params.subset} {params.runtime} --threads {threads} > {log} 2>&1"

@@ -1,20 +1,17 @@
 """``hessian-spectra chain-rule``: loss, ||H||_F and the Hessian chain-rule split at every checkpoint of a run.
 
-One job per run: loops over ``checkpoints/epoch_NNNN.pt`` (epoch 0 = init) on the run's Hessian subset and writes
-one long table (run, sd, activation, epoch, step, block, quantity, index, value, stderr, residual, converged,
-products) atomically at the end.
+One job per run: loops over the run's checkpoints (epoch 0 = init) on its Hessian subset and writes one long table
+(run, sd, activation, epoch, step, block, quantity, index, value, stderr, residual, converged, products)
+atomically at the end; a killed job resumes at its first unfinished epoch.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import logging
-import math
 from pathlib import Path
 
-from hessian_spectra.atomic import atomic_write
-from hessian_spectra.runtime import add_runtime_arguments, setup_runtime
+from hessian_spectra.runtime import add_runtime_arguments, add_walk_arguments, setup_runtime
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +19,7 @@ RUN_COLUMNS = ("run", "sd", "activation", "epoch", "step")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--run-dir", required=True, help="a trained run (run.json, hessian_subset.pt, checkpoints/)")
+    add_walk_arguments(parser)
     parser.add_argument("--out", required=True, help="output table (TSV, long format)")
     parser.add_argument("--block", default="dense1.weight", help="parameter whose Hessian block is tracked")
     parser.add_argument("--frobenius-probes", type=int, default=30, help="Gaussian probes per Frobenius norm (30)")
@@ -34,36 +31,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_runtime_arguments(parser)
 
 
-def _cell(value) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return "nan" if math.isnan(value) else repr(value)
-    if value is None:
-        return ""
-    return str(value)
-
-
-def _write_table(path: str, rows: list[dict], columns: tuple[str, ...]) -> None:
-    def write(tmp: str) -> None:
-        with open(tmp, "w", newline="") as handle:
-            writer = csv.writer(handle, delimiter="\t", lineterminator="\n")
-            writer.writerow(columns)
-            writer.writerows([_cell(row[column]) for column in columns] for row in rows)
-
-    atomic_write(path, write)
-
-
 def run(args: argparse.Namespace) -> None:
     device, _slot = setup_runtime(args)
     from hessian_spectra.chain_rule import COLUMNS, TrackingRequest, block_label, track_checkpoint
-    from hessian_spectra.checkpoint import load_checkpoint, model_from_checkpoint, trained_run
+    from hessian_spectra.checkpoint import load_checkpoint, load_run, model_from_checkpoint
     from hessian_spectra.curvature import make_batches
     from hessian_spectra.data import load_subset
+    from hessian_spectra.walk import file_digest, walk_checkpoints
 
-    run_dir = Path(args.run_dir)
-    run_cfg, paths = trained_run(run_dir)
-    x, y, _meta = load_subset(run_dir / "hessian_subset.pt")
+    run_cfg = load_run(args.run_json)
+    x, y, _meta = load_subset(args.subset)
     batches = make_batches(x.to(device), y.to(device), args.batch_size)
     request = TrackingRequest(
         block=args.block,
@@ -76,13 +53,14 @@ def run(args: argparse.Namespace) -> None:
     options = run_cfg["model_options"]
     labels = {"run": run_cfg["key"], "sd": options.get("init_sd"), "activation": options.get("activation", "relu")}
     block = block_label(args.block)
-    rows = []
-    for epoch, path in enumerate(paths):
+    checked = []
+
+    def measure(epoch: int, path: Path) -> list[dict]:
         ckpt = load_checkpoint(path)
         model = model_from_checkpoint(ckpt, map_location=device)
         step = int(ckpt["trainer"]["history"][-1]["steps"])
-        found = track_checkpoint(model, batches, request, l2=run_cfg["l2"], check_determinism=epoch == 0)
-        rows += [{**labels, "epoch": epoch, "step": step, **row} for row in found]
+        found = track_checkpoint(model, batches, request, l2=run_cfg["l2"], check_determinism=not checked)
+        checked.append(epoch)
         value = {(r["block"], r["quantity"]): r["value"] for r in found if r["index"] == 0}
         log.info(
             "epoch %d step %d: loss %.4g, %s ||H||_F %.4g ||G||_F %.4g ||H-G||_F %.4g; full ||H-G||_F/||G||_F %.3g",
@@ -100,4 +78,8 @@ def run(args: argparse.Namespace) -> None:
             log.warning(
                 "epoch %d: not converged in %d Lanczos steps: %s", epoch, args.max_steps, ", ".join(unconverged)
             )
-    _write_table(args.out, rows, RUN_COLUMNS + COLUMNS)
+        return [{**labels, "epoch": epoch, "step": step, **row} for row in found]
+
+    settings = {"request": vars(request), "l2": run_cfg["l2"], "batch_size": args.batch_size,
+                "subset": file_digest(args.subset)}
+    walk_checkpoints(args.checkpoints, args.out, RUN_COLUMNS + COLUMNS, settings, measure)

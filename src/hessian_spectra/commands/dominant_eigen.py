@@ -3,7 +3,7 @@
 Each epoch's checkpoint gets two estimates on the run's Hessian subset: power iteration with HessianFlow's
 settings (what the source reports) and Lanczos top-1 with its Ritz residual and convergence flag. One table
 (the ``spectrum`` command's columns, quantities ``power_eigenvalue`` and ``eigenvalue``), written atomically
-once every checkpoint is done.
+once every checkpoint is done; a killed job resumes at its first unfinished epoch.
 """
 
 from __future__ import annotations
@@ -11,13 +11,13 @@ from __future__ import annotations
 import argparse
 import logging
 
-from hessian_spectra.runtime import add_runtime_arguments, setup_runtime
+from hessian_spectra.runtime import add_runtime_arguments, add_walk_arguments, setup_runtime
 
 log = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--run-dir", required=True, help="run directory (run.json, checkpoints/, hessian_subset.pt)")
+    add_walk_arguments(parser)
     parser.add_argument("--out", required=True, help="output table (TSV, long format)")
     parser.add_argument("--power-iters", type=int, default=10, help="power iterations (source: 10)")
     parser.add_argument("--power-tol", type=float, default=1e-2, help="power iteration relative tolerance (1e-2)")
@@ -30,8 +30,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> None:
     device, _slot = setup_runtime(args)
-    from hessian_spectra.spectrum import SpectrumRequest, checkpoint_spectra, write_spectrum
+    from hessian_spectra.checkpoint import load_run
+    from hessian_spectra.spectrum import SpectrumRequest, checkpoint_spectra
 
+    config = load_run(args.run_json)
     request = SpectrumRequest(
         top_k=1,
         tol=args.tol,
@@ -40,6 +42,5 @@ def run(args: argparse.Namespace) -> None:
         power_tol=args.power_tol,
         seed=args.seed,
     )
-    run_config, table = checkpoint_spectra(args.run_dir, lambda _run: request, args.batch_size, device)
-    write_spectrum(table, args.out)
-    log.info("%s: dominant eigenvalue of %d checkpoints -> %s", run_config["key"], run_config["epochs"] + 1, args.out)
+    checkpoint_spectra(args.checkpoints, args.subset, request, args.batch_size, device, args.out)
+    log.info("%s: dominant eigenvalue of %d checkpoints -> %s", config["key"], len(args.checkpoints), args.out)

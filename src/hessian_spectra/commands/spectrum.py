@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", required=True, help="checkpoint file (hessian_spectra.checkpoint format)")
-    parser.add_argument("--data", required=True, help='subset file: torch.save({"x": (N,C,H,W), "y": (N,)})')
+    parser.add_argument("--data", required=True, help="Hessian subset file (hessian-spectra subset)")
     parser.add_argument("--out", required=True, help="output table (TSV, long format)")
     parser.add_argument("--npz", default=None, help="output npz (densities, eigenvalues, eigenvectors)")
     eig = parser.add_argument_group("eigenvalues")
@@ -51,18 +51,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> None:
     device, _slot = setup_runtime(args)
-    import torch
-
     from hessian_spectra.checkpoint import load_checkpoint, model_from_checkpoint
     from hessian_spectra.curvature import make_batches
+    from hessian_spectra.data.subset import load_subset
     from hessian_spectra.spectrum import SpectrumRequest, compute_spectrum, write_spectrum
 
     ckpt = load_checkpoint(args.checkpoint)
     model = model_from_checkpoint(ckpt, map_location=device)
-    subset = torch.load(args.data, map_location="cpu", weights_only=True)
-    if not isinstance(subset, dict) or "x" not in subset or "y" not in subset:
-        raise ValueError(f"{args.data}: not a subset file (a dict with tensors 'x' and 'y')")
-    x, y = subset["x"], subset["y"]
+    x, y, _meta = load_subset(args.data)
     if len(x) != len(y) or len(x) == 0:
         raise ValueError(f"{args.data}: x and y must be non-empty and of equal length ({len(x)} vs {len(y)})")
     request = SpectrumRequest(

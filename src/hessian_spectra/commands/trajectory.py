@@ -2,7 +2,8 @@
 
 Checkpoint ``epoch_NNNN.pt`` holds the weights at the start of epoch N+1 (epoch 0 = the initial point). Each is
 measured on the run's fixed Hessian subset, in eval mode, with the run's L2 added (``l2 * I``). One long-format
-table (the ``spectrum`` command's columns) for all epochs is written atomically at the end.
+table (the ``spectrum`` command's columns) for all epochs is written atomically at the end; a killed job resumes
+at its first unfinished epoch.
 """
 
 from __future__ import annotations
@@ -10,13 +11,13 @@ from __future__ import annotations
 import argparse
 import logging
 
-from hessian_spectra.runtime import add_runtime_arguments, setup_runtime
+from hessian_spectra.runtime import add_runtime_arguments, add_walk_arguments, setup_runtime
 
 log = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--run-dir", required=True, help="run directory (run.json, checkpoints/, hessian_subset.pt)")
+    add_walk_arguments(parser)
     parser.add_argument("--out", required=True, help="output table (TSV, long format, one row per epoch x index)")
     parser.add_argument("--top-k", type=int, default=5, help="eigenvalues per checkpoint (5)")
     parser.add_argument("--tol", type=float, default=1e-4, help="relative Ritz residual tolerance (1e-4)")
@@ -27,14 +28,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> None:
     device, _slot = setup_runtime(args)
-    from hessian_spectra.spectrum import SpectrumRequest, checkpoint_spectra, write_spectrum
+    from hessian_spectra.checkpoint import load_run
+    from hessian_spectra.spectrum import SpectrumRequest, checkpoint_spectra
 
-    def request_for(config: dict) -> SpectrumRequest:
-        return SpectrumRequest(
-            top_k=args.top_k, tol=args.tol, max_steps=args.max_steps, l2=config["l2"], seed=config["seed"]
-        )
-
-    config, table = checkpoint_spectra(args.run_dir, request_for, args.batch_size, device)
-    write_spectrum(table, args.out)
-    checkpoints = config["epochs"] + 1
-    log.info("%s: top-%d eigenvalues of %d checkpoints -> %s", config["key"], args.top_k, checkpoints, args.out)
+    config = load_run(args.run_json)
+    request = SpectrumRequest(
+        top_k=args.top_k, tol=args.tol, max_steps=args.max_steps, l2=config["l2"], seed=config["seed"]
+    )
+    checkpoint_spectra(args.checkpoints, args.subset, request, args.batch_size, device, args.out)
+    log.info("%s: top-%d eigenvalues of %d checkpoints -> %s", config["key"], args.top_k, len(args.checkpoints), args.out)

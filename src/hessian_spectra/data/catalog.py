@@ -17,6 +17,8 @@ class DatasetInfo:
     in_channels: int
     native_size: int
     source: str  # "sklearn" (embedded, no network) or "torchvision" (downloaded with checksums)
+    train_size: int  # samples in the training split as loaded (digits: the fixed 80% split)
+    test_size: int
 
     @property
     def needs_download(self) -> bool:
@@ -26,12 +28,12 @@ class DatasetInfo:
 _CATALOG: dict[str, DatasetInfo] = {
     info.name: info
     for info in (
-        DatasetInfo("digits", num_classes=10, in_channels=1, native_size=8, source="sklearn"),
-        DatasetInfo("mnist", num_classes=10, in_channels=1, native_size=28, source="torchvision"),
-        DatasetInfo("fashionmnist", num_classes=10, in_channels=1, native_size=28, source="torchvision"),
-        DatasetInfo("cifar10", num_classes=10, in_channels=3, native_size=32, source="torchvision"),
-        DatasetInfo("cifar100", num_classes=100, in_channels=3, native_size=32, source="torchvision"),
-        DatasetInfo("svhn", num_classes=10, in_channels=3, native_size=32, source="torchvision"),
+        DatasetInfo("digits", 10, 1, 8, "sklearn", train_size=1437, test_size=360),
+        DatasetInfo("mnist", 10, 1, 28, "torchvision", train_size=60000, test_size=10000),
+        DatasetInfo("fashionmnist", 10, 1, 28, "torchvision", train_size=60000, test_size=10000),
+        DatasetInfo("cifar10", 10, 3, 32, "torchvision", train_size=50000, test_size=10000),
+        DatasetInfo("cifar100", 100, 3, 32, "torchvision", train_size=50000, test_size=10000),
+        DatasetInfo("svhn", 10, 3, 32, "torchvision", train_size=73257, test_size=26032),
     )
 }
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from hessian_spectra.checkpoint import save_atomic
+from hessian_spectra.checkpoint import UnreadableFileError, load_torch_file, save_atomic
 
 SELECTIONS = ("random", "first")
 _KEYS = ("x", "y", "indices", "meta")
@@ -69,14 +69,38 @@ def save_subset(path: str | Path, x: Tensor, y: Tensor, indices: Tensor, meta: d
     save_atomic(payload, path)
 
 
+def build_subset(spec: dict, data_root: str | Path | None = None) -> tuple[Tensor, Tensor, Tensor]:
+    """``(x, y, indices)`` of the subset ``spec`` describes (``hessian_spectra.runs.subset_spec``): the split
+    loaded and preprocessed as the runs load it, then the seeded selection."""
+    from hessian_spectra.data.load import load_split
+
+    x, y = load_split(
+        spec["dataset"],
+        spec["split"],
+        root=data_root,
+        image_size=spec["image_size"],
+        normalization=spec["normalization"],
+        valid_size=spec["valid_size"],
+        split_seed=spec["split_seed"],
+    )
+    indices = select_subset(
+        y, per_class=spec["per_class"], size=spec["size"], selection=spec["selection"], seed=spec["seed"]
+    )
+    return x[indices], y[indices], indices
+
+
 def load_subset(path: str | Path, *, return_indices: bool = False):
     """``(x, y, meta)`` of a saved subset (``(x, y, indices, meta)`` with ``return_indices``).
 
-    Loaded with ``torch.load(weights_only=True)`` (no pickled code runs) onto the CPU.
+    Loaded with ``torch.load(weights_only=True)`` (no pickled code runs) onto the CPU; an unreadable file raises
+    ``UnreadableFileError`` naming it.
     """
-    payload = torch.load(path, map_location="cpu", weights_only=True)
+    payload = load_torch_file(path, "Hessian subset")
     if not isinstance(payload, dict) or any(key not in payload for key in _KEYS):
-        raise ValueError(f"{path}: not a Hessian subset file (expected keys {', '.join(_KEYS)})")
+        raise UnreadableFileError(
+            f"{path}: not a Hessian subset file (expected keys {', '.join(_KEYS)}); delete it and rerun Snakemake, "
+            "which regenerates it"
+        )
     if return_indices:
         return payload["x"], payload["y"], payload["indices"], payload["meta"]
     return payload["x"], payload["y"], payload["meta"]

@@ -9,12 +9,12 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from hessian_spectra.models.catalog import MODEL_NAMES, MODEL_OPTIONS, NUM_LAYER_BLOCKS
+from hessian_spectra.models.catalog import MODEL_NAMES, MODEL_OPTIONS, layer_block_count
 
 if TYPE_CHECKING:
     from torch import nn
 
-__all__ = ["MODEL_NAMES", "MODEL_OPTIONS", "NUM_LAYER_BLOCKS", "build_model", "layer_blocks"]
+__all__ = ["MODEL_NAMES", "MODEL_OPTIONS", "build_model", "layer_block_count", "layer_blocks"]
 
 # name -> (module below hessian_spectra.models, constructor taking (in_channels, image_size, num_classes, **options))
 _CONSTRUCTORS: dict[str, tuple[str, str]] = {

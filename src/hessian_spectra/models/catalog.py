@@ -17,8 +17,8 @@ MODEL_NAMES: tuple[str, ...] = (
     "mlp",
 )
 
-# len(layer_blocks(model)) with default options (for mlp: one block per hidden layer plus the output layer).
-NUM_LAYER_BLOCKS: dict[str, int] = {
+# len(layer_blocks(model)) of the architectures whose depth no option changes
+_FIXED_LAYER_BLOCKS: dict[str, int] = {
     "lenet": 5,  # 2 convs + 3 dense
     "vgg11_bn": 11,  # 8 convs + 3 dense
     "resnet18": 21,  # stem + 8 blocks x 2 convs + 3 projection shortcuts + dense
@@ -27,8 +27,16 @@ NUM_LAYER_BLOCKS: dict[str, int] = {
     "resnet32_nobn": 34,  # first conv + 15 blocks x 2 convs + 2 projection shortcuts + dense
     "c1": 5,  # 2 convs + 3 dense
     "resnet20": 22,  # stem + 9 blocks x 2 convs + 2 projection shortcuts + dense
-    "mlp": 3,  # 2 hidden + output
 }
+MLP_HIDDEN: tuple[int, ...] = (30, 30)  # the mlp's hidden widths unless `hidden` is given
+
+
+def layer_block_count(name: str, options: dict | None = None) -> int:
+    """``len(layer_blocks(model))`` of the model ``name`` with ``options``, without building it (torch-free):
+    the mlp has one block per hidden layer plus the output layer."""
+    if name == "mlp":
+        return len((options or {}).get("hidden", MLP_HIDDEN)) + 1
+    return _FIXED_LAYER_BLOCKS[name]
 
 MODEL_OPTIONS: dict[str, tuple[str, ...]] = {name: ("width",) for name in MODEL_NAMES}
 MODEL_OPTIONS["resnet32_nobn"] = ("width", "init_scale")

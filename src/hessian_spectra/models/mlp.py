@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from torch import nn
 
-from hessian_spectra.models.catalog import MLP_ACTIVATIONS
+from hessian_spectra.models.catalog import MLP_ACTIVATIONS, MLP_HIDDEN
 from hessian_spectra.models.common import glorot_uniform_, init_weights, scaled
 
 _ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "linear": nn.Identity}
@@ -25,7 +25,7 @@ class MLP(nn.Sequential):
         width: float = 1.0,
         activation: str = "relu",
         init_sd: float | None = None,
-        hidden: Sequence[int] = (30, 30),
+        hidden: Sequence[int] = MLP_HIDDEN,
     ) -> None:
         if activation not in MLP_ACTIVATIONS:
             raise ValueError(f"mlp: unknown activation {activation!r}; allowed: {', '.join(MLP_ACTIVATIONS)}")

@@ -6,7 +6,6 @@ models are panels (columns) and labels keep one colour across all three figures.
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -14,7 +13,7 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.lines import Line2D
 
-from hessian_spectra.plots.common import save_figure, use_style
+from hessian_spectra.plots.common import use_style
 
 METHODS = {"eigenvalue": ("Lanczos top-1", "-", "o"), "power_eigenvalue": ("power iteration (source)", "--", "^")}
 SYMLOG_RANGE = 1e-2  # linear within 1% of the largest |lambda| when an estimate is negative
@@ -33,7 +32,7 @@ def _panels(models, rows: int = 1, height: float = 3.6):
     )
 
 
-def plot_dominant_eigenvalue(eigen: pd.DataFrame, path: str | Path) -> None:
+def dominant_eigenvalue_figure(eigen: pd.DataFrame) -> plt.Figure:
     """lambda_1 vs epoch per model, one colour per run: Lanczos (solid) and the source's power-iteration estimate
     (dashed), hollow markers where an estimate did not converge; log scale (symlog if one is negative).
     ``eigen``: model, label, epoch, quantity (``eigenvalue`` / ``power_eigenvalue``), value, converged."""
@@ -64,10 +63,10 @@ def plot_dominant_eigenvalue(eigen: pd.DataFrame, path: str | Path) -> None:
     ]
     handles.append(Line2D([], [], color="0.3", ls="", marker="o", markerfacecolor="none", label="not converged"))
     axes[0, -1].legend(handles=handles, loc="best", fontsize="small")
-    save_figure(fig, path)
+    return fig
 
 
-def plot_absa_schedule(history: pd.DataFrame, path: str | Path) -> None:
+def absa_schedule_figure(history: pd.DataFrame) -> plt.Figure:
     """Effective batch size, learning rate and test accuracy vs epoch, per model, for every run (batch size and
     rate hold over epoch e-1 .. e). ``history``: model, label, epoch, batch_size, lr, test_acc."""
     use_style()
@@ -90,10 +89,10 @@ def plot_absa_schedule(history: pd.DataFrame, path: str | Path) -> None:
         axes[1, col].set(ylabel="learning rate")
         axes[2, col].set(xlabel="epoch", ylabel="test accuracy")
     axes[0, -1].legend(loc="best", fontsize="small")
-    save_figure(fig, path)
+    return fig
 
 
-def plot_esd_final(density: pd.DataFrame, trace: pd.DataFrame, path: str | Path) -> None:
+def esd_final_figure(density: pd.DataFrame, trace: pd.DataFrame) -> plt.Figure:
     """SLQ spectral density of the final Hessian per model on a log scale (as PyHessian plots it), one colour
     per run, the Hutchinson trace +- its standard error in the legend. ``density``: model, label, eigenvalue,
     density; ``trace``: model, label, value, stderr."""
@@ -110,4 +109,4 @@ def plot_esd_final(density: pd.DataFrame, trace: pd.DataFrame, path: str | Path)
             )
         ax.set(title=f"{model}, final epoch", xlabel="eigenvalue", ylabel="density (log scale)")
         ax.legend(loc="upper right", fontsize="small")
-    save_figure(fig, path)
+    return fig

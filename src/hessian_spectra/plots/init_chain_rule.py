@@ -16,13 +16,15 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.lines import Line2D
 
-FULL = "full"
+from hessian_spectra.tables import FULL, read_table
+
 NORM = r"\|{}\|_F"
 
 
 def read_tables(paths: Iterable[str | Path]) -> pd.DataFrame:
     """The runs' tables, concatenated (one row per run x step x block x quantity x index)."""
-    table = pd.concat([pd.read_csv(path, sep="\t") for path in paths], ignore_index=True)
+    table = pd.concat([read_table(path, required=("run", "sd", "block", "quantity")) for path in paths],
+                      ignore_index=True)
     if table.empty:
         raise ValueError("the chain-rule tables hold no rows")
     if table["sd"].isna().any():
@@ -43,7 +45,7 @@ def tracked_block(table: pd.DataFrame) -> str:
     return blocks[0]
 
 
-def run_labels(table: pd.DataFrame) -> dict[str, str]:
+def activation_labels(table: pd.DataFrame) -> dict[str, str]:
     """Legend label of every run: its activation, plus its run key where several runs share an sd and activation."""
     runs = table.drop_duplicates("run").set_index("run")
     shared = runs.duplicated(["sd", "activation"], keep=False)
@@ -74,7 +76,7 @@ def init_sd_figure(table: pd.DataFrame, sd: float) -> plt.Figure:
     """Twin axes: loss on the Hessian subset (left, solid) and ||H||_F of the tracked block (right, dashed, with
     its standard error) against training step, one colour per activation."""
     block = tracked_block(table)
-    labels = run_labels(table)
+    labels = activation_labels(table)
     colors = _colors(list(set(labels.values())))
     runs = [run for run in labels if table.loc[table["run"] == run, "sd"].iloc[0] == sd]
     fig, ax_loss = plt.subplots(figsize=(7.5, 4.5))
@@ -127,7 +129,7 @@ def chain_rule_terms_figure(table: pd.DataFrame) -> plt.Figure:
     """Columns: init sd. Rows: ||G||_F (solid) and ||H - G||_F (dashed) of the tracked block, the same for the full
     Hessian, and the ratio ||H - G||_F / ||G||_F (solid: tracked block, dotted: full). One colour per activation."""
     block = tracked_block(table)
-    labels = run_labels(table)
+    labels = activation_labels(table)
     colors = _colors(list(set(labels.values())))
     sds = sorted(table["sd"].unique())
     fig, axes = plt.subplots(3, len(sds), figsize=(4.3 * len(sds), 10), sharex=True, squeeze=False)

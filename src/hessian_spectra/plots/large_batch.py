@@ -1,13 +1,12 @@
 """Figures of study `large_batch` (seed 000): top-k Hessian eigenvalues per batch size, and loss surfaces.
 
-``plot_spectral`` reads a tidy table (hessian, batch_size, run, index, value, converged); ``plot_surfaces`` one
+``spectral_figure`` reads a tidy table (hessian, batch_size, run, index, value, converged); ``surface_figure`` one
 with (label, direction, space, i, j, c1, c2, loss, lambda1, lambda2), as the ``landscape`` command writes it.
 """
 
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -15,7 +14,7 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.lines import Line2D
 
-from hessian_spectra.plots.common import save_figure, use_style
+from hessian_spectra.plots.common import use_style
 
 HESSIAN_TITLES = {"last_layer": "last-layer Hessian (exact, dense eigh)", "full": "full Hessian (Lanczos)"}
 DIRECTION_TITLES = {"eigen": "top-2 Hessian eigenvectors", "random": "filter-normalised random directions"}
@@ -31,7 +30,7 @@ def symlog_threshold(values: np.ndarray) -> float:
     return 10.0 ** math.floor(math.log10(smallest))
 
 
-def plot_spectral(table: pd.DataFrame, hessians: list[str], path: str | Path) -> None:
+def spectral_figure(table: pd.DataFrame, hessians: list[str]) -> plt.Figure:
     """Eigenvalue vs index (1..k), one line per run coloured by batch size, one panel per Hessian in
     ``hessians``; a symlog y axis keeps eigenvalues <= 0 visible (below the linear band around 0) and hollow
     markers flag eigenvalues whose Lanczos residual did not converge."""
@@ -62,7 +61,7 @@ def plot_spectral(table: pd.DataFrame, hessians: list[str], path: str | Path) ->
     if not table["converged"].astype(bool).all():
         handles.append(Line2D([], [], color="0.3", ls="", marker="o", markerfacecolor="none", label="not converged"))
     axes[0, -1].legend(handles=handles, loc="upper right", fontsize="small")
-    save_figure(fig, path)
+    return fig
 
 
 def _surface_title(rows: pd.DataFrame, direction: str) -> str:
@@ -73,7 +72,7 @@ def _surface_title(rows: pd.DataFrame, direction: str) -> str:
     return title
 
 
-def plot_surfaces(table: pd.DataFrame, kind: str, path: str | Path) -> None:
+def surface_figure(table: pd.DataFrame, kind: str) -> plt.Figure:
     """Training loss over (c1, c2): one row per run (label), one column per direction kind; ``kind`` is
     ``surface`` (3-D) or ``contour`` (filled contours, the centre theta marked)."""
     if kind not in ("surface", "contour"):
@@ -100,4 +99,4 @@ def plot_surfaces(table: pd.DataFrame, kind: str, path: str | Path) -> None:
                 fig.colorbar(filled, ax=ax, label="training loss")
             ax.set(xlabel="$c_1$", ylabel="$c_2$")
             ax.set_title(f"{label}: {_surface_title(rows, direction)}", fontsize="small")
-    save_figure(fig, path)
+    return fig

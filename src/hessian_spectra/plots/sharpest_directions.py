@@ -1,7 +1,7 @@
 """Study ``sharpest_directions`` (seed 001): its tidy tables, its four figures and its sharpness table.
 
-Each run directory contributes ``run.json`` (the run), ``history.tsv`` (accuracies per epoch) and
-``trajectory.tsv`` (top-K eigenvalues per checkpoint). Which runs form the learning-rate grid, the batch-size grid
+Each run contributes its ``run.json`` (the run), ``history.tsv`` (accuracies per epoch) and its ``trajectory``
+table (top-K eigenvalues per checkpoint). Which runs form the learning-rate grid, the batch-size grid
 and the gamma comparison is derived from the runs themselves: SGD runs equal in every setting but ``lr`` (or
 ``batch_size``) form one grid; NSGD runs equal in every setting but ``optimizer.gamma`` form one comparison, joined
 by the SGD run equal to them in every setting but the optimizer (NSGD with gamma = 1 is SGD).
@@ -20,8 +20,8 @@ from matplotlib import ticker
 import numpy as np
 import pandas as pd
 
-from hessian_spectra.atomic import atomic_write
-from hessian_spectra.plots.common import save_figure, use_style
+from hessian_spectra.plots.common import use_style
+from hessian_spectra.tables import read_table
 
 # run keys that never distinguish runs of this study (bookkeeping, or the same for all of its runs)
 _NOT_SETTINGS = ("key", "variant", "study", "name", "hessian_subset")
@@ -91,19 +91,24 @@ def run_row(run: dict) -> dict:
     }
 
 
-def load_study(run_dirs: Sequence[str | Path]) -> StudyTables:
-    """Read every run directory's ``run.json``, ``history.tsv`` and ``trajectory.tsv`` into tidy frames."""
-    runs, trajectories, histories = [], [], []
-    for run_dir in map(Path, run_dirs):
-        run = json.loads((run_dir / "run.json").read_text())
+def load_study(
+    run_files: Sequence[str | Path], histories: Sequence[str | Path], trajectories: Sequence[str | Path]
+) -> StudyTables:
+    """Read every run's ``run.json``, history and trajectory table (three lists in the same order) into tidy
+    frames."""
+    if not len(run_files) == len(histories) == len(trajectories):
+        raise ValueError("give one history and one trajectory table per run.json")
+    runs, traj_parts, history_parts = [], [], []
+    for run_file, history, trajectory in zip(run_files, histories, trajectories):
+        run = json.loads(Path(run_file).read_text())
         runs.append(run_row(run))
-        table = pd.read_csv(run_dir / "trajectory.tsv", sep="\t")
+        table = read_table(trajectory, required=("block", "quantity", "epoch", "index", "value", "converged"))
         table = table[(table["block"] == "full") & (table["quantity"] == "eigenvalue")]
-        trajectories.append(table[["epoch", "index", "value", "residual", "converged"]].assign(run=run["key"]))
-        histories.append(pd.read_csv(run_dir / "history.tsv", sep="\t").assign(run=run["key"]))
-    traj = pd.concat(trajectories, ignore_index=True)
+        traj_parts.append(table[["epoch", "index", "value", "residual", "converged"]].assign(run=run["key"]))
+        history_parts.append(read_table(history).assign(run=run["key"]))
+    traj = pd.concat(traj_parts, ignore_index=True)
     traj["converged"] = traj["converged"].astype(str).str.lower().eq("true")
-    return StudyTables(pd.DataFrame(runs), traj, pd.concat(histories, ignore_index=True))
+    return StudyTables(pd.DataFrame(runs), traj, pd.concat(history_parts, ignore_index=True))
 
 
 def _identity(settings: dict, ignore: Sequence[str]) -> tuple:
@@ -148,11 +153,11 @@ def _group_title(group: pd.DataFrame, shown: Sequence[str]) -> str:
     return ", ".join(parts)
 
 
-def _placeholder(path: str | Path, text: str) -> None:
+def _placeholder(text: str) -> plt.Figure:
     fig, ax = plt.subplots(figsize=(6, 2))
     ax.axis("off")
     ax.text(0.5, 0.5, text, ha="center", va="center", wrap=True)
-    save_figure(fig, path)
+    return fig
 
 
 def _positive_log(ax, values: pd.Series) -> None:
@@ -171,7 +176,7 @@ def _mark_unconverged(ax, table: pd.DataFrame) -> bool:
     return bool(len(bad))
 
 
-def plot_spectrum_trajectory(tables: StudyTables, path: str | Path) -> None:
+def spectrum_trajectory_figure(tables: StudyTables) -> plt.Figure:
     """lambda_i vs epoch, i = 1..K, one panel per run (x marks eigenvalues whose Lanczos residual missed tol)."""
     use_style()
     runs = tables.runs
@@ -199,17 +204,16 @@ def plot_spectrum_trajectory(tables: StudyTables, path: str | Path) -> None:
     fig.legend(handles, labels, loc="upper center", ncol=len(labels), bbox_to_anchor=(0.5, 1.02), frameon=False)
     fig.suptitle("Top-K Hessian eigenvalues along training (Lanczos, L2 included)", y=1.06)
     fig.tight_layout()
-    save_figure(fig, path)
+    return fig
 
 
-def plot_grid(tables: StudyTables, varied: str, path: str | Path) -> None:
+def grid_figure(tables: StudyTables, varied: str) -> plt.Figure:
     """lambda_1 and lambda_2 vs epoch (log y), one line per value of ``varied`` (``lr`` or ``batch_size``)."""
     use_style()
     name = {"lr": "learning rate", "batch_size": "batch size"}[varied]
     groups = grid_groups(tables.runs, varied)
     if not groups:
-        _placeholder(path, f"No SGD runs in this config differ only in the {name}: nothing to compare.")
-        return
+        return _placeholder(f"No SGD runs in this config differ only in the {name}: nothing to compare.")
     fig, axes = plt.subplots(len(groups), 2, figsize=(10, 3.6 * len(groups)), squeeze=False)
     other = "batch_size" if varied == "lr" else "lr"
     for row, group in zip(axes, groups):
@@ -226,16 +230,15 @@ def plot_grid(tables: StudyTables, varied: str, path: str | Path) -> None:
             ax.set_ylabel(f"λ{index}")
         row[1].legend(title=name, fontsize=8)
     fig.tight_layout()
-    save_figure(fig, path)
+    return fig
 
 
-def plot_nsgd_gamma(tables: StudyTables, path: str | Path) -> None:
+def nsgd_gamma_figure(tables: StudyTables) -> plt.Figure:
     """lambda_1 and validation accuracy vs epoch, one line per gamma (the matching SGD run is gamma = 1)."""
     use_style()
     groups = gamma_groups(tables.runs)
     if not groups:
-        _placeholder(path, "No NSGD runs in this config: nothing to compare.")
-        return
+        return _placeholder("No NSGD runs in this config: nothing to compare.")
     acc = "valid_acc" if "valid_acc" in tables.histories and tables.histories["valid_acc"].notna().any() else "test_acc"
     acc_label = {"valid_acc": "validation accuracy", "test_acc": "test accuracy (no validation split)"}[acc]
     fig, axes = plt.subplots(len(groups), 2, figsize=(10, 3.6 * len(groups)), squeeze=False)
@@ -257,7 +260,7 @@ def plot_nsgd_gamma(tables: StudyTables, path: str | Path) -> None:
         ax_acc.title.set_fontsize(10)
         ax_acc.legend(title="NSGD overshoot", fontsize=8)
     fig.tight_layout()
-    save_figure(fig, path)
+    return fig
 
 
 def sharpness_table(tables: StudyTables) -> pd.DataFrame:
@@ -299,7 +302,3 @@ def sharpness_table(tables: StudyTables) -> pd.DataFrame:
         )
     return pd.DataFrame(rows)
 
-
-def write_table(table: pd.DataFrame, path: str | Path) -> None:
-    """CSV, written atomically."""
-    atomic_write(path, lambda tmp: table.to_csv(tmp, index=False, float_format="%.6g"))

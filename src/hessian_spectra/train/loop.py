@@ -1,8 +1,14 @@
-"""The training loop: one run, a checkpoint per epoch written atomically, resume from the last complete one.
+"""The training loop: one run, a checkpoint per epoch written atomically, resume from an intact prefix.
 
 Every source of randomness after initialisation (batch order, augmentation, random batches) is drawn from a
 generator seeded by (seed, epoch), so a run resumed from checkpoint e replays epochs e+1.. exactly: on CPU its
-final weights are bitwise equal to an uninterrupted run's.
+weights are bitwise equal to an uninterrupted run's.
+
+Checkpoints are saved into the run's store (``RunFiles.stored``) and published as hard links at their workflow
+paths (``RunFiles.checkpoint``). Snakemake removes a job's outputs before it runs and after it fails; the store
+keeps them, so training resumes from the store's longest intact prefix: epoch k is trusted only if epochs 0..k all
+load and were written for this exact run. A store written for another configuration is never removed: training
+stops and names both.
 """
 
 from __future__ import annotations
@@ -11,7 +17,7 @@ import csv
 import json
 import logging
 import math
-import shutil
+import os
 import time
 from pathlib import Path
 
@@ -22,14 +28,15 @@ from torch import nn
 from hessian_spectra.atomic import atomic_write
 from hessian_spectra.checkpoint import (
     FORMAT_VERSION,
+    UnreadableFileError,
     build_from_spec,
-    epoch_checkpoint,
     load_checkpoint,
     model_spec,
     save_atomic,
 )
-from hessian_spectra.data import dataset_info, load_splits, save_subset, select_subset, shift_flip
-from hessian_spectra.runs import run_json
+from hessian_spectra.data import dataset_info, load_splits, load_subset, shift_flip
+from hessian_spectra.layout import RunFiles
+from hessian_spectra.runs import run_json, training_config
 from hessian_spectra.train.schedules import LrSchedule
 from hessian_spectra.train.strategies import Strategy, TrainContext, make_strategy
 
@@ -42,19 +49,8 @@ class DivergenceError(RuntimeError):
     """Training produced a non-finite loss or weights."""
 
 
-class RunPaths:
-    """Files of one run directory."""
-
-    def __init__(self, out_dir: str | Path):
-        self.root = Path(out_dir)
-        self.checkpoints = self.root / "checkpoints"
-        self.final = self.root / "final.pt"
-        self.history = self.root / "history.tsv"
-        self.subset = self.root / "hessian_subset.pt"
-        self.run = self.root / "run.json"
-
-    def checkpoint(self, epoch: int) -> Path:
-        return epoch_checkpoint(self.root, epoch)
+class RunConflictError(RuntimeError):
+    """A run directory holds checkpoints of another training configuration."""
 
 
 def epoch_generator(seed: int, epoch: int, stream: int = 0) -> torch.Generator:
@@ -92,18 +88,6 @@ def _load_data(run: dict, data_root: str | None, device: torch.device) -> dict[s
     return {split: (x.to(device), y.to(device)) for split, (x, y) in data.items()}
 
 
-def _hessian_subset(run: dict, data: dict, paths: RunPaths) -> tuple[torch.Tensor, torch.Tensor]:
-    spec = run["hessian_subset"]
-    x, y = data[spec["split"]]
-    indices = select_subset(
-        y.cpu(), per_class=spec["per_class"], size=spec["size"], selection=spec["selection"], seed=spec["seed"]
-    )
-    subset_x, subset_y = x[indices.to(x.device)], y[indices.to(y.device)]
-    meta = {"run": run["key"], "dataset": run["dataset"], **spec}
-    save_subset(paths.subset, subset_x.cpu(), subset_y.cpu(), indices, meta)
-    return subset_x, subset_y
-
-
 def _epoch_batches(run: dict, plan_batch: int, num_train: int, gen: torch.Generator) -> list[torch.Tensor]:
     """Index tensors of one epoch: a shuffled pass, or ``steps_per_epoch`` fresh random batches."""
     steps = run["steps_per_epoch"]
@@ -113,21 +97,56 @@ def _epoch_batches(run: dict, plan_batch: int, num_train: int, gen: torch.Genera
     return [torch.randint(num_train, (plan_batch,), generator=gen) for _ in range(steps)]
 
 
-def _latest_checkpoint(paths: RunPaths, run: dict) -> dict | None:
-    """The newest readable checkpoint written for this exact run config; stale ones are removed."""
-    candidates = sorted(paths.checkpoints.glob("epoch_*.pt"), reverse=True)
-    for candidate in candidates:
+def _differences(stored: dict, wanted: dict) -> str:
+    keys = sorted(set(stored) | set(wanted))
+    return "; ".join(
+        f"{key}: stored {stored.get(key)!r}, config {wanted.get(key)!r}"
+        for key in keys
+        if stored.get(key) != wanted.get(key)
+    )
+
+
+def _publish(files: RunFiles, epoch: int) -> None:
+    """Link the stored checkpoint of ``epoch`` to its workflow path (replacing whatever is there)."""
+    stored, published = Path(files.stored(epoch)), Path(files.checkpoint(epoch))
+    published.parent.mkdir(parents=True, exist_ok=True)
+    tmp = published.with_name(f".{published.name}.link")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(stored, tmp)
+    except OSError:  # a file system without hard links: a copy
+        tmp.write_bytes(stored.read_bytes())
+    os.replace(tmp, published)
+
+
+def _resume_point(files: RunFiles, run: dict) -> dict | None:
+    """The last checkpoint of the store's longest intact prefix (None: start from scratch); later stored epochs
+    are untrusted and removed. Raises ``RunConflictError`` for a store written for another configuration."""
+    last = None
+    for epoch in range(run["epochs"] + 1):
+        path = Path(files.stored(epoch))
+        if not path.is_file():
+            break
         try:
-            ckpt = load_checkpoint(candidate)
-        except Exception as err:  # an unreadable file is skipped, never trusted
-            log.warning("ignoring unreadable checkpoint %s (%s)", candidate, err)
-            continue
+            ckpt = load_checkpoint(path)
+        except UnreadableFileError as err:
+            log.warning("run %s: %s; training again from epoch %d", run["key"], str(err).split(";")[0], epoch)
+            break
         if run_json(ckpt["run"]) != run_json(run):
-            log.warning("checkpoints in %s were written for another config; starting from scratch", paths.checkpoints)
-            shutil.rmtree(paths.checkpoints)
-            return None
-        return ckpt
-    return None
+            raise RunConflictError(
+                f"{files.root} holds checkpoints of another training configuration "
+                f"({_differences(ckpt['run'], run)}); nothing was removed: move or delete that directory, "
+                "or give this run its own `name`"
+            )
+        if ckpt["epoch"] != epoch:
+            log.warning("run %s: %s holds epoch %s; training again from epoch %d", run["key"], path, ckpt["epoch"], epoch)
+            break
+        last = ckpt
+    trusted = -1 if last is None else last["epoch"]
+    for stale in Path(files.stored(0)).parent.glob("epoch_*.pt"):
+        if int(stale.stem.split("_")[1]) > trusted:
+            stale.unlink()
+    return last
 
 
 def _checkpoint(run, model, strategy, schedule, epoch, history, spec) -> dict:
@@ -205,18 +224,29 @@ def _write_history(path: Path, history: list[dict]) -> None:
     atomic_write(path, write)
 
 
-def train_run(run: dict, out_dir: str | Path, data_root: str | None = None, device: str = "cpu") -> list[dict]:
-    """Train one planned run into ``out_dir``; resume from its last complete checkpoint if there is one.
+def train_run(
+    run: dict,
+    out_dir: str | Path,
+    data_root: str | None = None,
+    device: str = "cpu",
+    subset_path: str | Path | None = None,
+) -> list[dict]:
+    """Train one planned run into ``out_dir``; resume from the longest intact prefix of its stored checkpoints.
 
-    Writes ``checkpoints/epoch_NNNN.pt`` every epoch (epoch 0 = initial weights), then ``final.pt``,
-    ``history.tsv``, ``hessian_subset.pt`` and ``run.json``. Returns the history rows.
+    Writes ``checkpoints/epoch_NNNN.pt`` every epoch (epoch 0 = initial weights), then ``history.tsv`` and
+    ``run.json``. ``subset_path`` is the Hessian subset, for optimizers that train on it (NSGD). Returns the
+    history rows.
     """
-    paths = RunPaths(out_dir)
+    run = training_config(run)
+    files = RunFiles(str(out_dir))
     dev = torch.device(device)
     data = _load_data(run, data_root, dev)
     info = dataset_info(run["dataset"])
     spec = model_spec(run["model"], info.in_channels, run["image_size"], info.num_classes, run["model_options"])
-    subset = _hessian_subset(run, data, paths)
+    subset = None
+    if subset_path is not None:
+        x, y, _meta = load_subset(subset_path)
+        subset = (x.to(dev), y.to(dev))
 
     torch.manual_seed(run["seed"])
     model = build_from_spec(spec).to(dev)
@@ -224,7 +254,7 @@ def train_run(run: dict, out_dir: str | Path, data_root: str | None = None, devi
     strategy: Strategy = make_strategy(ctx, model)
     schedule = LrSchedule(run["schedule"], run["lr"])
 
-    resumed = _latest_checkpoint(paths, run)
+    resumed = _resume_point(files, run)
     if resumed is not None:
         model.load_state_dict(resumed["state_dict"])
         strategy.optimizer.load_state_dict(resumed["trainer"]["optimizer"])
@@ -232,7 +262,9 @@ def train_run(run: dict, out_dir: str | Path, data_root: str | None = None, devi
         schedule.load_state_dict(resumed["trainer"]["schedule"])
         history = resumed["trainer"]["history"]
         start = resumed["epoch"]
-        log.info("run %s: resuming from epoch %d (%s)", run["key"], start, paths.checkpoint(start))
+        for epoch in range(start + 1):
+            _publish(files, epoch)
+        log.info("run %s: resuming after epoch %d (%s)", run["key"], start, files.stored(start))
     else:
         train_loss, train_acc = evaluate(model, *data["train"])
         test_loss, test_acc = evaluate(model, *data["test"])
@@ -242,7 +274,8 @@ def train_run(run: dict, out_dir: str | Path, data_root: str | None = None, devi
             row["valid_loss"], row["valid_acc"] = evaluate(model, *data["valid"])
         row["seconds"] = 0.0
         history = [row]
-        save_atomic(_checkpoint(run, model, strategy, schedule, 0, history, spec), paths.checkpoint(0))
+        save_atomic(_checkpoint(run, model, strategy, schedule, 0, history, spec), files.stored(0))
+        _publish(files, 0)
         start = 0
         log.info("run %s: initial weights saved; test_loss=%.4f test_acc=%.4f", run["key"], test_loss, test_acc)
 
@@ -261,14 +294,14 @@ def train_run(run: dict, out_dir: str | Path, data_root: str | None = None, devi
         row = {"epoch": epoch, "steps": total_steps, **metrics, **extras}
         row["seconds"] = round(time.perf_counter() - started, 3)
         history.append(row)
-        save_atomic(_checkpoint(run, model, strategy, schedule, epoch, history, spec), paths.checkpoint(epoch))
+        save_atomic(_checkpoint(run, model, strategy, schedule, epoch, history, spec), files.stored(epoch))
+        _publish(files, epoch)
         log.info(
             "run %s: epoch %d/%d train_loss=%.4f train_acc=%.4f test_loss=%.4f test_acc=%.4f lr=%.4g (%.1f s)",
             run["key"], epoch, run["epochs"], row["train_loss"], row["train_acc"], row["test_loss"],
             row["test_acc"], row["lr"], row["seconds"],
         )
 
-    atomic_write(paths.final, lambda tmp: shutil.copyfile(paths.checkpoint(run["epochs"]), tmp))
-    _write_history(paths.history, history)
-    atomic_write(paths.run, lambda tmp: Path(tmp).write_text(json.dumps(run, indent=2, sort_keys=True) + "\n"))
+    _write_history(Path(files.history), history)
+    atomic_write(files.run_json, lambda tmp: Path(tmp).write_text(json.dumps(run, indent=2, sort_keys=True) + "\n"))
     return history

@@ -113,6 +113,8 @@ class NSGDStrategy(Strategy):
         if missing:
             needs = " and ".join(f"optimizer.{key}" for key in missing)
             raise ValueError(f"run {ctx.run.get('key')}: optimizer nsgd needs {needs}")
+        if ctx.subset is None:
+            raise ValueError(f"run {ctx.run.get('key')}: optimizer nsgd trains on the Hessian subset; none was given")
         self.gamma, self.kk = float(optimizer["gamma"]), int(optimizer["kk"])
         self.param_names: list[str] = []
         self.directions: Tensor | None = None

@@ -26,12 +26,12 @@ class EpochPlan:
 
 @dataclass
 class TrainContext:
-    """What a strategy may use: the run config, device, loss and the run's fixed Hessian subset."""
+    """What a strategy may use: the run config, device, loss and (for NSGD) the fixed Hessian subset."""
 
     run: dict
     device: torch.device
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-    subset: tuple[torch.Tensor, torch.Tensor]
+    subset: tuple[torch.Tensor, torch.Tensor] | None
     train_data: tuple[torch.Tensor, torch.Tensor]
     extras: dict = field(default_factory=dict)
 

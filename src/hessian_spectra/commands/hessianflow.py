@@ -1,0 +1,69 @@
+"""``hessian-spectra hessianflow``: the figures of study `hessianflow` from its runs' tables (torch-free).
+
+``figures`` reads every run's ``run.json`` and history, its ``dominant-eigen`` table and its final trace and
+density (``spectrum`` at the final checkpoint: a table and an npz), all lists in one order.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    commands = parser.add_subparsers(dest="what", required=True)
+    figures = commands.add_parser("figures", help="dominant eigenvalue, ABSA schedule and final density figures")
+    figures.add_argument("--runs", nargs="+", required=True, help="run.json of every run of the study")
+    figures.add_argument("--histories", nargs="+", required=True, help="their history.tsv, same order")
+    figures.add_argument("--eigen", nargs="+", required=True, help="their dominant-eigen tables, same order")
+    figures.add_argument("--final", nargs="+", required=True, help="their final trace/density tables, same order")
+    figures.add_argument("--densities", nargs="+", required=True, help="their final density npz files, same order")
+    figures.add_argument("--dominant-eigenvalue", required=True, help="output PNG: lambda_1 vs epoch")
+    figures.add_argument("--absa-schedule", required=True, help="output PNG: batch size, lr, test accuracy vs epoch")
+    figures.add_argument("--esd-final", required=True, help="output PNG: spectral density at the final checkpoint")
+
+
+def labels(runs: list[dict]) -> list[str]:
+    """The optimizer's name in capitals (SGD, ABSA), with the run's variant where a model has two such runs."""
+    from hessian_spectra.plots.labels import run_labels
+
+    return run_labels(runs, lambda run: run["optimizer"]["name"].upper(), panel=lambda run: run["model"])
+
+
+def collect(args: argparse.Namespace) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Tidy tables of all runs: (eigen, history, density, trace), each with ``model`` and ``label`` columns."""
+    import numpy as np
+    import pandas as pd
+
+    from hessian_spectra.tables import FULL, read_table
+
+    runs = [json.loads(open(path).read()) for path in args.runs]
+    counts = {len(paths) for paths in (args.runs, args.histories, args.eigen, args.final, args.densities)}
+    if len(counts) != 1:
+        raise ValueError("give one history, eigen table, final table and density npz per run.json")
+    eigen, history, density, trace = [], [], [], []
+    for i, (run, label) in enumerate(zip(runs, labels(runs))):
+        tag = {"model": run["model"], "label": label, "run": run["key"]}
+        table = read_table(args.eigen[i], required=("block", "quantity", "epoch", "value"))
+        eigen.append(table[table["block"] == FULL].assign(**tag))
+        history.append(read_table(args.histories[i]).assign(**tag))
+        final = read_table(args.final[i], required=("block", "quantity", "value"))
+        trace.append(final[(final["block"] == FULL) & (final["quantity"] == "trace")].assign(**tag))
+        with np.load(args.densities[i]) as arrays:
+            k = list(arrays["blocks"]).index(FULL)
+            density.append(pd.DataFrame({"eigenvalue": arrays[f"grid_{k}"], "density": arrays[f"density_{k}"], **tag}))
+    return tuple(pd.concat(parts, ignore_index=True) for parts in (eigen, history, density, trace))
+
+
+def run(args: argparse.Namespace) -> None:
+    from hessian_spectra.plots.common import save_figure
+    from hessian_spectra.plots.hessianflow import absa_schedule_figure, dominant_eigenvalue_figure, esd_final_figure
+
+    eigen, history, density, trace = collect(args)
+    save_figure(dominant_eigenvalue_figure(eigen), args.dominant_eigenvalue)
+    save_figure(absa_schedule_figure(history), args.absa_schedule)
+    save_figure(esd_final_figure(density, trace), args.esd_final)

@@ -1,0 +1,86 @@
+"""``hessian-spectra large-batch``: the table and figures of study `large_batch` (torch-free).
+
+``table`` collects the top-k eigenvalues of every run's ``spectrum`` tables into the study's tidy table;
+``spectral`` draws it (``hessian_spectral.png``); ``surface`` draws the ``landscape`` tables of some runs (one
+loss-surface figure per batch size).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+HESSIANS = ("last_layer", "full")
+TABLE_COLUMNS = ["run", "batch_size", "hessian", "block", "index", "value", "residual", "converged", "products"]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    commands = parser.add_subparsers(dest="what", required=True)
+    table = commands.add_parser("table", help="the top-k eigenvalues of every run and Hessian, one tidy table")
+    table.add_argument("--runs", nargs="+", required=True, help="run.json of every run")
+    table.add_argument("--spectra", nargs="+", required=True, help="spectrum tables (spectrum_{hessian}.tsv)")
+    table.add_argument("--top-k", type=int, required=True, help="eigenvalues per run and Hessian")
+    table.add_argument("--out", required=True, help="output TSV")
+    spectral = commands.add_parser("spectral", help="top-k eigenvalues vs index, one line per batch size")
+    spectral.add_argument("--table", required=True, help="the study's table (`large-batch table`)")
+    spectral.add_argument("--hessians", nargs="+", choices=HESSIANS, required=True, help="panels, in order")
+    spectral.add_argument("--out", required=True, help="output PNG")
+    surface = commands.add_parser("surface", help="loss surfaces of the given runs, both direction kinds")
+    surface.add_argument("--runs", nargs="+", required=True, help="run.json of every run (rows of the figure)")
+    surface.add_argument("--landscapes", nargs="+", required=True, help="their landscape tables, in the same order")
+    surface.add_argument("--kind", choices=["surface", "contour"], default="surface")
+    surface.add_argument("--out", required=True, help="output PNG")
+
+
+def _runs(paths: list[str]) -> list[dict]:
+    return [json.loads(open(path).read()) for path in paths]
+
+
+def collect_spectra(runs: list[dict], spectra: list[str], top_k: int):
+    """The top-``top_k`` eigenvalues of every run and Hessian as one tidy table (``TABLE_COLUMNS``); a spectrum
+    table belongs to the run whose tables directory holds it."""
+    import pandas as pd
+
+    from hessian_spectra import layout
+    from hessian_spectra.tables import read_table
+
+    parts = []
+    for run in runs:
+        for hessian in HESSIANS:
+            path = layout.final_spectrum(run["key"], hessian, "tsv")
+            if path not in spectra:
+                continue
+            table = read_table(path)
+            table = table[(table["quantity"] == "eigenvalue") & (table["index"] <= top_k)]
+            parts.append(table.assign(run=run["key"], batch_size=run["batch_size"], hessian=hessian))
+    if not parts:
+        raise ValueError("no spectrum table of the given runs among --spectra")
+    return pd.concat(parts, ignore_index=True)[TABLE_COLUMNS]
+
+
+def collect_landscapes(runs: list[dict], landscapes: list[str]):
+    """Every run's landscape table with a ``label`` column (its batch size)."""
+    import pandas as pd
+
+    from hessian_spectra.plots.labels import run_labels
+    from hessian_spectra.tables import read_table
+
+    if len(runs) != len(landscapes):
+        raise ValueError(f"{len(runs)} runs but {len(landscapes)} landscape tables")
+    labels = run_labels(runs, lambda run: f"batch size {run['batch_size']}")
+    return pd.concat([read_table(p).assign(label=l) for p, l in zip(landscapes, labels)], ignore_index=True)
+
+
+def run(args: argparse.Namespace) -> None:
+    from hessian_spectra.tables import read_table, write_table
+
+    if args.what == "table":
+        write_table(collect_spectra(_runs(args.runs), args.spectra, args.top_k), args.out)
+        return
+    from hessian_spectra.plots.common import save_figure
+    from hessian_spectra.plots.large_batch import spectral_figure, surface_figure
+
+    if args.what == "spectral":
+        save_figure(spectral_figure(read_table(args.table), args.hessians), args.out)
+    else:
+        save_figure(surface_figure(collect_landscapes(_runs(args.runs), args.landscapes), args.kind), args.out)

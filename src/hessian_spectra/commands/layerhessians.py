@@ -1,0 +1,110 @@
+"""``hessian-spectra layerhessians``: the table and figures of study layerhessians (torch-free).
+
+``match``: layer-vs-full spectral distances per run, layer and epoch, and each run's peak epoch, from the npz files
+of ``hessian-spectra spectrum --layers --density-steps N`` (one per epoch, ``epoch_NNNN.npz``), as one long TSV
+(``matching.COLUMNS``); ``epochwise``: ``training_eigvals_epochwise_*.png`` of one run and layer from its spectrum
+files; ``match-distros``: ``match_distros_{wasserstein,peak}.png`` from the ``match`` table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+
+log = logging.getLogger(__name__)
+
+
+def _peak(text: str) -> tuple[str, int]:
+    label, sep, epoch = text.rpartition("=")
+    if not sep or "/" not in label or not epoch.isdigit():
+        raise argparse.ArgumentTypeError(f"expected MODEL/DATASET=EPOCH, got {text!r}")
+    return label, int(epoch)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    commands = parser.add_subparsers(dest="what", required=True)
+    match = commands.add_parser("match", help="layer-vs-full distances and peak epochs (the study's table)")
+    match.add_argument(
+        "--run",
+        nargs="+",
+        action="append",
+        required=True,
+        metavar=("RUN_JSON", "NPZ"),
+        help="a run's run.json and its spectrum files epoch_NNNN.npz (repeat per run)",
+    )
+    match.add_argument("--out", required=True, help="output table (TSV, long format)")
+    match.add_argument(
+        "--eps",
+        type=float,
+        default=None,
+        help="source metric: log(p + eps); default: the source's rule (zeros replaced by the smallest positive p)",
+    )
+    match.add_argument("--first-epoch", type=int, default=1, help="first epoch summed over and searched for the peak")
+    match.add_argument(
+        "--peak-epoch",
+        type=_peak,
+        action="append",
+        default=[],
+        metavar="MODEL/DATASET=EPOCH",
+        help="fix a run's peak epoch instead of the epoch of smallest summed distance (repeatable)",
+    )
+    epochwise = commands.add_parser("epochwise", help="one run's layer vs full density after every epoch")
+    epochwise.add_argument("--run-json", required=True, help="the run's run.json (model, dataset)")
+    epochwise.add_argument("--spectra", nargs="+", required=True, help="spectrum files epoch_NNNN.npz")
+    epochwise.add_argument("--layer", type=int, required=True, help="layer block, numbered from 1 in forward order")
+    epochwise.add_argument("--out", required=True, help="output PNG")
+    distros = commands.add_parser("match-distros", help="layer-vs-full distance against relative depth")
+    distros.add_argument("--table", required=True, help="the `layerhessians match` table")
+    distros.add_argument("--kind", choices=["wasserstein", "peak"], required=True, help="summed over epochs or at peak")
+    distros.add_argument("--out", required=True, help="output PNG")
+
+
+def _match(args: argparse.Namespace) -> None:
+    from hessian_spectra.matching import RunSpectra, epoch_of, match_table
+    from hessian_spectra.tables import write_table
+
+    runs = []
+    for run_json, *files in args.run:
+        if not files:
+            raise ValueError(f"--run {run_json}: no spectrum files given")
+        with open(run_json) as handle:
+            meta = json.load(handle)
+        by_epoch = {epoch_of(path): path for path in files}
+        if len(by_epoch) != len(files):
+            raise ValueError(f"--run {run_json}: two spectrum files of the same epoch")
+        runs.append(RunSpectra(meta["key"], meta["model"], meta["dataset"], by_epoch))
+    table = match_table(runs, eps=args.eps, first_epoch=args.first_epoch, peak_overrides=dict(args.peak_epoch))
+    for (key, metric), group in table.groupby(["run", "metric"]):
+        log.info("%s %s: peak epoch %d (%s)", key, metric, group["peak_epoch"].iloc[0], group["peak_rule"].iloc[0])
+    write_table(table, args.out)
+
+
+def _epochwise(args: argparse.Namespace) -> None:
+    from hessian_spectra.matching import epoch_of, layer_blocks_of, load_spectra
+    from hessian_spectra.plots.common import save_figure, use_style
+    from hessian_spectra.plots.layerhessians import epochwise_figure
+
+    with open(args.run_json) as handle:
+        run = json.load(handle)
+    spectra = {epoch_of(path): load_spectra(path) for path in args.spectra}
+    blocks = layer_blocks_of(spectra[min(spectra)])
+    if not 1 <= args.layer <= len(blocks):
+        raise ValueError(f"--layer {args.layer}: {run['model']} has layers 1..{len(blocks)}")
+    block = blocks[args.layer - 1]
+    title = f"{run['model']} on {run['dataset']}: layer {args.layer}/{len(blocks)} ({block}) vs full Hessian"
+    use_style()
+    save_figure(epochwise_figure(spectra, block, title), args.out)
+
+
+def _match_distros(args: argparse.Namespace) -> None:
+    from hessian_spectra.plots.common import save_figure, use_style
+    from hessian_spectra.plots.layerhessians import match_distros_figure
+    from hessian_spectra.tables import read_table
+
+    use_style()
+    save_figure(match_distros_figure(read_table(args.table), args.kind), args.out)
+
+
+def run(args: argparse.Namespace) -> None:
+    {"match": _match, "epochwise": _epochwise, "match-distros": _match_distros}[args.what](args)

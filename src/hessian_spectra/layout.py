@@ -1,0 +1,143 @@
+"""Where every file of a workflow run lives: the one definition that the rules, the commands and the plots use.
+
+Torch-free (the Snakefile imports it at parse time). Training owns ``results/{study}/runs/<run>/`` and nothing
+else; each Hessian subset has a file of its own, keyed by what defines it; every curvature table (per run, under
+``runs/``, or per study) lives under ``results/tables/{study}/`` and every figure under ``results/figures/{study}/``.
+Functions take plain strings, so a Snakemake wildcard pattern such as ``"{study}/runs/..."`` goes in and comes out
+as a pattern.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+RESULTS = "results"
+RUN_PATTERN = "{study}/runs/{model}/{dataset}/bs{batch_size}/seed{seed}/{variant}"
+
+
+@dataclass(frozen=True)
+class RunFiles:
+    """The files of one run directory (a real path, or a Snakemake pattern)."""
+
+    root: str
+
+    @property
+    def run_json(self) -> str:
+        """The run's training configuration: everything that changes its weights."""
+        return f"{self.root}/run.json"
+
+    @property
+    def history(self) -> str:
+        """The run's per-epoch training record."""
+        return f"{self.root}/history.tsv"
+
+    def checkpoint(self, epoch: int | str) -> str:
+        """The checkpoint after ``epoch`` (0: initial weights); a wildcard string passes through."""
+        return f"{self.root}/checkpoints/{checkpoint_name(epoch)}"
+
+    def checkpoints(self, epochs: int) -> list[str]:
+        """Every checkpoint of a run of ``epochs`` epochs, epoch 0 first."""
+        return [self.checkpoint(epoch) for epoch in range(epochs + 1)]
+
+    def stored(self, epoch: int) -> str:
+        """Training's own copy (a hard link) of a checkpoint: not a workflow output, so it survives Snakemake
+        removing a job's outputs, and training resumes from it."""
+        return f"{self.root}/.checkpoint-store/{checkpoint_name(epoch)}"
+
+
+def checkpoint_name(epoch: int | str) -> str:
+    """File name of the checkpoint after ``epoch``."""
+    return f"epoch_{epoch:04d}.pt" if isinstance(epoch, int) else f"epoch_{epoch}.pt"
+
+
+def run_dir(key: str) -> str:
+    """A run's directory (training outputs only)."""
+    return f"{RESULTS}/{key}"
+
+
+def run_files(key: str) -> RunFiles:
+    """The files of the run ``key`` (a ``RUN_PATTERN`` filled in, or the pattern itself)."""
+    return RunFiles(run_dir(key))
+
+
+def subset(subset_key: str) -> str:
+    """A Hessian subset's file, keyed by the dataset, its preprocessing and the selection."""
+    return f"{RESULTS}/subsets/{subset_key}.pt"
+
+
+def run_tables(key: str) -> str:
+    """Directory of a run's curvature tables and arrays (``results/tables/{study}/runs/...``)."""
+    return f"{RESULTS}/tables/{key}"
+
+
+def study_table(study: str, name: str) -> str:
+    """A study's table (what its figures read), e.g. ``results/tables/large_batch/top_eigenvalues.tsv``."""
+    return f"{RESULTS}/tables/{study}/{name}"
+
+
+def figure(study: str, name: str) -> str:
+    """A study's figure."""
+    return f"{RESULTS}/figures/{study}/{name}"
+
+
+def log(name: str) -> str:
+    """A job's log file."""
+    return f"{RESULTS}/logs/{name}.log"
+
+
+def benchmark(name: str) -> str:
+    """A job's Snakemake benchmark file."""
+    return f"{RESULTS}/benchmarks/{name}.tsv"
+
+
+def resume_dir(output: str | Path) -> Path:
+    """Per-epoch results of a job that walks a run's checkpoints, kept beside its output until it is complete."""
+    output = Path(output)
+    return output.parent / f".{output.name}.epochs"
+
+
+# Per-run tables and arrays of each study, under run_tables(key); ``suffix`` is "tsv" or "npz".
+def layer_spectrum(key: str, epoch: int | str, suffix: str) -> str:
+    """layerhessians: full and layer-block spectra of one checkpoint."""
+    stem = checkpoint_name(epoch).removesuffix(".pt")
+    return f"{run_tables(key)}/layer_spectra/{stem}.{suffix}"
+
+
+def final_spectrum(key: str, hessian: str, suffix: str) -> str:
+    """large_batch: top-k of the ``last_layer`` or ``full`` Hessian at the final checkpoint."""
+    return f"{run_tables(key)}/spectrum_{hessian}.{suffix}"
+
+
+def landscape(key: str) -> str:
+    """large_batch: the loss surface around the final weights."""
+    return f"{run_tables(key)}/landscape.tsv"
+
+
+def trajectory(key: str) -> str:
+    """sharpest_directions: top-K eigenvalues at every checkpoint."""
+    return f"{run_tables(key)}/trajectory.tsv"
+
+
+def dominant_eigen(key: str) -> str:
+    """hessianflow: the dominant eigenvalue at every checkpoint."""
+    return f"{run_tables(key)}/dominant_eigen.tsv"
+
+
+def final_trace_density(key: str, suffix: str) -> str:
+    """hessianflow: trace and density at the final checkpoint."""
+    return f"{run_tables(key)}/final_trace_density.{suffix}"
+
+
+def chain_rule(key: str) -> str:
+    """init_chain_rule: loss, Frobenius norms and the chain-rule split at every checkpoint."""
+    return f"{run_tables(key)}/chain_rule.tsv"
+
+
+# The table of each study that its figures read, beside the figures' own sources.
+STUDY_TABLES = {
+    "layerhessians": "matching.tsv",
+    "large_batch": "top_eigenvalues.tsv",
+    "sharpest_directions": "sharpness_table.csv",
+    "init_chain_rule": "chain_rule.tsv",
+}

@@ -1,0 +1,156 @@
+"""The DAG knows its files: checkpoints are outputs, analysis settings never retrain, damaged files are noticed,
+longer runs get their own directory. Each test works on a copy of one finished run of a one-study config."""
+
+import hashlib
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from conftest import REPO, snakemake, write_config
+from hessian_spectra import layout
+from hessian_spectra.runs import load_yaml, plan_runs
+
+SCHEMA = load_yaml(REPO / "workflow" / "schemas" / "config.schema.yaml")
+TINY = yaml.safe_load((REPO / "tests" / "configs" / "tiny.yaml").read_text())
+FIGURE = "results/figures/layerhessians/training_eigvals_epochwise_lenet_digits_1.png"
+
+pytestmark = pytest.mark.slow
+
+
+def one_study_config() -> dict:
+    """The tiny config's layerhessians study alone (one LeNet run, 2 epochs)."""
+    return {"device": "cpu", "threads": 1, "studies": {"layerhessians": TINY["studies"]["layerhessians"]}}
+
+
+def the_run(config: dict) -> dict:
+    (run,) = plan_runs(config, SCHEMA).values()
+    return run
+
+
+def fingerprint(root: Path) -> dict[str, tuple[int, str]]:
+    """mtime and SHA-256 of every checkpoint below ``root``."""
+    return {
+        str(path.relative_to(root)): (path.stat().st_mtime_ns, hashlib.sha256(path.read_bytes()).hexdigest())
+        for path in sorted(root.rglob("checkpoints/*.pt"))
+    }
+
+
+def relink_store(root: Path) -> None:
+    """Restore the hard links between published checkpoints and training's store that a copy breaks."""
+    for stored in root.rglob(".checkpoint-store/*.pt"):
+        published = stored.parent.parent / "checkpoints" / stored.name
+        published.unlink()
+        os.link(stored, published)
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory) -> Path:
+    """A working directory with the one-study config run to the end."""
+    workdir = tmp_path_factory.mktemp("finished")
+    config = write_config(workdir / "config.yaml", one_study_config())
+    result = snakemake(workdir, "--cores", "2", configfile=config)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return workdir
+
+
+@pytest.fixture
+def workdir(finished, tmp_path) -> Path:
+    """A private copy of the finished run (mtimes kept, hard links restored)."""
+    copy = tmp_path / "work"
+    shutil.copytree(finished, copy, copy_function=shutil.copy2)
+    relink_store(copy)
+    return copy
+
+
+def test_changing_the_hessian_subset_never_retrains(workdir):
+    config = one_study_config()
+    config["studies"]["layerhessians"]["hessian_subset"] = {"per_class": 4}
+    path = write_config(workdir / "config.yaml", config)
+    before = fingerprint(workdir)
+    dry = snakemake(workdir, "-n", configfile=path)
+    assert dry.returncode == 0, dry.stderr[-3000:]
+    assert "train_" not in dry.stdout and "hessian_subset" in dry.stdout and "layerhessians_spectrum" in dry.stdout
+    result = snakemake(workdir, "--cores", "2", configfile=path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert fingerprint(workdir) == before
+    assert (workdir / "results/subsets/digits/32px-unit/train-random-pc4-seed0.pt").is_file()
+
+
+def test_a_deleted_checkpoint_is_regenerated_equal_and_its_figure_rebuilt(workdir):
+    run = the_run(one_study_config())
+    checkpoint = workdir / layout.run_files(run["key"]).checkpoint(1)
+    original = torch.load(checkpoint, weights_only=True)
+    figure_mtime = (workdir / FIGURE).stat().st_mtime_ns
+    checkpoint.unlink()
+    config = write_config(workdir / "config.yaml", one_study_config())
+    result = snakemake(workdir, "--cores", "2", FIGURE, configfile=config)
+    assert result.returncode == 0, result.stderr[-3000:]
+    regenerated = torch.load(checkpoint, weights_only=True)
+    for key, value in original["state_dict"].items():
+        assert torch.equal(regenerated["state_dict"][key], value), key
+    assert regenerated["trainer"]["history"][:-1] == original["trainer"]["history"][:-1]
+    assert (workdir / FIGURE).stat().st_mtime_ns > figure_mtime
+
+
+def test_a_lost_middle_epoch_is_retrained_from_the_intact_prefix_bit_for_bit(workdir):
+    """A checkpoint gone from the store too: epochs 1.. are recomputed from epoch 0 and equal the originals."""
+    run = the_run(one_study_config())
+    files = layout.run_files(run["key"])
+    originals = {e: torch.load(workdir / files.checkpoint(e), weights_only=True) for e in (1, 2)}
+    (workdir / files.checkpoint(1)).unlink()
+    (workdir / files.stored(1)).unlink()
+    config = write_config(workdir / "config.yaml", one_study_config())
+    result = snakemake(workdir, "--cores", "2", FIGURE, configfile=config)
+    assert result.returncode == 0, result.stderr[-3000:]
+    log = (workdir / layout.log(f"{run['key']}/train")).read_text()
+    assert "resuming after epoch 0" in log
+    for epoch, original in originals.items():
+        again = torch.load(workdir / files.checkpoint(epoch), weights_only=True)
+        for key, value in original["state_dict"].items():
+            assert torch.equal(again["state_dict"][key], value), (epoch, key)
+
+
+@pytest.mark.parametrize("damaged", ["checkpoint", "subset"])
+def test_a_truncated_file_is_named_in_one_line_and_no_figure_outlives_it(workdir, damaged):
+    run = the_run(one_study_config())
+    if damaged == "checkpoint":
+        path = workdir / layout.run_files(run["key"]).checkpoint(1)
+    else:
+        path = workdir / layout.subset("digits/32px-unit/train-random-pc3-seed0")
+    with open(path, "r+b") as handle:
+        handle.truncate(path.stat().st_size // 2)
+    config = write_config(workdir / "config.yaml", one_study_config())
+    result = snakemake(workdir, "--cores", "2", configfile=config)
+    assert result.returncode != 0
+    logs = "".join(p.read_text() for p in (workdir / "results" / "logs").rglob("*.log"))
+    assert f"{path.relative_to(workdir)}: " in logs and "truncated or corrupt" in logs
+    assert "Traceback" not in logs
+    damaged_at = path.stat().st_mtime_ns
+    newer = [p for p in (workdir / "results" / "figures").rglob("*.png") if p.stat().st_mtime_ns > damaged_at]
+    assert not newer
+    if damaged == "checkpoint":  # deleting it, as the message says, regenerates it
+        path.unlink()
+        again = snakemake(workdir, "--cores", "2", configfile=config)
+        assert again.returncode == 0, again.stderr[-3000:]
+        torch.load(path, weights_only=True)
+
+
+def test_more_epochs_make_a_new_run_and_keep_the_old_one(workdir):
+    old = the_run(one_study_config())
+    before = fingerprint(workdir)
+    config = one_study_config()
+    config["studies"]["layerhessians"]["defaults"]["epochs"] = 3
+    config["studies"]["layerhessians"]["matching"] = {"peak_epoch": {"lenet/digits": 3}}
+    new = the_run(config)
+    assert new["key"] != old["key"] and new["key"].endswith("-e3")
+    path = write_config(workdir / "config.yaml", config)
+    result = snakemake(workdir, "--cores", "2", configfile=path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    after = fingerprint(workdir)
+    assert {k: v for k, v in after.items() if k in before} == before
+    assert len(layout.run_files(new["key"]).checkpoints(3)) == 4
+    assert all((workdir / p).is_file() for p in layout.run_files(new["key"]).checkpoints(3))
