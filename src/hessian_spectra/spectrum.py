@@ -130,7 +130,6 @@ def stream_seed(seed: int, stream: int) -> int:
     return int(np.random.SeedSequence([seed, stream]).generate_state(1)[0])
 
 
-
 def resolve_params(model: nn.Module, params: str) -> tuple[str, list[str] | None]:
     """``--params`` -> (block name, parameter names or None for all trainable parameters)."""
     if params == "all":
