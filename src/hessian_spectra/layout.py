@@ -134,7 +134,9 @@ def chain_rule(key: str) -> str:
     return f"{run_tables(key)}/chain_rule.tsv"
 
 
-# The table of each study that its figures read, beside the figures' own sources.
+# layerhessians: each layer's distance against relative depth, what the matching figures draw
+MATCH_PROFILES = "match_profiles.tsv"
+# The main table of each study.
 STUDY_TABLES = {
     "layerhessians": "matching.tsv",
     "large_batch": "top_eigenvalues.tsv",

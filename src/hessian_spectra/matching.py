@@ -234,6 +234,9 @@ def match_table(
     return table[list(COLUMNS)]
 
 
+PROFILE_KINDS = ("wasserstein", "peak")
+
+
 def layer_profile(table: pd.DataFrame, kind: str) -> pd.DataFrame:
     """Per run, metric and layer, the figure's y: the distance summed over the summed epochs (``kind="wasserstein"``)
     or at the peak epoch (``kind="peak"``), divided by its maximum over the run's layers; x = (layer-1)/(L-1)."""
@@ -249,3 +252,8 @@ def layer_profile(table: pd.DataFrame, kind: str) -> pd.DataFrame:
     depth = (profile["num_layers"] - 1).clip(lower=1)
     profile["depth"] = (profile["layer"] - 1) / depth
     return profile
+
+
+def layer_profiles(table: pd.DataFrame) -> pd.DataFrame:
+    """``layer_profile`` of both kinds as one table with a ``kind`` column (what the match figures draw)."""
+    return pd.concat([layer_profile(table, kind).assign(kind=kind) for kind in PROFILE_KINDS], ignore_index=True)

@@ -9,6 +9,7 @@ from hessian_spectra.models.catalog import layer_block_count
 LAYERHESSIANS = config["studies"].get("layerhessians", {})
 LH_RUNS = runs_of(RUNS, "layerhessians")
 LH_TABLE = layout.study_table("layerhessians", layout.STUDY_TABLES["layerhessians"])
+LH_PROFILES = layout.study_table("layerhessians", layout.MATCH_PROFILES)
 
 # figure name `{model}_{dataset}` and label `<model>/<dataset>` -> run; spectrum files of every epoch
 # (0 = initial weights) per run key
@@ -132,7 +133,8 @@ rule layerhessians_match:
         runs=[layout.run_files(run["key"]).run_json for run in LH_RUNS],
         spectra=[path for run in LH_RUNS for path in LH_SPECTRUM_FILES[run["key"]]],
     output:
-        LH_TABLE,
+        table=LH_TABLE,
+        profiles=LH_PROFILES,
     log:
         layout.log("layerhessians/match"),
     conda:
@@ -140,7 +142,8 @@ rule layerhessians_match:
     params:
         settings=LH_MATCH_FLAGS,
     shell:
-        "hessian-spectra layerhessians match {params.settings} --out {output} > {log} 2>&1"
+        "hessian-spectra layerhessians match {params.settings} --out {output.table} "
+        "--profiles {output.profiles} > {log} 2>&1"
 
 
 rule layerhessians_epochwise_figure:
@@ -172,7 +175,7 @@ rule layerhessians_epochwise_figure:
 
 rule layerhessians_match_figure:
     input:
-        LH_TABLE,
+        LH_PROFILES,
     output:
         report(
             layout.figure("layerhessians", "match_distros_{kind}.png"),
@@ -187,5 +190,5 @@ rule layerhessians_match_figure:
     conda:
         ENV
     shell:
-        "hessian-spectra layerhessians match-distros --table {input} --kind {wildcards.kind} "
+        "hessian-spectra layerhessians match-distros --profiles {input} --kind {wildcards.kind} "
         "--out {output} > {log} 2>&1"

@@ -2,8 +2,9 @@
 
 ``match``: layer-vs-full spectral distances per run, layer and epoch, and each run's peak epoch, from the npz files
 of ``hessian-spectra spectrum --layers --density-steps N`` (one per epoch, ``epoch_NNNN.npz``), as one long TSV
-(``matching.COLUMNS``); ``epochwise``: ``training_eigvals_epochwise_*.png`` of one run and layer from its spectrum
-files; ``match-distros``: ``match_distros_{wasserstein,peak}.png`` from the ``match`` table.
+(``matching.COLUMNS``), and each layer's distance against relative depth (``matching.layer_profiles``);
+``epochwise``: ``training_eigvals_epochwise_*.png`` of one run and layer from its spectrum
+files; ``match-distros``: ``match_distros_{wasserstein,peak}.png`` from the ``match`` profiles table.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="a run's run.json and its spectrum files epoch_NNNN.npz (repeat per run)",
     )
     match.add_argument("--out", required=True, help="output table (TSV, long format)")
+    match.add_argument("--profiles", required=True, help="output table: each layer's distance vs relative depth")
     match.add_argument(
         "--eps",
         type=float,
@@ -55,13 +57,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     epochwise.add_argument("--layer", type=int, required=True, help="layer block, numbered from 1 in forward order")
     epochwise.add_argument("--out", required=True, help="output PNG")
     distros = commands.add_parser("match-distros", help="layer-vs-full distance against relative depth")
-    distros.add_argument("--table", required=True, help="the `layerhessians match` table")
+    distros.add_argument("--profiles", required=True, help="the `layerhessians match --profiles` table")
     distros.add_argument("--kind", choices=["wasserstein", "peak"], required=True, help="summed over epochs or at peak")
     distros.add_argument("--out", required=True, help="output PNG")
 
 
 def _match(args: argparse.Namespace) -> None:
-    from hessian_spectra.matching import RunSpectra, epoch_of, match_table
+    from hessian_spectra.matching import RunSpectra, epoch_of, layer_profiles, match_table
     from hessian_spectra.tables import write_table
 
     runs = []
@@ -78,6 +80,7 @@ def _match(args: argparse.Namespace) -> None:
     for (key, metric), group in table.groupby(["run", "metric"]):
         log.info("%s %s: peak epoch %d (%s)", key, metric, group["peak_epoch"].iloc[0], group["peak_rule"].iloc[0])
     write_table(table, args.out)
+    write_table(layer_profiles(table), args.profiles)
 
 
 def _epochwise(args: argparse.Namespace) -> None:
@@ -103,7 +106,7 @@ def _match_distros(args: argparse.Namespace) -> None:
     from hessian_spectra.tables import read_table
 
     use_style()
-    save_figure(match_distros_figure(read_table(args.table), args.kind), args.out)
+    save_figure(match_distros_figure(read_table(args.profiles), args.kind), args.out)
 
 
 def run(args: argparse.Namespace) -> None:

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from hessian_spectra.matching import FULL, SOURCE, SPECTRAL_W1, Spectrum, layer_profile
+from hessian_spectra.matching import FULL, SOURCE, SPECTRAL_W1, Spectrum
 
 LOG_DECADES = 8  # log-y panels show the density down to 1e-8 of its peak
 METRIC_TITLES = {
@@ -46,11 +46,11 @@ def epochwise_figure(spectra: Mapping[int, Mapping[str, Spectrum]], block: str, 
     return fig
 
 
-def match_distros_figure(table: pd.DataFrame, kind: str) -> plt.Figure:
+def match_distros_figure(profiles: pd.DataFrame, kind: str) -> plt.Figure:
     """Per layer, the layer-vs-full distance relative to the run's largest, against relative depth; one line per
     model+dataset, one panel per metric. ``kind="wasserstein"`` sums over the summed epochs, ``"peak"`` takes the
-    peak epoch (named in the legend). ``table`` is ``matching.match_table``'s."""
-    profile = layer_profile(table, kind)
+    peak epoch (named in the legend). ``profiles`` is ``matching.layer_profiles``'s table."""
+    profile = profiles[profiles["kind"] == kind].copy()
     profile["run label"] = profile["model"] + "+" + profile["dataset"]
     if kind == "peak":
         profile["run label"] += " (epoch " + profile["peak_epoch"].astype(str) + ")"
