@@ -1,6 +1,7 @@
 """The DAG knows its files: checkpoints are outputs, analysis settings never retrain, damaged files are noticed,
 longer runs get their own directory. Each test works on a copy of one finished run of a one-study config."""
 
+import copy
 import hashlib
 import os
 import shutil
@@ -23,7 +24,7 @@ pytestmark = pytest.mark.slow
 
 def one_study_config() -> dict:
     """The tiny config's layerhessians study alone (one LeNet run, 2 epochs)."""
-    return {"device": "cpu", "threads": 1, "studies": {"layerhessians": TINY["studies"]["layerhessians"]}}
+    return {"device": "cpu", "threads": 1, "studies": {"layerhessians": copy.deepcopy(TINY["studies"]["layerhessians"])}}
 
 
 def the_run(config: dict) -> dict:
