@@ -47,3 +47,46 @@ def saved_model(spec: dict, path: Path, epoch: int) -> nn.Module:
             "trainer": {}}
     save_atomic(ckpt, path)
     return model
+
+
+def make_subset(run: dict, path: Path) -> Path:
+    """The Hessian subset of a planned run (``run["subset"]``, a ``runs.subset_spec``), saved at ``path`` as the
+    workflow's `subset` rule saves it."""
+    from hessian_spectra.data.subset import build_subset, save_subset
+
+    x, y, indices = build_subset(run["subset"])
+    save_subset(path, x, y, indices, run["subset"])
+    return path
+
+
+def final_checkpoint(run_dir: Path) -> Path:
+    """The last checkpoint of a trained run directory (``checkpoints/epoch_{epochs:04d}.pt``)."""
+    from hessian_spectra.checkpoint import load_run
+    from hessian_spectra.layout import RunFiles
+
+    files = RunFiles(str(run_dir))
+    return Path(files.checkpoint(load_run(files.run_json)["epochs"]))
+
+
+def run_checkpoints(run_dir: Path) -> list[str]:
+    """Every checkpoint of a trained run directory, epoch 0 first (what the walking commands' --checkpoints take)."""
+    from hessian_spectra.checkpoint import load_run
+    from hessian_spectra.layout import RunFiles
+
+    files = RunFiles(str(run_dir))
+    return files.checkpoints(load_run(files.run_json)["epochs"])
+
+
+def training_jobs(runs) -> dict[str, int]:
+    """The training jobs a dry run plans for ``runs``: one rule per epoch count, ``train_{N}_epochs``."""
+    from collections import Counter
+
+    return dict(Counter(f"train_{run['epochs']}_epochs" for run in runs))
+
+
+def planned_jobs(output: str) -> dict[str, int]:
+    """Rule -> job count from the first job-stats table of a Snakemake dry run (it prints the table twice)."""
+    import re
+
+    table = output.split("Job stats:", 1)[-1].split("\ntotal", 1)[0]
+    return {rule: int(count) for rule, count in re.findall(r"^(\w+)\s+(\d+)$", table, flags=re.M)}

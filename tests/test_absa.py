@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,7 +20,7 @@ from hessian_spectra.curvature import PowerResult
 from hessian_spectra.models import build_model
 from hessian_spectra.runs import load_yaml, plan_runs
 from hessian_spectra.train.absa import ABSASchedule, ABSAStrategy, adversarial_count, fgsm
-from hessian_spectra.train.loop import RunPaths
+from hessian_spectra.layout import RunFiles
 from hessian_spectra.train.strategies import TrainContext
 from conftest import REPO
 
@@ -208,7 +209,7 @@ def test_absa_resume_after_sigkill_is_bitwise_identical(tmp_path):
 
     killed = tmp_path / "killed"
     proc = _cli(run, killed)
-    second = RunPaths(killed).checkpoint(2)
+    second = Path(RunFiles(str(killed)).checkpoint(2))
     deadline = time.monotonic() + 300
     while not second.exists():
         assert proc.poll() is None, proc.communicate()[1]
@@ -216,16 +217,17 @@ def test_absa_resume_after_sigkill_is_bitwise_identical(tmp_path):
         time.sleep(0.002)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert not RunPaths(killed).final.exists(), "the run was killed mid-way"
+    assert not Path(RunFiles(str(killed)).checkpoint(run["epochs"])).exists(), "the run was killed mid-way"
 
     resumed = _cli(run, killed)
     _, stderr = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, stderr
-    assert "resuming from epoch" in stderr
-    expected, actual = (model_from_checkpoint(RunPaths(d).final).state_dict() for d in (reference, killed))
+    assert "resuming after epoch" in stderr
+    final = [RunFiles(str(d)).checkpoint(run["epochs"]) for d in (reference, killed)]
+    expected, actual = (model_from_checkpoint(path).state_dict() for path in final)
     for name in expected:
         assert torch.equal(expected[name], actual[name]), f"{name} differs after resume"
-    history = _history(RunPaths(reference).history)
-    assert _history(RunPaths(killed).history) == history
+    history = _history(RunFiles(str(reference)).history)
+    assert _history(RunFiles(str(killed)).history) == history
     assert [int(row["ratio"]) for row in history[1:]] == [1, 2, 4, 8, 8, 8], "the schedule ran through the kill"
     assert [float(row["adv_ratio"]) for row in history[1:3]] == [0.25, 0.125]

@@ -41,6 +41,13 @@ def test_digits_split_is_fixed():
     assert hashlib.sha256(test_idx.astype(np.int64).tobytes()).hexdigest() == DIGITS_TEST_SHA256
 
 
+def test_catalog_split_sizes_are_the_loaded_digits_splits():
+    """The catalog's sizes bound the config's batch and subset sizes: they must be the splits as loaded."""
+    data = load_splits("digits", ["train", "test"], image_size=8)
+    info = dataset_info("digits")
+    assert (info.train_size, info.test_size) == (len(data["train"][1]), len(data["test"][1])) == (1438, 359)
+
+
 def _digest(x: torch.Tensor, y: torch.Tensor) -> str:
     return hashlib.sha256(x.numpy().tobytes() + y.numpy().tobytes()).hexdigest()
 

@@ -73,3 +73,60 @@ def test_save_rejects_bad_input(tmp_path):
     torch.save({"x": 1}, tmp_path / "other.pt")
     with pytest.raises(ValueError, match="not a Hessian subset"):
         load_subset(tmp_path / "other.pt")
+
+
+def _planned(**overrides) -> dict:
+    from conftest import REPO
+    from hessian_spectra.runs import load_yaml, plan_runs
+
+    schema = load_yaml(REPO / "workflow" / "schemas" / "config.schema.yaml")
+    entry = {"model": "mlp", "dataset": "digits", "image_size": 8, "batch_size": 32, "epochs": 1, "lr": 0.1,
+             **overrides}
+    study = {"runs": [entry], "hessian_subset": {"split": "train", "per_class": 10, "size": None, "seed": 5}}
+    (run,) = plan_runs({"studies": {"sharpest_directions": study}}, schema).values()
+    return run
+
+
+@pytest.mark.parametrize("overrides", [{}, {"valid_size": 100, "seed": 3}], ids=["no-valid", "valid-seed3"])
+def test_built_subset_is_the_runs_training_data_at_the_selected_indices(overrides):
+    from hessian_spectra.data import load_splits
+    from hessian_spectra.data.subset import build_subset
+
+    run = _planned(**overrides)
+    spec = run["subset"]
+    assert {key: spec[key] for key in ("dataset", "image_size", "split", "per_class", "seed")} == {
+        "dataset": "digits", "image_size": 8, "split": "train", "per_class": 10, "seed": 5}
+    x, y, indices = build_subset(spec)
+    # the split as training loads it (train.loop: the run's preprocessing, its seed splitting off validation)
+    train_x, train_y = load_splits("digits", ["train"], image_size=8, normalization=run["normalization"],
+                                   valid_size=run["valid_size"], split_seed=run["seed"])["train"]
+    assert torch.equal(indices, select_subset(train_y, per_class=10, seed=5))
+    assert torch.equal(x, train_x[indices]) and torch.equal(y, train_y[indices])
+    assert torch.bincount(y, minlength=10).tolist() == [10] * 10
+
+
+def test_subset_command_saves_the_spec_as_meta(tmp_path):
+    import json
+
+    from hessian_spectra import cli
+    from hessian_spectra.data.subset import build_subset
+
+    spec = _planned(valid_size=100, seed=3)["subset"]
+    out = tmp_path / "subsets" / "s.pt"
+    assert cli.main(["subset", "--spec", json.dumps(spec), "--out", str(out)]) == 0
+    x, y, indices, meta = load_subset(out, return_indices=True)
+    expected = build_subset(spec)
+    assert meta == spec and all(torch.equal(a, b) for a, b in zip((x, y, indices), expected))
+
+
+def test_an_unreadable_subset_file_is_one_line_naming_it(tmp_path):
+    from hessian_spectra.checkpoint import UnreadableFileError
+
+    path = tmp_path / "s.pt"
+    save_subset(path, torch.zeros(2, 1, 2, 2), torch.zeros(2, dtype=torch.int64), torch.arange(2), {})
+    path.write_bytes(path.read_bytes()[:50])
+    with pytest.raises(UnreadableFileError) as caught:
+        load_subset(path)
+    assert str(path) in str(caught.value) and "\n" not in str(caught.value)
+    with pytest.raises(FileNotFoundError, match="s2.pt"):
+        load_subset(tmp_path / "s2.pt")

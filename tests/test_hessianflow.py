@@ -5,6 +5,7 @@ import csv
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,10 +13,11 @@ import torch
 import yaml
 
 from conftest import REPO, saved_model, snakemake, write_config
-from hessian_spectra import cli
-from hessian_spectra.checkpoint import epoch_checkpoint, model_spec
+from hessian_spectra import cli, layout
+from hessian_spectra.checkpoint import model_spec
 from hessian_spectra.curvature import dense_hessian, make_batches
 from hessian_spectra.data import save_subset
+from hessian_spectra.layout import RunFiles
 from hessian_spectra.runs import load_yaml, plan_runs
 
 SCHEMA = load_yaml(REPO / "workflow" / "schemas" / "config.schema.yaml")
@@ -43,19 +45,26 @@ def separated_run(tmp_path):
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(96, 1, 2, 2, generator=gen) * torch.tensor([10.0, 1.0, 1.0, 1.0]).view(1, 1, 2, 2)
     y = torch.randint(0, 2, (96,), generator=gen)
-    save_subset(tmp_path / "hessian_subset.pt", x, y, torch.arange(96), {"split": "test"})
+    save_subset(tmp_path / "subset.pt", x, y, torch.arange(96), {"split": "test"})
+    files = RunFiles(str(tmp_path / "run"))
     models = []
     for epoch in range(3):
         torch.manual_seed(epoch)
-        models.append(saved_model(SPEC, epoch_checkpoint(tmp_path, epoch), epoch))
-    (tmp_path / "run.json").write_text(json.dumps({"epochs": 2, "key": "test/run"}))
+        models.append(saved_model(SPEC, Path(files.checkpoint(epoch)), epoch))
+    Path(files.run_json).write_text(json.dumps({"epochs": 2, "key": "test/run"}))
     return tmp_path, models, make_batches(x, y, 40)
+
+
+def _walk_args(root) -> list[str]:
+    """--run-json, --checkpoints and --subset of the ``separated_run`` directory."""
+    files = RunFiles(str(root / "run"))
+    return ["--run-json", files.run_json, "--checkpoints", *files.checkpoints(2), "--subset", str(root / "subset.pt")]
 
 
 def test_power_iteration_and_lanczos_agree_when_the_top_eigenvalue_is_separated(separated_run):
     run_dir, models, batches = separated_run
     out = run_dir / "dominant_eigen.tsv"
-    assert cli.main(["dominant-eigen", "--run-dir", str(run_dir), "--out", str(out), "--batch-size", "40",
+    assert cli.main(["dominant-eigen", *_walk_args(run_dir), "--out", str(out), "--batch-size", "40",
                      "--threads", "1"]) == 0
     rows = _read(out)
     assert [(int(r["epoch"]), r["quantity"]) for r in rows] == [
@@ -72,12 +81,28 @@ def test_power_iteration_and_lanczos_agree_when_the_top_eigenvalue_is_separated(
         assert int(power["products"]) <= 10 and np.isfinite(float(power["residual"]))
 
 
-def test_dominant_eigen_names_a_missing_checkpoint(separated_run):
+def test_dominant_eigen_names_a_missing_checkpoint(separated_run, caplog):
     run_dir, _, _ = separated_run
-    (run_dir / "checkpoints" / "epoch_0001.pt").unlink()
+    missing = Path(RunFiles(str(run_dir / "run")).checkpoint(1))
+    missing.unlink()
     out = run_dir / "dominant_eigen.tsv"
-    assert cli.main(["dominant-eigen", "--run-dir", str(run_dir), "--out", str(out), "--threads", "1"]) == 2
+    with caplog.at_level("ERROR"):
+        assert cli.main(["dominant-eigen", *_walk_args(run_dir), "--out", str(out), "--threads", "1"]) == 2
     assert not out.exists()
+    (error,) = [record.getMessage() for record in caplog.records if record.levelname == "ERROR"]
+    assert "\n" not in error and str(missing) in error
+
+
+def test_dominant_eigen_names_an_unreadable_checkpoint(separated_run, caplog):
+    run_dir, _, _ = separated_run
+    damaged = Path(RunFiles(str(run_dir / "run")).checkpoint(1))
+    damaged.write_bytes(damaged.read_bytes()[:100])
+    out = run_dir / "dominant_eigen.tsv"
+    with caplog.at_level("ERROR"):
+        assert cli.main(["dominant-eigen", *_walk_args(run_dir), "--out", str(out), "--threads", "1"]) == 2
+    assert not out.exists()
+    (error,) = [record.getMessage() for record in caplog.records if record.levelname == "ERROR"]
+    assert "\n" not in error and str(damaged) in error and "checkpoint" in error
 
 
 def _fake_run(root, model: str, optimizer: str, epochs: int = 3):
@@ -85,7 +110,8 @@ def _fake_run(root, model: str, optimizer: str, epochs: int = 3):
     run_dir = root / model / optimizer
     run_dir.mkdir(parents=True)
     (run_dir / "run.json").write_text(json.dumps(
-        {"model": model, "optimizer": {"name": optimizer}, "variant": optimizer, "key": f"{model}/{optimizer}"}))
+        {"model": model, "optimizer": {"name": optimizer}, "variant": optimizer, "key": f"{model}/{optimizer}",
+         "seed": 0}))
     header = "epoch\tlr\tbatch_size\ttest_acc\n"
     (run_dir / "history.tsv").write_text(header + "".join(
         f"{e}\t{0.1 * 2**e}\t{16 * 2**e}\t{0.5 + e / 10}\n" for e in range(epochs + 1)))
@@ -103,10 +129,15 @@ def _fake_run(root, model: str, optimizer: str, epochs: int = 3):
 def test_figure_command_draws_every_figure_without_torch(tmp_path):
     runs = [_fake_run(tmp_path, model, optimizer) for model in ("c1", "resnet20") for optimizer in ("sgd", "absa")]
     outputs = {name: tmp_path / "figures" / f"{name}.png" for name in FIGURES}
+    argv = ["hessianflow", "figures"]
+    for option, name in (("--runs", "run.json"), ("--histories", "history.tsv"), ("--eigen", "dominant_eigen.tsv"),
+                         ("--final", "final_trace_density.tsv"), ("--densities", "final_trace_density.npz")):
+        argv += [option, *(str(run / name) for run in runs)]
+    argv += [item for name in FIGURES for item in (f"--{name.replace('_', '-')}", str(outputs[name]))]
     code = (
         "import sys\n"
         "from hessian_spectra.cli import main\n"
-        f"code = main({['plot-hessianflow', '--runs', *map(str, runs), '--dominant-eigenvalue', str(outputs['dominant_eigenvalue']), '--absa-schedule', str(outputs['absa_schedule']), '--esd-final', str(outputs['esd_final'])]!r})\n"
+        f"code = main({argv!r})\n"
         "assert 'torch' not in sys.modules, 'the figure command imported torch'\n"
         "sys.exit(code)\n"
     )
@@ -117,13 +148,13 @@ def test_figure_command_draws_every_figure_without_torch(tmp_path):
 
 
 def test_run_labels_name_the_variant_only_where_a_model_has_two_runs_of_one_optimizer():
-    from hessian_spectra.commands.plot_hessianflow import run_labels
+    from hessian_spectra.commands.hessianflow import labels
 
-    runs = [{"model": "c1", "optimizer": {"name": "sgd"}, "variant": "a"},
-            {"model": "c1", "optimizer": {"name": "absa"}, "variant": "b"},
-            {"model": "resnet20", "optimizer": {"name": "sgd"}, "variant": "c"},
-            {"model": "resnet20", "optimizer": {"name": "sgd"}, "variant": "d"}]
-    assert run_labels(runs) == ["SGD", "ABSA", "SGD (c)", "SGD (d)"]
+    runs = [{"model": "c1", "optimizer": {"name": "sgd"}, "variant": "a", "seed": 0},
+            {"model": "c1", "optimizer": {"name": "absa"}, "variant": "b", "seed": 0},
+            {"model": "resnet20", "optimizer": {"name": "sgd"}, "variant": "c", "seed": 0},
+            {"model": "resnet20", "optimizer": {"name": "sgd"}, "variant": "d", "seed": 0}]
+    assert labels(runs) == ["SGD", "ABSA", "SGD (c)", "SGD (d)"]
 
 
 @pytest.mark.slow
@@ -140,11 +171,11 @@ def test_tiny_workflow_draws_every_figure(tmp_path):
     runs = plan_runs(config, SCHEMA)
     assert len(runs) == 2
     for key, run in runs.items():
-        rows = _read(tmp_path / "results" / key / "dominant_eigen.tsv")
+        rows = _read(tmp_path / layout.dominant_eigen(key))
         assert len(rows) == 2 * (run["epochs"] + 1) and all(r["residual"] != "nan" for r in rows)
-        final = _read(tmp_path / "results" / key / "final_trace_density.tsv")
+        final = _read(tmp_path / layout.final_trace_density(key, "tsv"))
         assert {r["quantity"] for r in final} >= {"trace", "density_mean"}
     absa = next(key for key, run in runs.items() if run["optimizer"]["name"] == "absa")
-    history = _read(tmp_path / "results" / absa / "history.tsv")
+    history = _read(tmp_path / layout.run_files(absa).history)
     assert [int(r["ratio"]) for r in history[1:]] == [1, 2, 4]  # patience 1: a doubling after every check
     assert float(history[1]["adv_ratio"]) == 0.2 and float(history[2]["adv_ratio"]) == 0.0

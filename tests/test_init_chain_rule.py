@@ -4,18 +4,20 @@ default run, and (slow) the tiny workflow."""
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
 import torch
 import yaml
 
-from conftest import REPO, snakemake, write_config
+from conftest import REPO, make_subset, run_checkpoints, snakemake, training_jobs, write_config
 from hessian_spectra import cli
 from hessian_spectra.chain_rule import COLUMNS, TERMS
 from hessian_spectra.commands.chain_rule import RUN_COLUMNS
+from hessian_spectra.layout import RunFiles
 from hessian_spectra.models import build_model
-from hessian_spectra.runs import load_yaml, plan_runs
+from hessian_spectra.runs import load_yaml, plan_runs, plan_subsets
 from hessian_spectra.train.loop import train_run
 
 SCHEMA = load_yaml(REPO / "workflow" / "schemas" / "config.schema.yaml")
@@ -27,6 +29,12 @@ PNG = b"\x89PNG\r\n\x1a\n"
 def test_tracked_block_default_is_a_parameter_of_the_mlp():
     block = SCHEMA["$defs"]["init_chain_rule"]["properties"]["tracking"]["properties"]["block"]["default"]
     assert block in dict(build_model("mlp", 1, 28, 10).named_parameters())
+
+
+def walk_args(run_dir) -> list[str]:
+    """--run-json, --checkpoints and --subset of a run trained by the ``trained`` fixture."""
+    return ["--run-json", RunFiles(str(run_dir)).run_json, "--checkpoints", *run_checkpoints(run_dir),
+            "--subset", str(run_dir / "subset.pt")]
 
 
 @pytest.fixture(scope="module")
@@ -58,11 +66,11 @@ def trained(tmp_path_factory):
         for run in runs:
             run_dir = root / run["key"]
             train_run(run, run_dir)
+            make_subset(run, run_dir / "subset.pt")
             table = run_dir / "chain_rule.tsv"
             args = [
                 "chain-rule",
-                "--run-dir",
-                str(run_dir),
+                *walk_args(run_dir),
                 "--out",
                 str(table),
                 "--frobenius-probes",
@@ -104,30 +112,47 @@ def test_relu_first_layer_curvature_term_is_exactly_zero_and_tanh_is_not(trained
         assert (full > 0).all()
 
 
-def test_missing_checkpoint_is_an_error(trained, tmp_path):
+def _errors(caplog) -> list[str]:
+    return [record.getMessage() for record in caplog.records if record.levelname == "ERROR"]
+
+
+def test_missing_checkpoint_is_an_error_naming_it(trained, tmp_path, caplog):
     runs, tables = trained
     run_dir = tables[0].parent
-    (run_dir / "checkpoints" / "epoch_0001.pt").rename(tmp_path / "epoch_0001.pt")
+    args = walk_args(run_dir)
+    missing = RunFiles(str(run_dir)).checkpoint(1)
+    Path(missing).rename(tmp_path / "epoch_0001.pt")
     try:
-        assert cli.main(["chain-rule", "--run-dir", str(run_dir), "--out", str(tmp_path / "t.tsv")]) == 2
+        with caplog.at_level("ERROR"):
+            assert cli.main(["chain-rule", *args, "--out", str(tmp_path / "t.tsv")]) == 2
     finally:
-        (tmp_path / "epoch_0001.pt").rename(run_dir / "checkpoints" / "epoch_0001.pt")
+        (tmp_path / "epoch_0001.pt").rename(missing)
     assert not (tmp_path / "t.tsv").exists()
+    (error,) = _errors(caplog)
+    assert "\n" not in error and missing in error
+
+
+def test_unreadable_checkpoint_is_an_error_naming_it(trained, tmp_path, caplog):
+    runs, tables = trained
+    run_dir = tables[0].parent
+    args = walk_args(run_dir)
+    damaged = tmp_path / "epoch_0001.pt"
+    damaged.write_bytes(Path(args[args.index("--checkpoints") + 2]).read_bytes()[:200])
+    args[args.index("--checkpoints") + 2] = str(damaged)
+    with caplog.at_level("ERROR"):
+        assert cli.main(["chain-rule", *args, "--out", str(tmp_path / "t.tsv")]) == 2
+    assert not (tmp_path / "t.tsv").exists()
+    (error,) = _errors(caplog)
+    assert "\n" not in error and str(damaged) in error and "checkpoint" in error
 
 
 def test_figures_are_drawn_without_torch(trained, tmp_path):
     tables = [str(path) for path in trained[1]]
-    args = [
-        "plot-init-chain-rule",
-        "--tables",
-        *tables,
-        "--out-dir",
-        str(tmp_path),
-        "--table",
-        str(tmp_path / "all.tsv"),
-    ]
+    table_args = ["init-chain-rule", "table", "--tables", *tables, "--out", str(tmp_path / "all.tsv")]
+    figure_args = ["init-chain-rule", "figures", "--table", str(tmp_path / "all.tsv"), "--out-dir", str(tmp_path)]
     code = (
-        f"import sys; from hessian_spectra import cli; rc = cli.main({args!r}); "
+        f"import sys; from hessian_spectra import cli; assert cli.main({table_args!r}) == 0; "
+        f"rc = cli.main({figure_args!r}); "
         "assert 'torch' not in sys.modules, 'the plot command imported torch'; sys.exit(rc)"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
@@ -150,16 +175,21 @@ def planned_jobs(output: str) -> dict[str, int]:
 
 
 def test_default_run_plans_one_tracking_job_per_run(tmp_path, default_config):
-    configfile = write_config(tmp_path / "config.yaml", only_init_chain_rule(default_config))
+    config = only_init_chain_rule(default_config)
+    configfile = write_config(tmp_path / "config.yaml", config)
     result = snakemake(tmp_path, "-n", configfile=configfile)
     assert result.returncode == 0, result.stderr
-    assert planned_jobs(result.stdout) == {"train": 6, "chain_rule_tracking": 6, "chain_rule_figures": 1, "all": 1}
+    planned = plan_runs(config, SCHEMA)
+    assert len(planned) == 6 and len(plan_subsets(planned)) == 1
+    upstream = {**training_jobs(planned.values()), "hessian_subset": 1, "chain_rule_tracking": 6, "chain_rule_table": 1}
+    assert sum(training_jobs(planned.values()).values()) == 6
+    assert planned_jobs(result.stdout) == {**upstream, "chain_rule_figures": 1, "all": 1}
     figures = "results/figures/init_chain_rule"
     for name in ("init_sd_1e-05.png", "init_sd_0.01.png", "init_sd_1.png", "chain_rule_terms.png"):
         assert f"{figures}/{name}" in result.stdout
     one = snakemake(tmp_path, "-n", f"{figures}/init_sd_1e-05.png", configfile=configfile)
     assert one.returncode == 0, one.stderr
-    assert planned_jobs(one.stdout) == {"train": 6, "chain_rule_tracking": 6, "chain_rule_figures": 1}
+    assert planned_jobs(one.stdout) == {**upstream, "chain_rule_figures": 1}
 
 
 def test_run_without_init_sd_stops_the_workflow(tmp_path, default_config):

@@ -11,14 +11,13 @@ import pytest
 import torch
 import yaml
 
-from conftest import REPO, saved_model, snakemake, write_config
-from hessian_spectra import cli
+from conftest import REPO, saved_model, snakemake, training_jobs, write_config
+from hessian_spectra import cli, layout
 from hessian_spectra.checkpoint import model_spec
-from hessian_spectra.commands.plot_large_batch import LANDSCAPE_TABLE, spectrum_table
 from hessian_spectra.curvature import dense_hessian, make_batches
 from hessian_spectra.data import save_subset
 from hessian_spectra.plots.large_batch import symlog_threshold
-from hessian_spectra.runs import load_yaml, plan_runs
+from hessian_spectra.runs import load_yaml, plan_runs, plan_subsets
 
 SPEC = model_spec("tf_cnn", 1, 16, 10, {"width": 0.0625})
 TINY = REPO / "tests" / "configs" / "tiny.yaml"
@@ -113,17 +112,20 @@ def test_symlog_threshold_puts_every_nonzero_eigenvalue_on_the_log_part():
     assert symlog_threshold(np.array([100.0, 1e-20])) == 1e-6  # at most 8 decades below the largest
 
 
-def fake_run(root, batch_size, seed=0, eigenvalues=None):
-    """A run directory with run.json, both spectrum tables and a landscape table, as the workflow writes them."""
+def fake_run(root, batch_size, seed=0, eigenvalues=None) -> dict:
+    """A run's run.json, both spectrum tables and its landscape table at their workflow paths below ``root``
+    (``layout``), as the workflow writes them; returns those paths relative to ``root`` (run from there)."""
     key = f"large_batch/runs/tf_cnn/digits/bs{batch_size}/seed{seed}/sgd"
-    run_dir = root / key
-    run_dir.mkdir(parents=True)
+    files = {"run": layout.run_files(key).run_json, "landscape": layout.landscape(key)}
+    files.update({hessian: layout.final_spectrum(key, hessian, "tsv") for hessian in ("last_layer", "full")})
+    for path in files.values():
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
     run = {"key": key, "batch_size": batch_size, "seed": seed, "variant": "sgd"}
-    (run_dir / "run.json").write_text(json.dumps(run))
+    (root / files["run"]).write_text(json.dumps(run))
     columns = ["epoch", "block", "quantity", "index", "value", "stderr", "residual", "converged", "products"]
     for hessian, block, n in (("last_layer", "dense3.weight", 30), ("full", "full", 6)):
         values = eigenvalues if eigenvalues is not None else np.geomspace(10.0, 0.01, n) * batch_size
-        with open(run_dir / spectrum_table(hessian), "w", newline="") as handle:
+        with open(root / files[hessian], "w", newline="") as handle:
             writer = csv.writer(handle, delimiter="\t")
             writer.writerow(columns)
             for i, value in enumerate(values, start=1):
@@ -148,19 +150,23 @@ def fake_run(root, batch_size, seed=0, eigenvalues=None):
         for i, a in enumerate(coords)
         for j, b in enumerate(coords)
     ]
-    pd.DataFrame(rows).to_csv(run_dir / LANDSCAPE_TABLE, sep="\t", index=False)
-    return run_dir
+    pd.DataFrame(rows).to_csv(root / files["landscape"], sep="\t", index=False)
+    return files
 
 
-def test_spectral_figure_and_its_table(tmp_path):
+def test_spectral_figure_and_its_table(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     runs = [
         fake_run(tmp_path, 16),
         fake_run(tmp_path, 256),
         fake_run(tmp_path, 256, seed=1, eigenvalues=[3.0, -0.5, 0.0, 1e-4]),
     ]
     figure, table = tmp_path / "hessian_spectral.png", tmp_path / "top.tsv"
-    args = ["plot-large-batch", "spectral", "--runs", *map(str, runs), "--hessians", "last_layer", "full"]
-    assert cli.main(args + ["--top-k", "20", "--out", str(figure), "--table", str(table)]) == 0
+    spectra = [run[hessian] for run in runs for hessian in ("last_layer", "full")]
+    args = ["large-batch", "table", "--runs", *(run["run"] for run in runs), "--spectra", *spectra]
+    assert cli.main(args + ["--top-k", "20", "--out", str(table)]) == 0
+    args = ["large-batch", "spectral", "--table", str(table), "--hessians", "last_layer", "full"]
+    assert cli.main(args + ["--out", str(figure)]) == 0
     assert figure.stat().st_size > 10_000
     plotted = pd.read_csv(table, sep="\t")
     assert plotted.groupby(["batch_size", "hessian"]).size().to_dict() == {
@@ -176,7 +182,8 @@ def test_spectral_figure_and_its_table(tmp_path):
 def test_surface_figure_has_a_row_per_run(tmp_path, kind):
     runs = [fake_run(tmp_path, 256), fake_run(tmp_path, 256, seed=1)]
     surface = tmp_path / "loss_surface_bs256.png"
-    args = ["plot-large-batch", "surface", "--runs", *map(str, runs), "--kind", kind, "--out", str(surface)]
+    args = ["large-batch", "surface", "--runs", *(str(tmp_path / run["run"]) for run in runs), "--landscapes"]
+    args += [str(tmp_path / run["landscape"]) for run in runs] + ["--kind", kind, "--out", str(surface)]
     assert cli.main(args) == 0
     assert surface.stat().st_size > 10_000
 
@@ -196,11 +203,14 @@ def test_default_run_plans_one_spectrum_per_run_and_hessian(tmp_path, default_co
     config = only_large_batch(default_config)
     result = snakemake(tmp_path, "-n", configfile=write_config(tmp_path / "config.yaml", config))
     assert result.returncode == 0, result.stderr
-    runs = plan_runs(config, SCHEMA).values()
+    planned = plan_runs(config, SCHEMA)
+    runs = planned.values()
     assert planned_jobs(result.stdout) == {
-        "train": len(runs),
+        **training_jobs(runs),
+        "hessian_subset": len(plan_subsets(planned)),
         "large_batch_spectrum": len(runs) * len(config["studies"]["large_batch"]["spectrum"]["hessians"]),
         "large_batch_landscape": len(runs),
+        "large_batch_table": 1,
         "large_batch_spectral_figure": 1,
         "large_batch_surface_figure": len({run["batch_size"] for run in runs}),
         "all": 1,
@@ -220,6 +230,6 @@ def test_tiny_workflow_draws_every_figure(tmp_path):
     table = pd.read_csv(tmp_path / "results" / "tables" / "large_batch" / "top_eigenvalues.tsv", sep="\t")
     top_k = config["studies"]["large_batch"]["spectrum"]["top_k"]
     assert table.groupby(["batch_size", "hessian"]).size().eq(top_k).all()
-    landscape = next((tmp_path / "results" / "large_batch").rglob(LANDSCAPE_TABLE))
+    landscape = tmp_path / layout.landscape(next(iter(plan_runs(config, SCHEMA))))
     grid = config["studies"]["large_batch"]["landscape"]["grid_points"]
     assert len(pd.read_csv(landscape, sep="\t")) == 2 * grid**2

@@ -8,15 +8,14 @@ import pytest
 import torch
 import yaml
 
-from conftest import REPO, snakemake, write_config
+from conftest import REPO, planned_jobs, snakemake, training_jobs, write_config
+from hessian_spectra import layout
 from hessian_spectra.curvature import dense_hessian, make_batches
 from hessian_spectra.curvature.slq import trapezoid
 from hessian_spectra.matching import COLUMNS, FULL, load_spectra
-from hessian_spectra.models import NUM_LAYER_BLOCKS, build_model, layer_blocks
-from hessian_spectra.runs import STUDIES, load_yaml, plan_runs
+from hessian_spectra.models import build_model, layer_block_count, layer_blocks
+from hessian_spectra.runs import STUDIES, load_yaml, plan_runs, plan_subsets
 from hessian_spectra.spectrum import SpectrumRequest, compute_spectrum, write_spectrum
-
-from test_workflow import planned_jobs
 
 FIGURES = "results/figures/layerhessians"
 SCHEMA = load_yaml(REPO / "workflow" / "schemas" / "config.schema.yaml")
@@ -81,14 +80,17 @@ def only_layerhessians(config: dict) -> dict:
 
 
 def test_paper_config_plans_every_epoch_of_every_run(tmp_path):
-    paper = yaml.safe_load((REPO / "configs" / "paper.yaml").read_text())
-    configfile = write_config(tmp_path / "paper.yaml", only_layerhessians(paper))
+    paper = only_layerhessians(yaml.safe_load((REPO / "configs" / "paper.yaml").read_text()))
+    configfile = write_config(tmp_path / "paper.yaml", paper)
     result = snakemake(tmp_path, "-n", configfile=configfile)
     assert result.returncode == 0, result.stderr
     jobs = planned_jobs(result.stdout)
-    layers = 4 * sum(NUM_LAYER_BLOCKS[model] for model in ("lenet", "vgg11_bn", "resnet18"))
-    assert {rule: n for rule, n in jobs.items() if rule.startswith(("train", "layerhessians"))} == {
-        "train": 12,
+    layers = 4 * sum(layer_block_count(model) for model in ("lenet", "vgg11_bn", "resnet18"))
+    planned = plan_runs(paper, SCHEMA)
+    assert len(planned) == 12 and sum(training_jobs(planned.values()).values()) == 12
+    assert {rule: n for rule, n in jobs.items() if rule.startswith(("train", "layerhessians", "hessian_subset"))} == {
+        **training_jobs(planned.values()),
+        "hessian_subset": len(plan_subsets(planned)),
         "layerhessians_spectrum": 12 * 51,
         "layerhessians_match": 1,
         "layerhessians_match_figure": 2,
@@ -102,8 +104,11 @@ def test_peak_figure_builds_only_what_it_needs(tmp_path):
     runs = len(config["studies"]["layerhessians"]["runs"])
     result = snakemake(tmp_path, "-n", f"{FIGURES}/match_distros_peak.png", configfile=REPO / "config.yaml")
     assert result.returncode == 0, result.stderr
+    planned = [run for run in plan_runs(config, SCHEMA).values() if run["study"] == "layerhessians"]
+    assert len(planned) == runs
     assert planned_jobs(result.stdout) == {
-        "train": runs,
+        **training_jobs(planned),
+        "hessian_subset": len(plan_subsets({run["key"]: run for run in planned})),
         "layerhessians_spectrum": runs * (epochs + 1),
         "layerhessians_match": 1,
         "layerhessians_match_figure": 1,
@@ -160,21 +165,22 @@ def test_tiny_workflow_draws_every_figure(tmp_path):
     for run in runs:
         figures += [
             f"{FIGURES}/training_eigvals_epochwise_{run['model']}_{run['dataset']}_{layer}.png"
-            for layer in range(1, NUM_LAYER_BLOCKS[run["model"]] + 1)
+            for layer in range(1, layer_block_count(run["model"], run.get("model_options")) + 1)
         ]
     for figure in figures:
         assert (tmp_path / figure).stat().st_size > 10_000, figure
-    table = pd.read_csv(tmp_path / "results" / "layerhessians" / "matching.tsv", sep="\t")
+    blocks = {run["model"]: layer_block_count(run["model"], run.get("model_options")) for run in runs}
+    table = pd.read_csv(tmp_path / layout.study_table("layerhessians", layout.STUDY_TABLES["layerhessians"]), sep="\t")
     assert tuple(table.columns) == COLUMNS
-    assert len(table) == sum((epochs + 1) * NUM_LAYER_BLOCKS[run["model"]] * 2 for run in runs)
+    assert len(table) == sum((epochs + 1) * blocks[run["model"]] * 2 for run in runs)
     for label, epoch in study["matching"]["peak_epoch"].items():
         model, dataset = label.split("/")
         rows = table[(table["model"] == model) & (table["dataset"] == dataset)]
         assert set(rows["peak_epoch"]) == {epoch} and set(rows["peak_rule"]) == {"config"}
-    spectra = sorted((tmp_path / "results" / "layerhessians").rglob("layer_spectra/epoch_*.tsv"))
+    spectra = sorted((tmp_path / "results" / "tables" / "layerhessians").rglob("layer_spectra/epoch_*.tsv"))
     assert len(spectra) == len(runs) * (epochs + 1)
     eigenvalues = pd.concat(pd.read_csv(path, sep="\t") for path in spectra)
     top = eigenvalues[eigenvalues["quantity"] == "eigenvalue"]
-    blocks = sum((epochs + 1) * (1 + NUM_LAYER_BLOCKS[run["model"]]) for run in runs)
-    assert len(top) == blocks * study["spectrum"]["top_k"]
+    spectra_blocks = sum((epochs + 1) * (1 + blocks[run["model"]]) for run in runs)
+    assert len(top) == spectra_blocks * study["spectrum"]["top_k"]
     assert top["residual"].notna().all() and top["converged"].all()

@@ -196,26 +196,31 @@ def test_layer_profile_normalises_per_run_and_metric(run_files):
 
 
 def test_match_command_and_figures(run_files, tmp_path):
-    args = ["match"]
+    args = ["layerhessians", "match"]
     for run_json, run in run_files:
         args += ["--run", str(run_json), *(str(run.files[e]) for e in sorted(run.files))]
-    out = tmp_path / "matching.tsv"
-    assert cli.main([*args, "--out", str(out), "--peak-epoch", "lenet/datab=1"]) == 0
+    out, profiles = tmp_path / "matching.tsv", tmp_path / "match_profiles.tsv"
+    assert cli.main([*args, "--out", str(out), "--profiles", str(profiles), "--peak-epoch", "lenet/datab=1"]) == 0
     table = pd.read_csv(out, sep="\t")
     assert tuple(table.columns) == COLUMNS and set(table["metric"]) == {SOURCE, SPECTRAL_W1}
     assert set(table[table["dataset"] == "datab"]["peak_epoch"]) == {1}
     assert table["summed"].dtype == bool
+    written = pd.read_csv(profiles, sep="\t")
     for kind in ("wasserstein", "peak"):
+        expected = layer_profile(table, kind)
+        mine = written[written["kind"] == kind].drop(columns="kind").reset_index(drop=True)
+        pd.testing.assert_frame_equal(mine, expected, check_dtype=False)
         png = tmp_path / f"match_distros_{kind}.png"
-        rc = cli.main(["plot-layerhessians", "match-distros", "--table", str(out), "--kind", kind, "--out", str(png)])
+        args = ["layerhessians", "match-distros", "--profiles", str(profiles), "--kind", kind, "--out", str(png)]
+        rc = cli.main(args)
         assert rc == 0 and png.stat().st_size > 10_000
     run_json, run = run_files[0]
     png = tmp_path / "epochwise.png"
     spectra = [str(run.files[e]) for e in sorted(run.files)]
-    rc = cli.main(["plot-layerhessians", "epochwise", "--run-json", str(run_json), "--spectra", *spectra,
+    rc = cli.main(["layerhessians", "epochwise", "--run-json", str(run_json), "--spectra", *spectra,
                    "--layer", "2", "--out", str(png)])
     assert rc == 0 and png.stat().st_size > 10_000
-    rc = cli.main(["plot-layerhessians", "epochwise", "--run-json", str(run_json), "--spectra", *spectra,
+    rc = cli.main(["layerhessians", "epochwise", "--run-json", str(run_json), "--spectra", *spectra,
                    "--layer", "4", "--out", str(tmp_path / "no.png")])
     assert rc == 2 and not (tmp_path / "no.png").exists()
 
@@ -224,5 +229,6 @@ def test_match_command_refuses_misnamed_files(run_files, tmp_path):
     run_json, run = run_files[0]
     odd = tmp_path / "spectrum.npz"
     odd.write_bytes(run.files[0].read_bytes())
-    rc = cli.main(["match", "--run", str(run_json), str(odd), "--out", str(tmp_path / "t.tsv")])
-    assert rc == 2 and not (tmp_path / "t.tsv").exists()
+    rc = cli.main(["layerhessians", "match", "--run", str(run_json), str(odd), "--out", str(tmp_path / "t.tsv"),
+                   "--profiles", str(tmp_path / "p.tsv")])
+    assert rc == 2 and not (tmp_path / "t.tsv").exists() and not (tmp_path / "p.tsv").exists()

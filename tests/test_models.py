@@ -13,8 +13,8 @@ from torch import nn
 from torch.func import functional_call, grad, jvp, vmap
 from torch.nn import functional as F
 
-from hessian_spectra.models import build_model, layer_blocks
-from hessian_spectra.models.catalog import MODEL_NAMES, MODEL_OPTIONS, NUM_LAYER_BLOCKS
+from hessian_spectra.models import build_model, layer_block_count, layer_blocks
+from hessian_spectra.models.catalog import MLP_HIDDEN, MODEL_NAMES, MODEL_OPTIONS
 
 NATIVE = {
     "lenet": (1, 32, 10),
@@ -135,7 +135,8 @@ def images(
 
 
 def test_catalog_is_consistent() -> None:
-    assert set(MODEL_NAMES) == set(NATIVE) == set(NUM_LAYER_BLOCKS) == set(MODEL_OPTIONS)
+    assert set(MODEL_NAMES) == set(NATIVE) == set(MODEL_OPTIONS)
+    assert all(layer_block_count(name) > 0 for name in MODEL_NAMES)
     assert all("width" in options for options in MODEL_OPTIONS.values())
 
 
@@ -158,12 +159,27 @@ def test_published_totals() -> None:
     assert 28 * 28 * 30 == 23_520 == native_model("mlp").dense1.weight.numel()
 
 
+@pytest.mark.parametrize(
+    "name, options",
+    [(name, {}) for name in MODEL_NAMES] + [("mlp", {"hidden": [10]}), ("mlp", {"hidden": [10, 20, 30]})],
+    ids=[*MODEL_NAMES, "mlp-hidden10", "mlp-hidden10-20-30"],
+)
+def test_layer_block_count_is_the_built_models_number_of_layer_blocks(name: str, options: dict) -> None:
+    torch.manual_seed(0)
+    assert layer_block_count(name, options) == len(layer_blocks(build_model(name, *NATIVE[name], **options)))
+
+
+def test_mlp_layer_block_count_follows_its_hidden_widths() -> None:
+    assert layer_block_count("mlp") == layer_block_count("mlp", {}) == len(MLP_HIDDEN) + 1 == 3
+    assert [layer_block_count("mlp", {"hidden": h}) for h in ([], [10], [10, 20, 30])] == [1, 2, 4]
+
+
 @pytest.mark.parametrize("name", MODEL_NAMES)
 def test_layer_blocks_are_conv_and_linear_weights_in_forward_order(name: str) -> None:
     torch.manual_seed(0)
     model = build_model(name, *NATIVE[name], width=0.25)
     blocks = layer_blocks(model)
-    assert len(blocks) == NUM_LAYER_BLOCKS[name]
+    assert len(blocks) == layer_block_count(name, {"width": 0.25})
     params = dict(model.named_parameters())
     weights = {id(m.weight) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))}
     assert {id(params[b]) for b in blocks} == weights

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,10 +16,11 @@ from torch import nn
 
 from hessian_spectra.checkpoint import load_checkpoint, model_from_checkpoint
 from hessian_spectra.runs import load_yaml, plan_runs
-from hessian_spectra.train.loop import RunPaths, train_run
+from hessian_spectra.layout import RunFiles
+from hessian_spectra.train.loop import train_run
 from hessian_spectra.train.nsgd import NSGD, NSGDStrategy
 from hessian_spectra.train.strategies import TrainContext
-from conftest import REPO
+from conftest import REPO, final_checkpoint, make_subset
 
 SCHEMA = load_yaml(REPO / "workflow" / "schemas" / "config.schema.yaml")
 
@@ -74,8 +76,10 @@ def test_gamma_one_is_sgd_bitwise(momentum):
 
 
 def test_gamma_one_training_run_equals_sgd_run_bitwise(tmp_path):
+    nsgd_run = make_run(optimizer={"name": "nsgd", "gamma": 1.0, "kk": 2})
+    subset = make_subset(nsgd_run, tmp_path / "subset.pt")
     sgd = train_run(make_run(optimizer={"name": "sgd"}), tmp_path / "sgd")
-    nsgd = train_run(make_run(optimizer={"name": "nsgd", "gamma": 1.0, "kk": 2}), tmp_path / "nsgd")
+    nsgd = train_run(nsgd_run, tmp_path / "nsgd", subset_path=subset)
     expected, actual = _state(tmp_path / "sgd"), _state(tmp_path / "nsgd")
     assert all(torch.equal(expected[name], actual[name]) for name in expected)
     assert [row["train_loss"] for row in sgd] == [row["train_loss"] for row in nsgd]
@@ -155,30 +159,31 @@ def test_nsgd_without_gamma_is_refused():
 
 
 def _state(run_dir) -> dict:
-    return model_from_checkpoint(RunPaths(run_dir).final).state_dict()
+    return model_from_checkpoint(final_checkpoint(run_dir)).state_dict()
 
 
 def _history(run_dir) -> list[dict]:
     """history.tsv rows without the wall-clock column."""
-    with open(RunPaths(run_dir).history) as handle:
+    with open(RunFiles(str(run_dir)).history) as handle:
         return [{k: v for k, v in row.items() if k != "seconds"} for row in csv.DictReader(handle, delimiter="\t")]
 
 
-def _cli(run: dict, out_dir) -> subprocess.Popen:
+def _cli(run: dict, out_dir, subset) -> subprocess.Popen:
     command = [sys.executable, "-m", "hessian_spectra", "train", "--run", json.dumps(run), "--out-dir", str(out_dir),
-               "--threads", "1"]
+               "--subset", str(subset), "--threads", "1"]
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def test_resume_after_sigkill_is_bitwise_identical(tmp_path):
     run = make_run(model="simple_cnn_medium", model_options={"width": 0.05}, image_size=16, epochs=5,
                    optimizer={"name": "nsgd", "gamma": 5.0, "kk": 2})
+    subset = make_subset(run, tmp_path / "subset.pt")
     reference = tmp_path / "reference"
-    assert _cli(run, reference).wait(timeout=600) == 0
+    assert _cli(run, reference, subset).wait(timeout=600) == 0
 
     killed = tmp_path / "killed"
-    proc = _cli(run, killed)
-    second = RunPaths(killed).checkpoint(2)
+    proc = _cli(run, killed, subset)
+    second = Path(RunFiles(str(killed)).checkpoint(2))
     deadline = time.monotonic() + 600
     while not second.exists():
         assert proc.poll() is None, proc.communicate()[1]
@@ -186,16 +191,24 @@ def test_resume_after_sigkill_is_bitwise_identical(tmp_path):
         time.sleep(0.005)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert not RunPaths(killed).checkpoint(5).exists(), "the run was killed mid-way"
+    assert not Path(RunFiles(str(killed)).checkpoint(5)).exists(), "the run was killed mid-way"
 
-    resumed = _cli(run, killed)
+    resumed = _cli(run, killed, subset)
     _, stderr = resumed.communicate(timeout=600)
     assert resumed.returncode == 0, stderr
-    assert "resuming from epoch" in stderr
+    assert "resuming after epoch" in stderr
     expected, actual = _state(reference), _state(killed)
     assert all(torch.equal(expected[name], actual[name]) for name in expected)
     assert _history(reference) == _history(killed)
-    strategy = load_checkpoint(RunPaths(killed).final)["trainer"]["strategy"]
+    strategy = load_checkpoint(final_checkpoint(killed))["trainer"]["strategy"]
     assert strategy["epoch"] == 5 and strategy["directions"].shape[1] == 2
-    reference_strategy = load_checkpoint(RunPaths(reference).final)["trainer"]["strategy"]
+    reference_strategy = load_checkpoint(final_checkpoint(reference))["trainer"]["strategy"]
     assert torch.equal(strategy["directions"], reference_strategy["directions"])
+
+
+def test_nsgd_training_without_its_subset_file_is_refused(tmp_path):
+    run = make_run()
+    assert run["hessian_subset"]["size"] == 64 and run["subset"]["size"] == 64  # NSGD keeps its selection
+    with pytest.raises(ValueError, match="optimizer nsgd trains on the Hessian subset; none was given"):
+        train_run(run, tmp_path / "run")
+    assert not (tmp_path / "run" / "checkpoints").exists()

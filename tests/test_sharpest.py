@@ -3,15 +3,18 @@ and gamma figures, the sharpness table, torch-free figure commands, and the tiny
 
 import json
 import math
+import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pandas as pd
 import pytest
 import yaml
 
-from conftest import REPO, snakemake, write_config
+from conftest import REPO, make_subset, run_checkpoints, snakemake, write_config
+from hessian_spectra import layout
 from hessian_spectra.plots import sharpest_directions as plots
 from hessian_spectra.runs import load_yaml, plan_runs
 
@@ -46,6 +49,12 @@ def fake_study(tmp_path, runs: list[dict], top_k: int = 3) -> list:
     return dirs
 
 
+def study_files(dirs: list) -> tuple[list[str], list[str], list[str]]:
+    """The run.json, history and trajectory table of each ``fake_study`` directory: what load_study and the
+    study's commands take."""
+    return tuple([str(d / name) for d in dirs] for name in ("run.json", "history.tsv", "trajectory.tsv"))
+
+
 def test_trajectory_matches_the_dense_hessian_with_l2(tmp_path):
     import torch
 
@@ -55,10 +64,13 @@ def test_trajectory_matches_the_dense_hessian_with_l2(tmp_path):
 
     (run,) = plan({"model": "mlp", "model_options": {"hidden": [6]}, "image_size": 4, "l2": 0.05})
     out = tmp_path / "trajectory.tsv"
+    run_dir, subset = tmp_path / "run", make_subset(run, tmp_path / "subset.pt")
+    files = layout.RunFiles(str(run_dir))
     for command in (
-        ["train", "--run", json.dumps(run), "--out-dir", str(tmp_path)],
-        ["trajectory", "--run-dir", str(tmp_path), "--out", str(out), "--top-k", "3", "--tol", "1e-8",
-         "--max-steps", "300", "--batch-size", "50"],
+        ["train", "--run", json.dumps(run), "--out-dir", str(run_dir)],
+        ["trajectory", "--run-json", files.run_json, "--checkpoints", *files.checkpoints(run["epochs"]),
+         "--subset", str(subset), "--out", str(out), "--top-k", "3", "--tol", "1e-8", "--max-steps", "300",
+         "--batch-size", "50"],
     ):
         result = subprocess.run([sys.executable, "-m", "hessian_spectra", *command, "--threads", "1"],
                                 capture_output=True, text=True, timeout=300)
@@ -67,9 +79,9 @@ def test_trajectory_matches_the_dense_hessian_with_l2(tmp_path):
     assert sorted(table["epoch"].unique()) == [0, 1, 2]
     assert (table.groupby("epoch")["index"].apply(list) == pd.Series({e: [1, 2, 3] for e in range(3)})).all()
     assert table["converged"].all() and (table["residual"] < 1e-5 * table["value"]).all()
-    x, y, _ = load_subset(tmp_path / "hessian_subset.pt")
+    x, y, _ = load_subset(subset)
     for epoch in range(3):
-        model = model_from_checkpoint(tmp_path / "checkpoints" / f"epoch_{epoch:04d}.pt").double()
+        model = model_from_checkpoint(files.checkpoint(epoch)).double()
         hessian = dense_hessian(model, [(x.double(), y)]) + 0.05 * torch.eye(sum(p.numel() for p in model.parameters()),
                                                                                dtype=torch.float64)
         expected = np.sort(np.linalg.eigvalsh(hessian.numpy()))[::-1][:3]
@@ -98,7 +110,7 @@ def test_grid_and_gamma_groups_follow_the_config_rule():
 
 def test_sharpness_table_and_figures_from_tables(tmp_path):
     runs = plan({"grid": {"lr": [0.01, 0.05]}}, {"optimizer": {"name": "nsgd", "kk": 2, "gamma": 0.1}})
-    tables = plots.load_study(fake_study(tmp_path / "runs", runs))
+    tables = plots.load_study(*study_files(fake_study(tmp_path / "runs", runs)))
     table = plots.sharpness_table(tables)
     assert table["run"].tolist() == [run["key"] for run in runs]
     first = table.iloc[0]
@@ -107,27 +119,77 @@ def test_sharpness_table_and_figures_from_tables(tmp_path):
     assert first["frobenius_topk"] == pytest.approx(math.sqrt(30.0**2 + 15.0**2 + 10.0**2))
     assert first["peak_epoch"] == 2 and first["topk_converged"] and first["final_valid_acc"] == pytest.approx(0.4)
     assert tables.trajectories["converged"].sum() == len(tables.trajectories) - len(runs)
+    from hessian_spectra.plots.common import save_figure
+
     out = tmp_path / "figures"
-    plots.plot_spectrum_trajectory(tables, out / "spectrum_trajectory.png")
-    plots.plot_grid(tables, "lr", out / "lr_grid.png")
-    plots.plot_grid(tables, "batch_size", out / "bs_grid.png")
-    plots.plot_nsgd_gamma(tables, out / "nsgd_gamma.png")
+    save_figure(plots.spectrum_trajectory_figure(tables), out / "spectrum_trajectory.png")
+    save_figure(plots.grid_figure(tables, "lr"), out / "lr_grid.png")
+    save_figure(plots.grid_figure(tables, "batch_size"), out / "bs_grid.png")
+    save_figure(plots.nsgd_gamma_figure(tables), out / "nsgd_gamma.png")
     assert all((out / f"{name}.png").stat().st_size > 5000 for name in FIGURES)
 
 
 def test_figure_and_table_commands_do_not_import_torch(tmp_path):
     runs = plan({"grid": {"batch_size": [16, 32]}})
-    dirs = [str(d) for d in fake_study(tmp_path / "runs", runs)]
+    run_files, histories, trajectories = study_files(fake_study(tmp_path / "runs", runs))
+    inputs = ["--runs", *run_files, "--histories", *histories, "--trajectories", *trajectories]
     code = (
         "import sys\nfrom hessian_spectra.cli import main\n"
-        f"assert main(['plot-sharpest-directions', '--run-dirs', *{dirs!r}, '--out-dir', {str(tmp_path)!r}]) == 0\n"
-        f"assert main(['sharpness-table', '--run-dirs', *{dirs!r}, '--out', {str(tmp_path / 't.csv')!r}]) == 0\n"
+        f"assert main(['sharpest-directions', 'figures', *{inputs!r}, '--out-dir', {str(tmp_path)!r}]) == 0\n"
+        f"assert main(['sharpest-directions', 'table', *{inputs!r}, '--out', {str(tmp_path / 't.csv')!r}]) == 0\n"
         "assert 'torch' not in sys.modules, 'a figure command imported torch'\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert all((tmp_path / f"{name}.png").is_file() for name in FIGURES)
     assert len(pd.read_csv(tmp_path / "t.csv")) == 2
+
+
+def _trajectory(run_json: str, checkpoints: list[str], subset, out) -> subprocess.Popen:
+    """The trajectory command as a subprocess; fixed work per epoch (a tolerance no float32 Ritz pair meets), so
+    every epoch takes long enough to kill the job between two of them."""
+    command = [sys.executable, "-m", "hessian_spectra", "trajectory", "--run-json", run_json, "--checkpoints",
+               *checkpoints, "--subset", str(subset), "--out", str(out), "--top-k", "3", "--tol", "1e-12",
+               "--max-steps", "40", "--batch-size", "64", "--threads", "1"]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_a_killed_trajectory_job_resumes_at_its_first_unfinished_epoch(tmp_path):
+    from hessian_spectra.train.loop import train_run
+
+    (run,) = plan({"model": "mlp", "model_options": {"hidden": [16]}, "image_size": 8, "epochs": 4})
+    run_dir, subset = tmp_path / "run", make_subset(run, tmp_path / "subset.pt")
+    train_run(run, run_dir)
+    run_json, checkpoints = layout.RunFiles(str(run_dir)).run_json, run_checkpoints(run_dir)
+    assert len(checkpoints) == 5
+
+    reference = tmp_path / "reference" / "trajectory.tsv"
+    uninterrupted = _trajectory(run_json, checkpoints, subset, reference)
+    _, stderr = uninterrupted.communicate(timeout=600)
+    assert uninterrupted.returncode == 0, stderr
+    assert "resuming" not in stderr
+
+    out = tmp_path / "killed" / "trajectory.tsv"
+    parts = layout.resume_dir(out)
+    assert parts == out.parent / ".trajectory.tsv.epochs"
+    proc = _trajectory(run_json, checkpoints, subset, out)
+    deadline = time.monotonic() + 600
+    while not (parts.is_dir() and any(parts.glob("epoch_*.tsv"))):
+        assert proc.poll() is None, proc.communicate()[1]
+        assert time.monotonic() < deadline
+        time.sleep(0.002)
+    proc.send_signal(signal.SIGKILL)
+    killed_stderr = proc.communicate()[1]
+    finished = sorted(path.name.split("-")[0] for path in parts.glob("epoch_*.tsv"))
+    assert not out.exists() and len(finished) < len(checkpoints), f"the job was not killed mid-way: {killed_stderr}"
+    assert finished == [f"epoch_{epoch:04d}" for epoch in range(len(finished))]
+
+    resumed = _trajectory(run_json, checkpoints, subset, out)
+    _, stderr = resumed.communicate(timeout=600)
+    assert resumed.returncode == 0, stderr
+    assert f"resuming at epoch {len(finished)}" in stderr, stderr
+    assert out.read_bytes() == reference.read_bytes()
+    assert not parts.exists(), "the per-epoch files go once the table is written"
 
 
 @pytest.mark.slow
@@ -137,7 +199,7 @@ def test_tiny_workflow_produces_the_figures_and_table(tmp_path):
         section["enabled"] = study == "sharpest_directions"
     configfile = write_config(tmp_path / "tiny_sharpest.yaml", config)
     targets = [f"results/figures/sharpest_directions/{name}.png" for name in FIGURES]
-    targets.append("results/figures/sharpest_directions/sharpness_table.csv")
+    targets.append(layout.study_table("sharpest_directions", layout.STUDY_TABLES["sharpest_directions"]))
     result = snakemake(tmp_path, *targets, "--cores", "2", configfile=configfile)
     assert result.returncode == 0, result.stderr
     runs = plan_runs(config, SCHEMA)
@@ -147,9 +209,9 @@ def test_tiny_workflow_produces_the_figures_and_table(tmp_path):
     assert sorted(table["run"]) == sorted(runs)
     assert table["lambda_max"].gt(0).all() and table["lambda_max_converged"].all()
     for key in runs:
-        trajectory = pd.read_csv(tmp_path / "results" / key / "trajectory.tsv", sep="\t")
+        trajectory = pd.read_csv(tmp_path / layout.trajectory(key), sep="\t")
         assert sorted(trajectory["epoch"].unique()) == [0, 1, 2]
         assert set(trajectory["index"]) == {1, 2, 3}
     nsgd = next(key for key, run in runs.items() if run["optimizer"]["name"] == "nsgd")
-    history = pd.read_csv(tmp_path / "results" / nsgd / "history.tsv", sep="\t")
+    history = pd.read_csv(tmp_path / layout.run_files(nsgd).history, sep="\t")
     assert history["nsgd_lambda1"].iloc[1:].gt(0).all() and "nsgd_residual2" in history

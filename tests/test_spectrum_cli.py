@@ -10,6 +10,7 @@ import torch
 from conftest import saved_model
 from hessian_spectra import cli
 from hessian_spectra.checkpoint import model_spec, save_atomic
+from hessian_spectra.data import load_subset, save_subset
 from hessian_spectra.curvature import dense_hessian, make_batches
 from hessian_spectra.models import layer_blocks
 from hessian_spectra.spectrum import COLUMNS, SpectrumRequest, compute_spectrum
@@ -23,7 +24,7 @@ def files(tmp_path):
     model = saved_model(SPEC, tmp_path / "ckpt.pt", epoch=7)
     gen = torch.Generator().manual_seed(1)
     x, y = torch.randn(37, 1, 4, 4, generator=gen), torch.randint(0, 3, (37,), generator=gen)
-    save_atomic({"x": x, "y": y, "indices": torch.arange(37)}, tmp_path / "subset.pt")
+    save_subset(tmp_path / "subset.pt", x, y, torch.arange(37), {"split": "test"})
     dense = dense_hessian(model, make_batches(x, y, 16))
     return tmp_path, model, dense
 
@@ -137,10 +138,21 @@ def test_failing_run_leaves_no_output(files):
     assert not list(tmp_path.glob(".table.tsv.*")) and not list(tmp_path.glob(".out.npz.*"))
 
 
+def test_data_that_is_not_a_subset_file_is_refused_in_one_line(files, caplog):
+    tmp_path, _, _ = files
+    x, y, _meta = load_subset(tmp_path / "subset.pt")
+    save_atomic({"x": x, "y": y}, tmp_path / "subset.pt")  # tensors, but not a subset file (no indices, no meta)
+    with caplog.at_level("ERROR"):
+        assert run_cli(tmp_path, "--top-k", "2") == 2
+    (error,) = [record.getMessage() for record in caplog.records if record.levelname == "ERROR"]
+    assert "\n" not in error and str(tmp_path / "subset.pt") in error and "not a Hessian subset" in error
+    assert not (tmp_path / "table.tsv").exists() and not (tmp_path / "out.npz").exists()
+
+
 def test_compute_spectrum_float32_matches_dense(files):
     tmp_path, model, H = files
-    data = torch.load(tmp_path / "subset.pt", weights_only=True)
-    result = compute_spectrum(model, make_batches(data["x"], data["y"], 16), SpectrumRequest(top_k=2), epoch=1)
+    x, y, _meta = load_subset(tmp_path / "subset.pt")
+    result = compute_spectrum(model, make_batches(x, y, 16), SpectrumRequest(top_k=2), epoch=1)
     exact = torch.linalg.eigvalsh(H).flip(0).numpy()
     values = [row["value"] for row in result.rows if row["quantity"] == "eigenvalue"]
     assert np.allclose(values, exact[:2], rtol=1e-4, atol=0)
