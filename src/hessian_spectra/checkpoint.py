@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from hessian_spectra.atomic import atomic_write
-from hessian_spectra.tables import REGENERATE
+from hessian_spectra.tables import regenerate
 
 FORMAT_VERSION = 1
 
@@ -51,14 +51,16 @@ def load_torch_file(path: str | Path, what: str, map_location: str | torch.devic
             reason = "refused by torch.load(weights_only=True): it holds pickled objects, not plain tensors"
         else:
             reason = f"unreadable, truncated or corrupt ({detail})"
-        raise UnreadableFileError(f"{path}: {what} {reason}; {REGENERATE}") from None
+        raise UnreadableFileError(f"{path}: {what} {reason}; {regenerate(path)}") from None
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
     """Load a checkpoint with ``weights_only=True`` (no pickled code runs); bad files raise one clear line."""
     ckpt = load_torch_file(path, "checkpoint", map_location)
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT_VERSION:
-        raise UnreadableFileError(f"{path}: not a hessian-spectra checkpoint (format {FORMAT_VERSION}); {REGENERATE}")
+        raise UnreadableFileError(
+            f"{path}: not a hessian-spectra checkpoint (format {FORMAT_VERSION}); {regenerate(path)}"
+        )
     return ckpt
 
 
@@ -70,7 +72,7 @@ def load_run(path: str | Path) -> dict:
     try:
         return json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise UnreadableFileError(f"{path}: run.json unreadable ({err}); {REGENERATE}") from None
+        raise UnreadableFileError(f"{path}: run.json unreadable ({err}); {regenerate(path)}") from None
 
 
 def model_spec(name: str, in_channels: int, image_size: int, num_classes: int, options: dict | None = None) -> dict:

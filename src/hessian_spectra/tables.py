@@ -14,7 +14,10 @@ from hessian_spectra.atomic import atomic_write
 if TYPE_CHECKING:
     import pandas as pd
 
-REGENERATE = "delete it and rerun Snakemake, which regenerates it"
+def regenerate(path: str | Path) -> str:
+    """What to do about a damaged workflow file: Snakemake rebuilds it, and everything made from it, when forced."""
+    return f"rerun Snakemake with `--forcerun {path}`, which rebuilds it and everything made from it"
+
 FULL = "full"  # the block name of the whole network (all trainable parameters) in every table
 
 
@@ -63,8 +66,9 @@ def read_table(path: str | Path, required: Sequence[str] = ()) -> pd.DataFrame:
         table = pd.read_csv(path, sep="," if path.suffix == ".csv" else "\t", true_values=["true"],
                             false_values=["false"])
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-        raise ValueError(f"{path}: table unreadable, truncated or corrupt ({str(err).splitlines()[0]}); {REGENERATE}")
+        detail = str(err).splitlines()[0]
+        raise ValueError(f"{path}: table unreadable, truncated or corrupt ({detail}); {regenerate(path)}") from None
     missing = [column for column in required if column not in table.columns]
     if missing:
-        raise ValueError(f"{path}: table lacks column(s) {', '.join(missing)}; {REGENERATE}")
+        raise ValueError(f"{path}: table lacks column(s) {', '.join(missing)}; {regenerate(path)}")
     return table

@@ -44,6 +44,11 @@ def walk_checkpoints(
     """``measure(epoch, checkpoint)`` for every checkpoint (epoch = its position, 0 first), rows into one table
     ``out`` with ``columns``, written atomically; epochs finished by an earlier, killed run of the same settings on
     the same checkpoints are read back instead of measured again."""
+    missing = [str(path) for path in checkpoints if not Path(path).is_file()]
+    if missing:
+        raise FileNotFoundError(
+            f"{missing[0]}: checkpoint missing ({len(missing)} of {len(checkpoints)}); run Snakemake, which makes it"
+        )
     parts = resume_dir(out)
     base = json.dumps(settings, sort_keys=True, default=str)
     lines: list[str] = []

@@ -4,6 +4,7 @@ import re
 import sys
 from pathlib import Path
 
+from snakemake.logging import logger
 from snakemake.utils import validate
 from snakemake_interface_executor_plugins.settings import DeploymentMethod
 
@@ -21,6 +22,7 @@ from hessian_spectra.runs import (
     runs_of,
     subset_key,
 )
+from hessian_spectra.verify import restore_checkpoints
 
 SCHEMA = load_yaml(
     Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
@@ -33,6 +35,22 @@ try:
 except ConfigError as err:
     raise WorkflowError(f"invalid config: {err}") from None
 SUBSETS = plan_subsets(RUNS)
+
+# Deleted checkpoints of trained runs come back from the training store; those that cannot are lost and become
+# targets of the default run, which retrains their runs from the last intact checkpoint and rebuilds what follows.
+LOST_CHECKPOINTS = []
+for _run in RUNS.values():
+    _restored, _lost = restore_checkpoints(_run["key"], _run["epochs"])
+    for _path in _restored:
+        logger.info(
+            f"{_path}: deleted; restored from the run's checkpoint store (same bytes)"
+        )
+    for _path in _lost:
+        logger.warning(
+            f"{_path}: checkpoint lost (no intact copy in the run's store); `snakemake` without targets "
+            f"retrains the run from its last intact checkpoint, or add `--forcerun {_path}` to a target"
+        )
+    LOST_CHECKPOINTS += _lost
 
 # Rules call the library's CLI as `hessian-spectra`: a shell function running it with the interpreter that
 # runs Snakemake (no venv needs to be active), or under --sdm conda with the rule environment's python and the
@@ -153,10 +171,10 @@ def study_enabled(study):
 
 
 def all_targets():
-    """Every figure and table of the enabled studies (the default target)."""
+    """Every figure and table of the enabled studies, and any lost checkpoint (the default target)."""
     return [
         target
         for study in STUDIES
         if study_enabled(study)
         for target in TARGETS.get(study, [])
-    ]
+    ] + LOST_CHECKPOINTS

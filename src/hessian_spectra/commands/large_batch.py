@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 HESSIANS = ("last_layer", "full")
 TABLE_COLUMNS = ["run", "batch_size", "hessian", "block", "index", "value", "residual", "converged", "products"]
@@ -44,11 +45,12 @@ def collect_spectra(runs: list[dict], spectra: list[str], top_k: int):
     from hessian_spectra import layout
     from hessian_spectra.tables import read_table
 
+    given = {Path(path).resolve(): path for path in spectra}
     parts = []
     for run in runs:
         for hessian in HESSIANS:
-            path = layout.final_spectrum(run["key"], hessian, "tsv")
-            if path not in spectra:
+            path = given.get(Path(layout.final_spectrum(run["key"], hessian, "tsv")).resolve())
+            if path is None:
                 continue
             table = read_table(path)
             table = table[(table["quantity"] == "eigenvalue") & (table["index"] <= top_k)]

@@ -28,7 +28,7 @@ class DatasetInfo:
 _CATALOG: dict[str, DatasetInfo] = {
     info.name: info
     for info in (
-        DatasetInfo("digits", 10, 1, 8, "sklearn", train_size=1437, test_size=360),
+        DatasetInfo("digits", 10, 1, 8, "sklearn", train_size=1438, test_size=359),
         DatasetInfo("mnist", 10, 1, 28, "torchvision", train_size=60000, test_size=10000),
         DatasetInfo("fashionmnist", 10, 1, 28, "torchvision", train_size=60000, test_size=10000),
         DatasetInfo("cifar10", 10, 3, 32, "torchvision", train_size=50000, test_size=10000),

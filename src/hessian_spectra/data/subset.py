@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 
 from hessian_spectra.checkpoint import UnreadableFileError, load_torch_file, save_atomic
+from hessian_spectra.tables import regenerate
 
 SELECTIONS = ("random", "first")
 _KEYS = ("x", "y", "indices", "meta")
@@ -98,8 +99,7 @@ def load_subset(path: str | Path, *, return_indices: bool = False):
     payload = load_torch_file(path, "Hessian subset")
     if not isinstance(payload, dict) or any(key not in payload for key in _KEYS):
         raise UnreadableFileError(
-            f"{path}: not a Hessian subset file (expected keys {', '.join(_KEYS)}); delete it and rerun Snakemake, "
-            "which regenerates it"
+            f"{path}: not a Hessian subset file (expected keys {', '.join(_KEYS)}); {regenerate(path)}"
         )
     if return_indices:
         return payload["x"], payload["y"], payload["indices"], payload["meta"]

@@ -24,7 +24,7 @@ from hessian_spectra.plots.common import use_style
 from hessian_spectra.tables import read_table
 
 # run keys that never distinguish runs of this study (bookkeeping, or the same for all of its runs)
-_NOT_SETTINGS = ("key", "variant", "study", "name", "hessian_subset")
+_NOT_SETTINGS = ("key", "variant", "study", "name", "subset", "hessian_subset")
 _SHORT = {"lr": "lr", "batch_size": "B", "momentum": "m", "l2": "L2", "optimizer.gamma": "γ", "optimizer.kk": "KK"}
 EPOCH_LABEL = "epoch (0 = initial weights)"
 
@@ -87,7 +87,11 @@ def run_row(run: dict) -> dict:
         "gamma": opt.get("gamma", math.nan),
         "kk": opt.get("kk", math.nan),
         "epochs": run["epochs"],
-        "settings": {k: json.dumps(v, sort_keys=True) for k, v in _flatten(run).items() if k not in _NOT_SETTINGS},
+        "settings": {
+            k: json.dumps(v, sort_keys=True)
+            for k, v in _flatten(run).items()
+            if not any(k == name or k.startswith(f"{name}.") for name in _NOT_SETTINGS)
+        },
     }
 
 
