@@ -1,16 +1,14 @@
 """The curvature engine: one operator for Hessian/GGN products over a dataset, and algorithms that see only it.
 
-Operator: ``CurvatureOperator`` (any parameter subset or layer blocks), composable by ``DifferenceOperator``
-and ``ShiftedOperator``. Algorithms: ``lanczos`` (top-k / bottom-k with residuals), ``lanczos_tridiagonal``
-(raw lanes), ``slq`` (spectral densities), ``hutchinson`` / ``hutchpp`` (trace), ``frobenius``,
-``power_iteration``, and dense forms for small problems (``dense_hessian``: the test oracle).
+Operator: ``CurvatureOperator`` (any parameter subset or layer blocks), and ``ShiftedOperator``. Algorithms:
+``lanczos`` (top-k / bottom-k with residuals), ``lanczos_tridiagonal`` (raw lanes), ``slq`` (spectral densities),
+``hutchinson`` / ``hutchpp`` (trace), ``frobenius``, ``power_iteration``, and dense forms for small problems (``dense_hessian``: the test oracle).
 """
 
 from hessian_spectra.curvature.dense import dense_eigh, dense_hessian, dense_matrix
 from hessian_spectra.curvature.lanczos import LanczosResult, LanczosRun, lanczos, lanczos_tridiagonal
 from hessian_spectra.curvature.operator import (
     CurvatureOperator,
-    DifferenceOperator,
     NondeterminismError,
     Operator,
     ShiftedOperator,
@@ -24,7 +22,6 @@ from hessian_spectra.curvature.trace import Estimate, frobenius, hutchinson, hut
 
 __all__ = [
     "CurvatureOperator",
-    "DifferenceOperator",
     "Estimate",
     "LanczosResult",
     "LanczosRun",

@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from scipy.linalg import eigh_tridiagonal
 from torch import Tensor
 
 from hessian_spectra.curvature.probes import make_generator, random_probes
@@ -117,6 +116,8 @@ class LanczosRun:
 
     def ritz(self, segment: int, lane: int) -> tuple[np.ndarray, np.ndarray]:
         """Ritz values (nodes) and squared first components of T's eigenvectors (weights, summing to 1)."""
+        from scipy.linalg import eigh_tridiagonal  # scipy costs a second at import: only SLQ needs it
+
         alpha, beta = self.tridiagonal(segment, lane)
         if len(alpha) == 1:
             return alpha.copy(), np.ones(1)

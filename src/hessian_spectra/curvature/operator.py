@@ -82,25 +82,8 @@ class Operator:
     def __matmul__(self, other: Tensor) -> Tensor:
         return self.matvec(other) if other.ndim == 1 else self.matmat(other)
 
-    def __sub__(self, other: Operator) -> DifferenceOperator:
-        return DifferenceOperator(self, other)
-
     def _matmat(self, V: Tensor) -> Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
-
-
-class DifferenceOperator(Operator):
-    """``A - B`` (e.g. Hessian minus GGN: the curvature term of the Hessian chain rule)."""
-
-    def __init__(self, a: Operator, b: Operator) -> None:
-        super().__init__()
-        if a.shape != b.shape or a.segments != b.segments:
-            raise ValueError(f"cannot subtract operators of shapes {a.shape} and {b.shape} (or different segments)")
-        self.a, self.b = a, b
-        self.shape, self.device, self.segments, self.blocks = a.shape, a.device, a.segments, a.blocks
-
-    def _matmat(self, V: Tensor) -> Tensor:
-        return self.a.matmat(V) - self.b.matmat(V)
 
 
 class ShiftedOperator(Operator):
