@@ -192,13 +192,14 @@ class _NoJvpMLP(nn.Module):
         return self.b(_TanhNoJvp.apply(self.a(x)))
 
 
-def test_auto_falls_back_to_double_backward():
+def test_default_products_need_no_forward_mode():
+    """The default (cached double-backward) products use reverse mode only: no fallback is needed."""
     torch.manual_seed(0)
     model, data = _NoJvpMLP(), vector_data()
     with pytest.raises(Exception):
         CurvatureOperator(model, data, dtype=F64, mode="forward")
     op = CurvatureOperator(model, data, dtype=F64)
-    assert op.mode == "double_backward"
+    assert op.mode == "cached"
     V = probes(op)
     H = dense_hessian(model, data)
     assert torch.allclose(op.matmat(V), H @ V, rtol=0, atol=1e-12)

@@ -1,8 +1,10 @@
 """The curvature engine: one operator for Hessian/GGN products over a dataset, and algorithms that see only it.
 
-Operator: ``CurvatureOperator`` (any parameter subset or layer blocks), and ``ShiftedOperator``. Algorithms:
-``lanczos`` (top-k / bottom-k with residuals), ``lanczos_tridiagonal`` (raw lanes), ``slq`` (spectral densities),
-``hutchinson`` / ``hutchpp`` (trace), ``frobenius``, ``power_iteration``, and dense forms for small problems (``dense_hessian``: the test oracle).
+Operator: ``CurvatureOperator`` (any parameter subset or layer blocks; its product kinds in ``products.py`` and
+``cached.py``, the default reusing each batch's first-order graph under a memory budget), and
+``ShiftedOperator``. Algorithms: ``lanczos`` (top-k / bottom-k with residuals), ``lanczos_tridiagonal``
+(raw lanes), ``slq`` (spectral densities), ``hutchinson`` / ``hutchpp`` (trace), ``frobenius``,
+``power_iteration``, and dense forms for small problems (``dense_hessian``: the test oracle).
 """
 
 from hessian_spectra.curvature.dense import dense_eigh, dense_hessian, dense_matrix

@@ -8,43 +8,36 @@ one per layer block for a block-diagonal operator); every algorithm treats each 
 from __future__ import annotations
 
 import copy
-import logging
-from collections.abc import Callable, Iterable, Sequence
+import itertools
+from collections.abc import Iterable, Sequence
 from contextlib import contextmanager
 
 import torch
 from torch import Tensor, nn
-from torch.func import functional_call, grad, jvp, vjp, vmap
 
-log = logging.getLogger(__name__)
-
-Batch = tuple[Tensor, Tensor]
-LossFn = Callable[[Tensor, Tensor], Tensor]
+from hessian_spectra.curvature.cache import GraphCache
+from hessian_spectra.curvature.cached import CachedGGN, CachedHessian
+from hessian_spectra.curvature.products import (
+    Batch,
+    DoubleBackwardGGN,
+    DoubleBackwardHessian,
+    ForwardGGN,
+    ForwardHessian,
+    LossFn,
+    ProductKind,
+)
 
 CURVATURES = ("hessian", "ggn")
 DETERMINISM_SAMPLES = 16  # the check repeats one product on this many samples of the first batch
-MODES = ("auto", "forward", "double_backward")
+MODES = ("cached", "forward", "double_backward")
+KINDS: dict[tuple[str, str], type[ProductKind]] = {
+    (kind.curvature, kind.mode): kind
+    for kind in (CachedHessian, CachedGGN, ForwardHessian, ForwardGGN, DoubleBackwardHessian, DoubleBackwardGGN)
+}
 
 
 class NondeterminismError(RuntimeError):
     """Two evaluations that must agree did not: curvature products would be meaningless."""
-
-
-def _grad_of_dot(outputs: Sequence[Tensor], vectors: Sequence[Tensor], inputs: Sequence[Tensor]) -> list[Tensor]:
-    """d/d(inputs) of sum_i <outputs_i, vectors_i>; outputs that do not depend on the inputs contribute zero."""
-    live = [i for i, out in enumerate(outputs) if out.requires_grad]
-    if not live:
-        return [torch.zeros_like(x) for x in inputs]
-    return list(
-        torch.autograd.grad(
-            [outputs[i] for i in live],
-            inputs,
-            [vectors[i] for i in live],
-            retain_graph=True,
-            allow_unused=True,
-            materialize_grads=True,
-        )
-    )
 
 
 class Operator:
@@ -128,19 +121,28 @@ class CurvatureOperator(Operator):
     ``loss_fn(outputs, y)`` returns the batch mean (default: cross-entropy). ``params`` names a parameter subset
     (default: all trainable parameters). ``blocks`` instead makes a block-diagonal operator: each entry (a
     name or a list of names) is one block, and the product is ``H_bb v_b`` for every block b; all blocks'
-    probes share each data pass (every (block, probe) lane is embedded in the blocks' joint tangent space,
-    and lanes are vmapped in chunks of at most ``max_lanes``: default 8 on CPU, where larger chunks fall out
-    of cache, and 32 on GPUs).
+    probes share each data pass (lanes run in chunks of at most ``max_lanes`` (block, probe) pairs: default 8
+    on CPU, where larger chunks fall out of cache, and 32 on GPUs).
 
     ``curvature="ggn"`` gives ``J^T (D^2_z L) J``. ``l2`` adds ``l2 * v`` (the Hessian of ``l2/2 ||theta||^2``,
     i.e. SGD ``weight_decay=l2``). Products run in the model's dtype (``dtype=torch.float64`` converts a copy
-    of the model and the data) with the model in eval mode, and are accumulated in float64. ``mode`` picks
-    forward-over-reverse (``jvp(grad)`` vmapped over probes), autograd double-backward, or ``auto``: forward,
-    falling back to double-backward when forward-mode AD or vmap raises. With ``check_determinism`` (default)
-    the constructor verifies that two passes see the same first batch and that one product repeats exactly.
+    of the model and the data) with the model in eval mode, and are accumulated in float64.
+
+    ``mode`` picks the product kind (``products.py``, ``cached.py``): ``cached`` (the default) keeps each batch's
+    first-order autograd graph and makes every product one backward pass through it; ``forward`` (``jvp`` of the
+    gradient, vmapped over probes) and ``double_backward`` redo the batch's forward and backward in every
+    product. ``cached`` and ``double_backward`` refuse models with ``@once_differentiable`` functions, whose
+    second derivative autograd would silently drop. Graphs are kept for a list or tuple of batches (a loader is
+    re-read at every product), batch by batch in order while they fit in ``memory_budget`` bytes (default: half
+    the memory available on the device when the first graph is built; 0 keeps none); the other batches rebuild
+    their graph in every product. With ``check_determinism`` (default) the constructor verifies that two passes
+    see the same first batch and that one product repeats exactly (from two independently built graphs).
 
     The operator reads the model's parameters at every product, except in converted-dtype mode where the copy
-    is a snapshot taken at construction.
+    is a snapshot taken at construction. Kept graphs are dropped whenever a parameter, a buffer or a batch
+    tensor has changed since they were built (a new tensor or an in-place write: its ``_version``), so products
+    always see the model as it is; an update that bypasses autograd's version counter (writing to ``.data``
+    of a tensor in place) is not seen.
     """
 
     def __init__(
@@ -154,8 +156,9 @@ class CurvatureOperator(Operator):
         blocks: Sequence[str | Sequence[str]] | None = None,
         l2: float = 0.0,
         dtype: torch.dtype | None = None,
-        mode: str = "auto",
+        mode: str = "cached",
         max_lanes: int | None = None,
+        memory_budget: int | None = None,
         check_determinism: bool = True,
     ) -> None:
         super().__init__()
@@ -175,8 +178,6 @@ class CurvatureOperator(Operator):
         self.loss_fn = loss_fn or _cross_entropy
         self.curvature = curvature
         self.l2 = float(l2)
-        self.mode = "forward" if mode == "auto" else mode
-        self._may_fall_back = mode == "auto"
 
         named = dict(model.named_parameters())
         if blocks is not None:
@@ -202,6 +203,9 @@ class CurvatureOperator(Operator):
         self.segments = tuple(segments)
         self.shape = (start, start)
 
+        self.mode = mode
+        self._kind = KINDS[curvature, mode](model, self.loss_fn, groups, self._shape_of)
+        self.cache = GraphCache(memory_budget, self.device)
         if isinstance(data, (list, tuple)):
             self._data: Iterable[Batch] = [self._to_device(batch) for batch in data]
             self._materialised = True
@@ -225,93 +229,19 @@ class CurvatureOperator(Operator):
             return self._data
         return (self._to_device(batch) for batch in self._data)
 
-    # ------------------------------------------------------------------ products on one batch
-    def _primals(self, names: Sequence[str]) -> dict[str, Tensor]:
-        named = dict(self.model.named_parameters())
-        return {name: named[name].detach() for name in names}
+    # ------------------------------------------------------------------ graphs and products
+    def _inputs(self) -> list[Tensor]:
+        """Every tensor the products are computed from and that exists besides the graphs."""
+        tensors = itertools.chain(self.model.parameters(), self.model.buffers())
+        if self._materialised:
+            tensors = itertools.chain(tensors, *self._data)
+        return list(tensors)
 
-    def _split(self, T: Tensor, names: Sequence[str]) -> dict[str, Tensor]:
-        """(lanes, n) flat tangents over ``names`` -> {name: (lanes, *shape)}."""
-        sizes = [self._shape_of[name].numel() for name in names]
-        return {
-            name: part.reshape(T.shape[0], *self._shape_of[name])
-            for name, part in zip(names, T.split(sizes, dim=1))
-        }
-
-    @staticmethod
-    def _flat(out: dict[str, Tensor], names: Sequence[str], lanes: int) -> Tensor:
-        return torch.cat([out[name].reshape(lanes, -1) for name in names], dim=1)
-
-    def _forward_products(self, x: Tensor, y: Tensor, T: Tensor, names: Sequence[str]) -> Tensor:
-        model, loss_fn, primals = self.model, self.loss_fn, self._primals(names)
-
-        def outputs_of(p: dict[str, Tensor]) -> Tensor:
-            return functional_call(model, p, (x,))
-
-        if self.curvature == "hessian":
-            grad_fn = grad(lambda p: loss_fn(outputs_of(p), y))
-
-            def lane(t: dict[str, Tensor]) -> dict[str, Tensor]:
-                return jvp(grad_fn, (primals,), (t,))[1]
-
-        else:
-            z, vjp_fn = vjp(outputs_of, primals)
-            loss_grad_z = grad(lambda zz: loss_fn(zz, y))
-
-            def lane(t: dict[str, Tensor]) -> dict[str, Tensor]:
-                jv = jvp(outputs_of, (primals,), (t,))[1]
-                hjv = jvp(loss_grad_z, (z,), (jv,))[1]
-                return vjp_fn(hjv)[0]
-
-        tangents = self._split(T, names)
-        with torch.no_grad():
-            if T.shape[0] == 1:  # one lane: skip vmap's batching rules
-                out = {name: t.unsqueeze(0) for name, t in lane({n: t[0] for n, t in tangents.items()}).items()}
-            else:
-                out = vmap(lane, randomness="different")(tangents)
-        return self._flat(out, names, T.shape[0])
-
-    def _double_backward_products(self, x: Tensor, y: Tensor, T: Tensor, names: Sequence[str]) -> Tensor:
-        primals = {name: p.clone().requires_grad_(True) for name, p in self._primals(names).items()}
-        leaves = list(primals.values())
-        tangents = self._split(T, names)
-        results = []
-        with torch.enable_grad():
-            z = functional_call(self.model, primals, (x,))
-            if self.curvature == "hessian":
-                g = torch.autograd.grad(self.loss_fn(z, y), leaves, create_graph=True, materialize_grads=True)
-                for i in range(T.shape[0]):
-                    t = [tangents[name][i] for name in names]
-                    results.append(_grad_of_dot(g, t, leaves))
-            else:
-                u = torch.zeros_like(z, requires_grad=True)
-                jtu = torch.autograd.grad(z, leaves, u, create_graph=True, materialize_grads=True)
-                zd = z.detach().requires_grad_(True)
-                gz = torch.autograd.grad(self.loss_fn(zd, y), zd, create_graph=True)[0]
-                for i in range(T.shape[0]):
-                    t = [tangents[name][i] for name in names]
-                    jv = _grad_of_dot(jtu, t, [u])[0]
-                    hjv = torch.autograd.grad(gz, zd, jv, retain_graph=True)[0]
-                    results.append(torch.autograd.grad(z, leaves, hjv, retain_graph=True, materialize_grads=True))
-        return torch.stack([torch.cat([r.reshape(-1) for r in res]) for res in results])
-
-    def _batch_products(self, x: Tensor, y: Tensor, T: Tensor, names: Sequence[str]) -> Tensor:
-        """Products of the batch-mean loss's curvature w.r.t. ``names`` with the rows of ``T`` (lanes, n_names)."""
-        if self.mode == "double_backward":
-            return self._double_backward_products(x, y, T, names)
-        try:
-            out = self._forward_products(x, y, T, names)
-        except torch.OutOfMemoryError:
-            raise
-        except (RuntimeError, NotImplementedError, TypeError) as err:
-            if not self._may_fall_back:
-                raise
-            log.warning("forward-mode products failed (%s: %s); using double-backward", type(err).__name__, err)
-            self.mode = "double_backward"
-            self._may_fall_back = False
-            return self._double_backward_products(x, y, T, names)
-        self._may_fall_back = False
-        return out
+    def _graph(self, index: int, x: Tensor, y: Tensor) -> object:
+        """Batch ``index``'s graph: kept from an earlier product, or built (and kept if it fits)."""
+        if not (self._kind.keeps_graph and self._materialised):
+            return self._kind.prepare(x, y)
+        return self.cache.graph(index, lambda: self._kind.prepare(x, y), self._inputs)
 
     # ------------------------------------------------------------------ lanes
     def _lane_chunks(self, k: int) -> list[tuple[int, Tensor]]:
@@ -335,13 +265,16 @@ class CurvatureOperator(Operator):
         tangents = [VT[probes, lo:hi].to(self.compute_dtype) for b, probes in chunks for lo, hi in [self.segments[b]]]
         result = torch.zeros(k, self.shape[0], dtype=torch.float64, device=self.device)
         num_data = 0
+        if self._kind.keeps_graph:
+            self.cache.validate(tuple((t.data_ptr(), t._version) for t in self._inputs()))
         with eval_mode(self.model):
-            for x, y in self._batches():
+            for index, (x, y) in enumerate(self._batches()):
                 n_b = x.shape[0]
                 num_data += n_b
+                graph = self._graph(index, x, y)
                 for (b, probes), T in zip(chunks, tangents):
+                    out = self._kind.apply(graph, T, b)
                     lo, hi = self.segments[b]
-                    out = self._batch_products(x, y, T, self._groups[b])
                     result[:, lo:hi].index_add_(0, probes, out.to(torch.float64), alpha=n_b)
         if num_data == 0:
             raise ValueError("the data yielded no samples")
@@ -368,9 +301,9 @@ class CurvatureOperator(Operator):
         lo, hi = self.segments[0]
         T = torch.randn(1, hi - lo, generator=gen, dtype=torch.float64).to(self.device, self.compute_dtype)
         x1, y1 = x1[:DETERMINISM_SAMPLES], y1[:DETERMINISM_SAMPLES]
+
         with eval_mode(self.model):
-            a = self._batch_products(x1, y1, T, self._groups[0]).to(torch.float64)
-            b = self._batch_products(x1, y1, T, self._groups[0]).to(torch.float64)
+            a, b = (self._kind.apply(self._kind.prepare(x1, y1), T, 0).to(torch.float64) for _ in range(2))
         scale, diff = a.norm(), (a - b).norm()
         if not bool(torch.isfinite(scale)):
             raise RuntimeError("the curvature product on the first batch is not finite (inf or NaN in the model?)")

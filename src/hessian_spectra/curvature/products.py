@@ -1,0 +1,172 @@
+"""Curvature products of one batch's mean loss: one class per kind (curvature x method), behind one interface.
+
+A kind is built once per operator with the model, the loss and the parameter groups (the operator's segments).
+``prepare(x, y)`` does the batch's primal work that later products can reuse and returns it as the batch's
+*graph*; ``apply(graph, T, group)`` multiplies the rows of ``T`` (lanes, group size), tangents over one group's
+parameters, by that group's diagonal block of the curvature. The kinds here recompute everything in every
+product (their graph is the batch itself); ``cached.py`` holds the kinds whose graph is worth keeping.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import Tensor, nn
+from torch.func import functional_call, grad, jvp, vjp, vmap
+
+from hessian_spectra.curvature.graph import check_twice_differentiable
+
+Batch = tuple[Tensor, Tensor]
+LossFn = Callable[[Tensor, Tensor], Tensor]
+
+
+def grad_of_dot(outputs: Sequence[Tensor], vectors: Sequence[Tensor], inputs: Sequence[Tensor]) -> list[Tensor]:
+    """d/d(inputs) of sum_i <outputs_i, vectors_i>; outputs that do not depend on the inputs contribute zero."""
+    live = [i for i, out in enumerate(outputs) if out.requires_grad]
+    if not live:
+        return [torch.zeros_like(x) for x in inputs]
+    return list(
+        torch.autograd.grad(
+            [outputs[i] for i in live],
+            inputs,
+            [vectors[i] for i in live],
+            retain_graph=True,
+            allow_unused=True,
+            materialize_grads=True,
+        )
+    )
+
+
+class ProductKind:
+    """Products of one curvature by one method; ``keeps_graph`` says whether ``prepare`` does reusable work."""
+
+    curvature: str
+    mode: str
+    keeps_graph = False
+
+    def __init__(
+        self, model: nn.Module, loss_fn: LossFn, groups: Sequence[Sequence[str]], shapes: dict[str, torch.Size]
+    ) -> None:
+        self.model, self.loss_fn, self.groups, self.shapes = model, loss_fn, groups, shapes
+        self._checked = False
+
+    def check_once(self, roots: Sequence[Tensor]) -> None:
+        """``check_twice_differentiable`` on the first graph only: every batch runs the same functions."""
+        if not self._checked:
+            check_twice_differentiable(roots)
+            self._checked = True
+
+    def prepare(self, x: Tensor, y: Tensor) -> object:
+        return x, y
+
+    def apply(self, graph: object, T: Tensor, group: int) -> Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def primals(self, names: Sequence[str]) -> dict[str, Tensor]:
+        named = dict(self.model.named_parameters())
+        return {name: named[name].detach() for name in names}
+
+    def split(self, T: Tensor, names: Sequence[str]) -> dict[str, Tensor]:
+        """(lanes, n) flat tangents over ``names`` -> {name: (lanes, *shape)}."""
+        sizes = [self.shapes[name].numel() for name in names]
+        return {name: part.reshape(T.shape[0], *self.shapes[name]) for name, part in zip(names, T.split(sizes, 1))}
+
+    @staticmethod
+    def flat(out: dict[str, Tensor] | Sequence[Tensor], names: Sequence[str], lanes: int) -> Tensor:
+        parts = [out[name] for name in names] if isinstance(out, dict) else out
+        return torch.cat([part.reshape(lanes, -1) for part in parts], dim=1)
+
+
+class ForwardOverReverse(ProductKind):
+    """``jvp`` of the gradient (or of the GGN's factors), vmapped over lanes: the primal pass runs per product."""
+
+    mode = "forward"
+
+    def lane_fn(self, x: Tensor, y: Tensor, primals: dict[str, Tensor]) -> Callable:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def apply(self, graph: Batch, T: Tensor, group: int) -> Tensor:
+        (x, y), names = graph, self.groups[group]
+        lane = self.lane_fn(x, y, self.primals(names))
+        tangents = self.split(T, names)
+        with torch.no_grad():
+            if T.shape[0] == 1:  # one lane: skip vmap's batching rules
+                out = {name: t.unsqueeze(0) for name, t in lane({n: t[0] for n, t in tangents.items()}).items()}
+            else:
+                out = vmap(lane, randomness="different")(tangents)
+        return self.flat(out, names, T.shape[0])
+
+
+class ForwardHessian(ForwardOverReverse):
+    curvature = "hessian"
+
+    def lane_fn(self, x: Tensor, y: Tensor, primals: dict[str, Tensor]) -> Callable:
+        model, loss_fn = self.model, self.loss_fn
+        grad_fn = grad(lambda p: loss_fn(functional_call(model, p, (x,)), y))
+        return lambda t: jvp(grad_fn, (primals,), (t,))[1]
+
+
+class ForwardGGN(ForwardOverReverse):
+    curvature = "ggn"
+
+    def lane_fn(self, x: Tensor, y: Tensor, primals: dict[str, Tensor]) -> Callable:
+        model, loss_fn = self.model, self.loss_fn
+
+        def outputs_of(p: dict[str, Tensor]) -> Tensor:
+            return functional_call(model, p, (x,))
+
+        z, vjp_fn = vjp(outputs_of, primals)
+        loss_grad_z = grad(lambda zz: loss_fn(zz, y))
+
+        def lane(t: dict[str, Tensor]) -> dict[str, Tensor]:
+            jv = jvp(outputs_of, (primals,), (t,))[1]
+            hjv = jvp(loss_grad_z, (z,), (jv,))[1]
+            return vjp_fn(hjv)[0]
+
+        return lane
+
+
+class DoubleBackward(ProductKind):
+    """Autograd double-backward, one lane at a time: the first-order graph is rebuilt for every product."""
+
+    mode = "double_backward"
+
+    def lanes(self, z: Tensor, y: Tensor, leaves: list[Tensor], tangents: list[list[Tensor]]) -> list[list[Tensor]]:
+        raise NotImplementedError  # pragma: no cover - abstract
+
+    def apply(self, graph: Batch, T: Tensor, group: int) -> Tensor:
+        (x, y), names = graph, self.groups[group]
+        primals = {name: p.clone().requires_grad_(True) for name, p in self.primals(names).items()}
+        leaves = list(primals.values())
+        split = self.split(T, names)
+        tangents = [[split[name][i] for name in names] for i in range(T.shape[0])]
+        with torch.enable_grad():
+            results = self.lanes(functional_call(self.model, primals, (x,)), y, leaves, tangents)
+        return torch.stack([torch.cat([r.reshape(-1) for r in res]) for res in results])
+
+
+class DoubleBackwardHessian(DoubleBackward):
+    curvature = "hessian"
+
+    def lanes(self, z: Tensor, y: Tensor, leaves: list[Tensor], tangents: list[list[Tensor]]) -> list[list[Tensor]]:
+        g = torch.autograd.grad(self.loss_fn(z, y), leaves, create_graph=True, materialize_grads=True)
+        self.check_once(g)
+        return [grad_of_dot(g, t, leaves) for t in tangents]
+
+
+class DoubleBackwardGGN(DoubleBackward):
+    curvature = "ggn"
+
+    def lanes(self, z: Tensor, y: Tensor, leaves: list[Tensor], tangents: list[list[Tensor]]) -> list[list[Tensor]]:
+        u = torch.zeros_like(z, requires_grad=True)
+        jtu = torch.autograd.grad(z, leaves, u, create_graph=True, materialize_grads=True)
+        zd = z.detach().requires_grad_(True)
+        gz = torch.autograd.grad(self.loss_fn(zd, y), zd, create_graph=True)[0]
+        self.check_once([*jtu, gz])
+        results = []
+        for t in tangents:
+            jv = grad_of_dot(jtu, t, [u])[0]
+            hjv = torch.autograd.grad(gz, zd, jv, retain_graph=True)[0]
+            results.append(torch.autograd.grad(z, leaves, hjv, retain_graph=True, materialize_grads=True))
+        return results
