@@ -1,8 +1,8 @@
 """The Hessian chain rule split, H = G + C, and what study ``init_chain_rule`` tracks at one checkpoint.
 
 G = J^T (D^2_z L) J is the Gauss-Newton ("linearisation") term and C = sum_k (dL/dz_k) D^2_w z_k the curvature
-term. C is not formed as H - G: it is the Hessian of <stop_grad(dL/dz), z(w)>, one forward-over-reverse product
-with no cancellation, so it is exactly zero where the network is piecewise linear in the block (a ReLU network's
+term. C is not formed as H - G: it is the Hessian of <stop_grad(dL/dz), z(w)>, one Hessian product with no
+cancellation, so it is exactly zero where the network is piecewise linear in the block (a ReLU network's
 first layer) rather than rounding noise that Lanczos cannot converge on.
 """
 
@@ -116,4 +116,5 @@ def track_checkpoint(
                         block, f"top_eig_{term}", i, value, residual=residual, converged=ok, products=res.products
                     )
                     rows.append(row)
+            op.cache.clear()  # the next term's operator builds its own graphs
     return rows

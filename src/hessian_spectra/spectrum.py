@@ -293,6 +293,7 @@ def compute_spectrum(
         from hessian_spectra.models import layer_blocks
 
         layer_names = layer_blocks(model)
+        op.cache.clear()  # done with the full operator: the layer operator builds its own graphs
         layer_op = CurvatureOperator(model, batches, blocks=layer_names, check_determinism=False, **common)
         if request.top_k:
             _lanczos_quantity(
