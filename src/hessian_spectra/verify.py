@@ -38,7 +38,10 @@ def restore_checkpoints(key: str, epochs: int) -> tuple[list[str], list[str]]:
         if published.is_file():
             continue
         if stored.is_file() and _intact(stored, key, epoch):
-            os.link(stored, published)
+            try:
+                os.link(stored, published)
+            except FileExistsError:  # another Snakemake process (a cluster job parsing the workflow) was first
+                pass
             restored.append(str(published))
         else:
             lost.append(str(published))
