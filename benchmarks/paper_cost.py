@@ -86,17 +86,17 @@ def model_facts(run: dict) -> tuple[float, int, int]:
 
 def subset_size(run: dict) -> int:
     """Samples in a run's Hessian subset."""
-    spec = run["hessian_subset"]
+    spec = run["subset"]
     return spec["size"] if spec["size"] is not None else spec["per_class"] * dataset_info(run["dataset"]).num_classes
 
 
 def observed_steps(results: Path) -> dict[str, float]:
     """Mean Lanczos products per call of each rule in a finished run's tables (and NSGD's per-epoch Lanczos)."""
     sources = {
-        "layerhessians_spectrum": "layerhessians/**/layer_spectra/epoch_*.tsv",
-        "large_batch_spectrum": "large_batch/**/large_batch_spectrum_full.tsv",
-        "sharpest_trajectory": "sharpest_directions/**/trajectory.tsv",
-        "hessianflow_eigen": "hessianflow/**/dominant_eigen.tsv",
+        "layerhessians_spectrum": "tables/layerhessians/runs/**/layer_spectra/epoch_*.tsv",
+        "large_batch_spectrum": "tables/large_batch/runs/**/spectrum_full.tsv",
+        "sharpest_trajectory": "tables/sharpest_directions/runs/**/trajectory.tsv",
+        "hessianflow_eigen": "tables/hessianflow/runs/**/dominant_eigen.tsv",
         "chain_rule_tracking": "tables/init_chain_rule/chain_rule.tsv",
     }
     steps = {}

@@ -15,7 +15,8 @@ import pandas as pd
 
 from benchmarks.fixtures import REPO
 from benchmarks.report import Section, table
-from hessian_spectra.runs import RUN_PATTERN
+from hessian_spectra import layout
+from hessian_spectra.layout import RUN_PATTERN
 
 # What a compute job imports before it computes (the CLI, then the library's training and curvature modules).
 JOB_IMPORTS = (
@@ -46,30 +47,21 @@ def startup_seconds(rounds: int) -> tuple[dict[str, float], bool]:
     return results, torchvision
 
 
-def _template_regex(template: str) -> str:
-    """A ``benchmark:`` path template (f-string of the rule files) as a regex of the file paths it produces."""
-    run_dir = "results/benchmarks/" + re.sub(r"\\\{\w+\\\}", "[^/]+", re.escape(RUN_PATTERN))
-    parts = re.split(r"(\{\{\w+\}\}|\{BENCHMARK_DIR\}|\{[^{}]+\})", template)
-    out = []
-    for part in parts:
-        if part == "{BENCHMARK_DIR}":
-            out.append(run_dir)
-        elif part.startswith("{{"):
-            out.append("[^/]+")
-        elif part.startswith("{"):
-            out.append(".+")
-        else:
-            out.append(re.escape(part))
-    return "".join(out)
+def _template_regex(name: str) -> str:
+    """A per-run ``benchmark: run_benchmark(NAME)`` of the rule files (``{epoch}``-like wildcards in NAME) as a
+    regex of the file paths it produces."""
+    template = layout.benchmark(f"{RUN_PATTERN}/{name}")
+    return re.sub(r"\\\{\w+\\\}", "[^/]+", re.escape(template))
 
 
 def rule_patterns(rules_dir: Path) -> list[tuple[str, re.Pattern]]:
-    """(rule, path regex) for every rule with a ``benchmark:`` in the workflow's rule files."""
+    """(rule, path regex) for every rule with a ``benchmark:`` in the workflow's rule files; the training rules,
+    one per epoch count (``train_{N}_epochs``), count as ``train``."""
     patterns = []
     for path in sorted(rules_dir.glob("*.smk")):
-        for block in re.split(r"^(?=rule \w+:)", path.read_text(), flags=re.M):
-            rule = re.match(r"rule (\w+):", block)
-            bench = re.search(r"benchmark:\s*f?\"([^\"]+)\"", block)
+        for block in re.split(r"^(?=\s*rule(?: \w+)?:)", path.read_text(), flags=re.M):
+            rule = re.match(r"\s*rule (\w+):", block) or re.search(r"name:\s*f?\"(train)_", block)
+            bench = re.search(r"benchmark:\s*run_benchmark\(\"([^\"]+)\"\)", block)
             if rule and bench:
                 patterns.append((rule.group(1), re.compile(_template_regex(bench.group(1)))))
     return patterns
