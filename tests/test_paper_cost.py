@@ -18,7 +18,7 @@ MLP_RUN = {
     "batch_size": 32,
     "valid_size": 0,
     "optimizer": {"name": "sgd"},
-    "hessian_subset": {"size": 1024, "per_class": None},
+    "subset": {"size": 1024, "per_class": None},
 }
 
 
