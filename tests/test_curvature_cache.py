@@ -9,7 +9,7 @@ from torch import nn
 from torch.autograd.function import once_differentiable
 
 from hessian_spectra.curvature import CurvatureOperator, NondeterminismError, lanczos, random_probes, slq
-from hessian_spectra.curvature.cached import CachedHessian
+from hessian_spectra.curvature.cached import AffineBatchNorm, CachedHessian, affine_batch_norm
 
 F64 = torch.float64
 UNLIMITED = 2**40
@@ -42,6 +42,25 @@ def test_cached_products_equal_the_recomputing_kinds(name, curvature, layout):
     for mode in ("forward", "double_backward"):
         other = CurvatureOperator(model, data, mode=mode, **options).matmat(V)
         assert relative_gap(first, other) <= 1e-12, mode
+
+
+@pytest.mark.parametrize("shape", [(7, 3), (7, 3, 5), (7, 3, 4, 5)])
+@pytest.mark.parametrize("affine", [True, False])
+def test_affine_batch_norm_is_batch_norm_in_eval_mode(shape, affine):
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(*shape, generator=gen, dtype=F64)
+    mean, var = torch.randn(3, generator=gen, dtype=F64), torch.rand(3, generator=gen, dtype=F64) + 0.5
+    weight, bias = (torch.randn(3, generator=gen, dtype=F64) for _ in range(2)) if affine else (None, None)
+    expected = nn.functional.batch_norm(x, mean, var, weight, bias, False, 0.1, 1e-3)
+    got = affine_batch_norm(x, mean, var, weight, bias, False, 0.1, 1e-3)
+    torch.testing.assert_close(got, expected, rtol=1e-14, atol=1e-14)
+    bn = (nn.BatchNorm1d if len(shape) < 4 else nn.BatchNorm2d)(3, affine=affine).to(F64)
+    with AffineBatchNorm():
+        training = bn(x)  # batch statistics: F.batch_norm itself
+        bn.eval()
+        inference = bn(x)
+    assert torch.equal(training, nn.functional.batch_norm(x, None, None, bn.weight, bn.bias, True))
+    assert torch.equal(inference, affine_batch_norm(x, bn.running_mean, bn.running_var, bn.weight, bn.bias))
 
 
 def test_single_probe_equals_batched_probes():

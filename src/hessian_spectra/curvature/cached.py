@@ -6,7 +6,9 @@ G v = J^T (D^2_z L) J v. A product then skips the primal forward and backward th
 plain double-backward redo every time (a third of their FLOPs). Lanes are batched by ``torch.func.vmap`` over
 ``torch.autograd.grad``, measured faster on the CPU than autograd's ``is_grads_batched`` and than a loop. All
 groups (layer blocks) share one graph per batch: a group's product differentiates its own part of g w.r.t. its
-own parameters only.
+own parameters only. Batch norm in eval mode enters the graph as the per-channel affine map it is
+(``AffineBatchNorm``): the double backward of ``native_batch_norm_backward`` took a quarter of a product on
+vgg11_bn.
 """
 
 from __future__ import annotations
@@ -15,10 +17,43 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 from torch.func import functional_call, vmap
+from torch.overrides import TorchFunctionMode
 
 from hessian_spectra.curvature.products import ProductKind, grad_of_dot
+
+
+def affine_batch_norm(
+    input: Tensor,
+    running_mean: Tensor | None,
+    running_var: Tensor | None,
+    weight: Tensor | None = None,
+    bias: Tensor | None = None,
+    training: bool = False,
+    momentum: float = 0.1,
+    eps: float = 1e-5,
+) -> Tensor:
+    """``F.batch_norm``, written as ``input * scale + shift`` per channel when it uses running statistics."""
+    if training or running_mean is None or running_var is None:
+        return F.batch_norm(input, running_mean, running_var, weight, bias, training, momentum, eps)
+    scale = torch.rsqrt(running_var + eps)
+    if weight is not None:
+        scale = scale * weight
+    shift = -running_mean * scale
+    if bias is not None:
+        shift = shift + bias
+    shape = (1, -1) + (1,) * (input.dim() - 2)
+    return input * scale.reshape(shape) + shift.reshape(shape)
+
+
+class AffineBatchNorm(TorchFunctionMode):
+    """Inside this mode ``F.batch_norm`` in eval mode is ``affine_batch_norm``: the same function of the input,
+    weight and bias, whose graph is two products and a sum."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        return (affine_batch_norm if func is F.batch_norm else func)(*args, **(kwargs or {}))
 
 
 @dataclass
@@ -60,6 +95,11 @@ class Cached(ProductKind):
         params = {n: p.detach().requires_grad_(n in wanted) for n, p in self.model.named_parameters()}
         return params, names
 
+    def outputs(self, params: dict[str, Tensor], x: Tensor) -> Tensor:
+        """The model's outputs at ``params``, batch norm as an affine map."""
+        with AffineBatchNorm():
+            return functional_call(self.model, params, (x,))
+
     @staticmethod
     def lanes(fn: Callable[..., list[Tensor]], tangents: Sequence[Tensor]) -> list[Tensor]:
         """``fn(*one lane's tangents)`` for every lane of ``tangents`` (each (lanes, *shape)), stacked."""
@@ -75,7 +115,7 @@ class CachedHessian(Cached):
         params, names = self.leaves()
         inputs = [params[name] for name in names]
         with torch.enable_grad():
-            loss = self.loss_fn(functional_call(self.model, params, (x,)), y)
+            loss = self.loss_fn(self.outputs(params, x), y)
             grads = torch.autograd.grad(loss, inputs, create_graph=True, materialize_grads=True)
         self.check_once(grads)
         return HessianGraph(dict(zip(names, inputs)), dict(zip(names, grads)))
@@ -94,7 +134,7 @@ class CachedGGN(Cached):
         params, names = self.leaves()
         inputs = [params[name] for name in names]
         with torch.enable_grad():
-            z = functional_call(self.model, params, (x,))
+            z = self.outputs(params, x)
             u = torch.zeros_like(z, requires_grad=True)
             jtu = torch.autograd.grad(z, inputs, u, create_graph=True, materialize_grads=True)
             zd = z.detach().requires_grad_(True)
