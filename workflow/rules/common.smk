@@ -63,7 +63,6 @@ shell.prefix(f'set -euo pipefail; hessian-spectra() {{{{ {_CLI} "$@"; }}}}; ')
 ENV = "../../envs/hessian-spectra.yaml"
 
 RUN_FILES = layout.run_files(RUN_PATTERN)
-RUN_TABLES = layout.run_tables(RUN_PATTERN)
 TARGETS = {}
 
 
