@@ -13,6 +13,7 @@ from benchmarks.sizes import IMAGE_SIZE, TRAIN_BATCH, ModelChoice
 from hessian_spectra.checkpoint import model_from_checkpoint
 from hessian_spectra.curvature import make_batches
 from hessian_spectra.data import load_split, shift_flip
+from hessian_spectra.layout import RunFiles
 from hessian_spectra.runs import load_yaml, plan_runs, run_json
 
 log = logging.getLogger(__name__)
@@ -46,10 +47,11 @@ def trained_model(choice: ModelChoice, cache_dir: Path, device: torch.device) ->
     run = planned_run(choice)
     digest = hashlib.sha256(run_json(run).encode()).hexdigest()[:12]
     out = cache_dir / "checkpoints" / f"{choice.name}-{digest}"
-    if not (out / "final.pt").exists():
+    final = Path(RunFiles(str(out)).checkpoint(choice.epochs))
+    if not final.exists():
         log.info("training %s (width %g, %d epochs) into %s", choice.name, choice.width, choice.epochs, out)
         train_run(run, out, device="cpu")
-    return model_from_checkpoint(out / "final.pt", map_location=device).eval()
+    return model_from_checkpoint(final, map_location=device).eval()
 
 
 def num_params(model: nn.Module) -> int:
