@@ -126,8 +126,9 @@ def test_grid_value_checked_after_merge():
          "studies.hessianflow.runs[0]: missing key(s) lr"),
         (lambda c: c["studies"].update(init_chain=c["studies"].pop("init_chain_rule")),
          "'init_chain' was unexpected"),
+        (lambda c: c.update(memory_budget_mb=-1), "memory_budget_mb: -1 is less than the minimum of 0"),
     ],
-    ids=["unknown-model", "zero-batch-in-grid", "missing-lr", "unknown-study"],
+    ids=["unknown-model", "zero-batch-in-grid", "missing-lr", "unknown-study", "negative-memory-budget"],
 )
 def test_snakemake_stops_before_any_job(tmp_path, default_config, mutate, message):
     mutate(default_config)

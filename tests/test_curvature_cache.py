@@ -97,6 +97,26 @@ def test_default_budget_is_a_fraction_of_available_memory():
         CurvatureOperator(model, data, memory_budget=-1)
 
 
+def test_the_process_default_budget_is_the_runtime_flag(monkeypatch):
+    """`--memory-budget-mb` (the config's `memory_budget_mb`) is the budget of every operator built without one."""
+    import argparse
+
+    from hessian_spectra.curvature import cache
+    from hessian_spectra.runtime import add_runtime_arguments, setup_runtime
+
+    monkeypatch.setattr(cache, "_default_budget", None)
+    parser = argparse.ArgumentParser()
+    add_runtime_arguments(parser)
+    setup_runtime(parser.parse_args(["--memory-budget-mb", "0"]))
+    model, data = case("mlp")
+    op = CurvatureOperator(model, data, dtype=F64)
+    op.matmat(random_probes(op, 1, "gaussian", 0))
+    assert op.cache.budget == 0 and op.cache.sizes == {}
+    setup_runtime(parser.parse_args(["--memory-budget-mb", "1.5"]))
+    assert CurvatureOperator(model, data).cache.budget == int(1.5 * 2**20)
+    assert CurvatureOperator(model, data, memory_budget=7).cache.budget == 7
+
+
 def _count_builds(monkeypatch) -> list:
     builds = []
     prepare = CachedHessian.prepare

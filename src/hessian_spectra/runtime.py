@@ -1,4 +1,4 @@
-"""Process set-up shared by the compute commands: GPU slot, device and CPU threads."""
+"""Process set-up shared by the compute commands: GPU slot, device, CPU threads and the curvature memory budget."""
 
 from __future__ import annotations
 
@@ -11,11 +11,17 @@ log = logging.getLogger(__name__)
 
 
 def add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--device``, ``--gpus``, ``--gpu-lock-dir`` and ``--threads``."""
+    """``--device``, ``--gpus``, ``--gpu-lock-dir``, ``--threads`` and ``--memory-budget-mb``."""
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where to compute (default: cpu)")
     parser.add_argument("--gpus", type=int, default=1, help="GPUs on this machine to claim a slot among (cuda)")
     parser.add_argument("--gpu-lock-dir", default=None, help="directory of the GPU slot lock files")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    parser.add_argument(
+        "--memory-budget-mb",
+        type=float,
+        default=None,
+        help="MiB the cached curvature products may keep (default: half the device's available memory)",
+    )
 
 
 def add_walk_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,6 +40,10 @@ def setup_runtime(args: argparse.Namespace, exact: bool = True):
     slot = claim_gpu_slot(args.gpus, args.gpu_lock_dir) if args.device == "cuda" else None
     import torch
 
+    from hessian_spectra.curvature import set_default_memory_budget
+
+    if args.memory_budget_mb is not None:
+        set_default_memory_budget(int(args.memory_budget_mb * 2**20))
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.device == "cuda":

@@ -141,8 +141,14 @@ def gpu_request(wildcards):
     return 1 if config["device"] == "cuda" else 0
 
 
-RUNTIME_FLAGS = f"--device {config['device']} --gpus {config['gpus']}" + (
-    f" --gpu-lock-dir {config['gpu_lock_dir']}" if config["gpu_lock_dir"] else ""
+RUNTIME_FLAGS = (
+    f"--device {config['device']} --gpus {config['gpus']}"
+    + (f" --gpu-lock-dir {config['gpu_lock_dir']}" if config["gpu_lock_dir"] else "")
+    + (
+        f" --memory-budget-mb {config['memory_budget_mb']}"
+        if config["memory_budget_mb"] is not None
+        else ""
+    )
 )
 
 

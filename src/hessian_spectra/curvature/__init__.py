@@ -7,6 +7,7 @@ Operator: ``CurvatureOperator`` (any parameter subset or layer blocks; its produ
 ``power_iteration``, and dense forms for small problems (``dense_hessian``: the test oracle).
 """
 
+from hessian_spectra.curvature.cache import set_default_memory_budget
 from hessian_spectra.curvature.dense import dense_eigh, dense_hessian, dense_matrix
 from hessian_spectra.curvature.lanczos import LanczosResult, LanczosRun, lanczos, lanczos_tridiagonal
 from hessian_spectra.curvature.operator import (
@@ -43,6 +44,7 @@ __all__ = [
     "lanczos_tridiagonal",
     "make_batches",
     "power_iteration",
+    "set_default_memory_budget",
     "random_probes",
     "slq",
     "smooth_density",

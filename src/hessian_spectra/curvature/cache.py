@@ -4,8 +4,9 @@ A graph's size is measured when it is built: the storages of the tensors it hold
 graph saved (found by walking the graph), without those that exist anyway (parameters, buffers, the batch).
 Batches are offered in order; one is kept if it fits in what the budget has left, and a batch refused once is
 rebuilt (unmeasured) at every later product, so memory stays at most the budget plus one batch's graph. The
-default budget is ``DEFAULT_BUDGET_FRACTION`` of the memory available on the device when the first graph is
-offered: free CUDA memory (plus what torch's allocator holds unused), or the system's available memory on the CPU.
+default budget is the process's (``set_default_memory_budget``, which the compute commands set from the config's
+``memory_budget_mb``), else ``DEFAULT_BUDGET_FRACTION`` of the memory available on the device when the first graph
+is offered: free CUDA memory (plus what torch's allocator holds unused), or the system's available memory on the CPU.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from torch import Tensor
 from hessian_spectra.curvature.graph import saved_tensors
 
 DEFAULT_BUDGET_FRACTION = 0.5
+_default_budget: int | None = None
 
 G = TypeVar("G")
 
@@ -38,6 +40,14 @@ def available_memory(device: torch.device) -> int:
     return int(psutil.virtual_memory().available)
 
 
+def set_default_memory_budget(nbytes: int | None) -> None:
+    """The budget, in bytes, of every later cache built without one (None: the fraction of available memory)."""
+    global _default_budget
+    if nbytes is not None and nbytes < 0:
+        raise ValueError(f"memory_budget must be >= 0 bytes, got {nbytes}")
+    _default_budget = nbytes
+
+
 def graph_bytes(held: Iterable[Tensor], existing: Iterable[Tensor]) -> int:
     """Bytes of the storages of ``held`` tensors and of what their autograd graph saved, except ``existing``'s."""
     held = list(held)
@@ -48,12 +58,12 @@ def graph_bytes(held: Iterable[Tensor], existing: Iterable[Tensor]) -> int:
 
 
 class GraphCache:
-    """Graphs by batch index under ``budget`` bytes (None: the default fraction of available memory)."""
+    """Graphs by batch index under ``budget`` bytes (None: the process's default budget, see the module)."""
 
     def __init__(self, budget: int | None, device: torch.device) -> None:
         if budget is not None and budget < 0:
             raise ValueError(f"memory_budget must be >= 0 bytes, got {budget}")
-        self.budget, self.device = budget, device
+        self.budget, self.device = (_default_budget if budget is None else budget), device
         self.sizes: dict[int, int] = {}  # kept batch -> bytes
         self._graphs: dict[int, object] = {}
         self._refused: set[int] = set()

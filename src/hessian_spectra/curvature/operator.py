@@ -133,8 +133,9 @@ class CurvatureOperator(Operator):
     gradient, vmapped over probes) and ``double_backward`` redo the batch's forward and backward in every
     product. ``cached`` and ``double_backward`` refuse models with ``@once_differentiable`` functions, whose
     second derivative autograd would silently drop. Graphs are kept for a list or tuple of batches (a loader is
-    re-read at every product), batch by batch in order while they fit in ``memory_budget`` bytes (default: half
-    the memory available on the device when the first graph is built; 0 keeps none); the other batches rebuild
+    re-read at every product), batch by batch in order while they fit in ``memory_budget`` bytes (default: the
+    process's, ``set_default_memory_budget``, else half the memory available on the device when the first graph
+    is built; 0 keeps none); the other batches rebuild
     their graph in every product. With ``check_determinism`` (default) the constructor verifies that two passes
     see the same first batch and that one product repeats exactly (from two independently built graphs).
 
