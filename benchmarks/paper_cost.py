@@ -33,7 +33,7 @@ from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 from benchmarks.fixtures import REPO  # noqa: E402
 from benchmarks.report import table  # noqa: E402
-from benchmarks.workflow_cost import JOB_IMPORTS, STARTUPS, rule_patterns, rule_times, startup_seconds  # noqa: E402
+from benchmarks.workflow_cost import JOB_STARTUP, rule_patterns, rule_times, startup_seconds  # noqa: E402
 from hessian_spectra.data.catalog import dataset_info  # noqa: E402
 from hessian_spectra.models import build_model, layer_blocks  # noqa: E402
 from hessian_spectra.runs import load_yaml, plan_runs, with_defaults  # noqa: E402
@@ -220,7 +220,7 @@ def report(args: argparse.Namespace) -> str:
     observed = observed_steps(args.calibration_results)
     calibration = _by_rule(config_costs(load_yaml(args.calibration_config), observed))
     measured = rule_times(args.calibration_results, rule_patterns(REPO / "workflow" / "rules"))
-    job_start = startup_seconds(3)[0][next(k for k, v in STARTUPS.items() if v is JOB_IMPORTS)]
+    job_start = startup_seconds(3)[0][JOB_STARTUP]
     paper = config_costs(load_yaml(args.config), observed)
     lo, hi = sorted(args.gpu_tflops)
     lines = [

@@ -103,12 +103,25 @@ def _cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def header(label: str, device: torch.device, argv: list[str], seconds: float) -> list[str]:
-    """Title and the run's circumstances: machine, threads, versions, date, command."""
+def _loads(loads: tuple[float, ...]) -> str:
+    return ", ".join(f"{load:.2f}" for load in loads)
+
+
+def _version(distribution: str) -> str:
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def header(
+    label: str, device: torch.device, argv: list[str], seconds: float, load_at_start: tuple[float, ...]
+) -> list[str]:
+    """Title and the run's circumstances: machine, threads, versions, date, command, the machine's load."""
     machine = f"{_cpu_name()}, {os.cpu_count()} logical CPUs, {platform.system()} {platform.release()}"
     if device.type == "cuda":
         machine += f"; GPU {torch.cuda.get_device_name(device)}"
-    peers = ", ".join(f"{name} {metadata.version(name)}" for name in PEERS)
+    peers = ", ".join(f"{name} {_version(name)}" for name in PEERS)
     rows = [
         ["machine", machine],
         ["device", str(device)],
@@ -120,6 +133,7 @@ def header(label: str, device: torch.device, argv: list[str], seconds: float) ->
         ["size", label],
         ["command", "`" + " ".join(["python", *argv]) + "`"],
         ["harness wall time", f"{seconds:.0f} s"],
+        ["load average (1, 5, 15 min) at start; at end", f"{_loads(load_at_start)}; {_loads(os.getloadavg())}"],
     ]
     return [
         "# Benchmarks: the curvature engine against PyHessian, curvlinops and hessian-eigenthings",

@@ -2,7 +2,8 @@
 
     .venv/bin/python benchmarks/run.py [--smoke] [--device cpu|cuda] [--threads N] [--out PATH]
 
-Sections: 1 product cost, 2 top-5 eigenvalues at equal accuracy, 3 densities, 4 scaling, 5 the default run.
+Sections: 1 product cost, 2 top-5 eigenvalues at equal accuracy, 3 densities, 4 scaling, 5 the default run,
+6 the default run's LeNet layer-spectrum jobs with cached and forward-over-reverse products.
 """
 
 from __future__ import annotations
@@ -28,10 +29,11 @@ from benchmarks.products import products_section  # noqa: E402
 from benchmarks.report import Section, header, table, targets_table  # noqa: E402
 from benchmarks.scaling import scaling_section  # noqa: E402
 from benchmarks.sizes import FULL, SMOKE, Sizes  # noqa: E402
+from benchmarks.spectrum_job import spectrum_job_section  # noqa: E402
 from benchmarks.workflow_cost import workflow_section  # noqa: E402
 
 log = logging.getLogger("benchmarks")
-SECTIONS = (1, 2, 3, 4, 5)
+SECTIONS = (1, 2, 3, 4, 5, 6)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -72,6 +74,7 @@ def run_sections(selected: list[int], sizes: Sizes, device: torch.device, models
         3: lambda: density_section(sizes.density_model, models[sizes.density_model], sizes, device),
         4: lambda: scaling_section(models, sizes, device),
         5: lambda: workflow_section(results, sizes.import_rounds),
+        6: lambda: spectrum_job_section(results.parent, sizes.import_rounds),
     }
     sections = []
     for number in selected:
@@ -86,18 +89,21 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     logging.getLogger("hessian_spectra").setLevel(logging.WARNING)
-    started = time.perf_counter()
+    started, load_at_start = time.perf_counter(), os.getloadavg()
     if args.threads:
         torch.set_num_threads(args.threads)
-    if args.device == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("--device cuda: torch sees no CUDA device")
+    if args.device == "cuda":
+        if not torch.cuda.is_available():
+            raise SystemExit("--device cuda: torch sees no CUDA device")
+        torch.backends.cuda.matmul.allow_tf32 = False  # as the curvature jobs run (runtime.setup_runtime)
+        torch.backends.cudnn.allow_tf32 = False
     device = torch.device(args.device)
     sizes = SMOKE if args.smoke else FULL
     models = {choice.name: trained_model(choice, args.cache_dir, device) for choice in sizes.models}
     sections = run_sections(sorted(set(args.sections)), sizes, device, models, args.results)
     argv_shown = ["benchmarks/run.py", *(sys.argv[1:] if argv is None else argv)]
     parts = [
-        *header(sizes.label, device, argv_shown, time.perf_counter() - started),
+        *header(sizes.label, device, argv_shown, time.perf_counter() - started, load_at_start),
         *targets_table(sections),
         *_models_section(models, sizes),
         *(section.markdown() for section in sections),

@@ -23,11 +23,12 @@ JOB_IMPORTS = (
     "import sys, hessian_spectra.cli, hessian_spectra.runtime, hessian_spectra.checkpoint, "
     "hessian_spectra.spectrum, hessian_spectra.train.loop; print(int('torchvision' in sys.modules))"
 )
+JOB_STARTUP = "a job's imports (CLI, training, curvature)"
 STARTUPS = {
     "python, no imports": "pass",
     "import torch": "import torch",
     "import torch, torchvision": "import torch, torchvision",
-    "a job's imports (CLI, training, curvature)": JOB_IMPORTS,
+    JOB_STARTUP: JOB_IMPORTS,
 }
 LOG_STAMP = re.compile(r"^\[(\w{3} \w{3} +\d+ \d\d:\d\d:\d\d \d{4})\]", re.M)
 
@@ -94,7 +95,7 @@ def workflow_section(results: Path, rounds: int) -> Section:
     """Start-up costs measured here, and the default run's per-rule times read from ``results``."""
     section = Section("5. The default run")
     startups, torchvision = startup_seconds(rounds)
-    job_startup = startups["a job's imports (CLI, training, curvature)"]
+    job_startup = startups[JOB_STARTUP]
     section.lines += [
         f"Process start-up measured here (fresh interpreter, median of {rounds}):",
         "",
