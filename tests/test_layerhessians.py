@@ -85,7 +85,7 @@ def test_paper_config_plans_every_epoch_of_every_run(tmp_path):
     result = snakemake(tmp_path, "-n", configfile=configfile)
     assert result.returncode == 0, result.stderr
     jobs = planned_jobs(result.stdout)
-    layers = 4 * sum(layer_block_count(model) for model in ("lenet", "vgg11_bn", "resnet18"))
+    layer_counts = {layer_block_count(model) for model in ("lenet", "vgg11_bn", "resnet18")}
     planned = plan_runs(paper, SCHEMA)
     assert len(planned) == 12 and sum(training_jobs(planned.values()).values()) == 12
     assert {rule: n for rule, n in jobs.items() if rule.startswith(("train", "layerhessians", "hessian_subset"))} == {
@@ -94,7 +94,7 @@ def test_paper_config_plans_every_epoch_of_every_run(tmp_path):
         "layerhessians_spectrum": 12 * 51,
         "layerhessians_match": 1,
         "layerhessians_match_figure": 2,
-        "layerhessians_epochwise_figure": layers,
+        **{f"layerhessians_epochwise_figures_{count}_layers": 4 for count in layer_counts},
     }
 
 

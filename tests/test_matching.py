@@ -1,6 +1,7 @@
 """Layer-vs-full spectral distances: both metrics, the peak epoch, the `match` command and the figures."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -17,6 +18,7 @@ from hessian_spectra.matching import (
     SPECTRAL_W1,
     RunSpectra,
     Spectrum,
+    layer_blocks_of,
     layer_profile,
     load_spectra,
     match_table,
@@ -215,14 +217,14 @@ def test_match_command_and_figures(run_files, tmp_path):
         rc = cli.main(args)
         assert rc == 0 and png.stat().st_size > 10_000
     run_json, run = run_files[0]
-    png = tmp_path / "epochwise.png"
     spectra = [str(run.files[e]) for e in sorted(run.files)]
-    rc = cli.main(["layerhessians", "epochwise", "--run-json", str(run_json), "--spectra", *spectra,
-                   "--layer", "2", "--out", str(png)])
-    assert rc == 0 and png.stat().st_size > 10_000
-    rc = cli.main(["layerhessians", "epochwise", "--run-json", str(run_json), "--spectra", *spectra,
-                   "--layer", "4", "--out", str(tmp_path / "no.png")])
-    assert rc == 2 and not (tmp_path / "no.png").exists()
+    blocks = layer_blocks_of(load_spectra(spectra[0]))
+    pngs = [str(tmp_path / f"epochwise_{layer}.png") for layer in range(1, len(blocks) + 1)]
+    rc = cli.main(["layerhessians", "epochwise", "--run-json", str(run_json), "--spectra", *spectra, "--out", *pngs])
+    assert rc == 0 and all(Path(png).stat().st_size > 10_000 for png in pngs)
+    extra = [str(tmp_path / f"no_{layer}.png") for layer in range(len(blocks) + 1)]
+    rc = cli.main(["layerhessians", "epochwise", "--run-json", str(run_json), "--spectra", *spectra, "--out", *extra])
+    assert rc == 2 and not any(Path(png).exists() for png in extra)
 
 
 def test_match_command_refuses_misnamed_files(run_files, tmp_path):

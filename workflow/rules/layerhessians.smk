@@ -94,7 +94,6 @@ TARGETS["layerhessians"] = (
 
 localrules:
     layerhessians_match,
-    layerhessians_epochwise_figure,
     layerhessians_match_figure,
 
 
@@ -146,31 +145,48 @@ rule layerhessians_match:
         "--profiles {output.profiles} > {log} 2>&1"
 
 
-rule layerhessians_epochwise_figure:
-    input:
-        run=lambda wildcards: layout.run_files(
-            LH_BY_NAME[wildcards.name]["key"]
-        ).run_json,
-        spectra=lambda wildcards: LH_SPECTRUM_FILES[LH_BY_NAME[wildcards.name]["key"]],
-    output:
-        report(
-            layout.figure(
-                "layerhessians", "training_eigvals_epochwise_{name}_{layer}.png"
-            ),
-            caption="../report/layerhessians/epochwise.rst",
-            category="layerhessians",
-            subcategory="{name}",
-        ),
-    log:
-        layout.log("layerhessians/figures/training_eigvals_epochwise_{name}_{layer}"),
-    wildcard_constraints:
-        name="|".join(LH_BY_NAME),
-        layer=r"\d+",
-    conda:
-        ENV
-    shell:
-        "hessian-spectra layerhessians epochwise --run-json {input.run} --spectra {input.spectra} "
-        "--layer {wildcards.layer} --out {output} > {log} 2>&1"
+# One job draws all of a run's epochwise figures (its start-up is most of a figure's time), so there is one rule
+# per layer-block count, as for training; each figure stays a target of its own.
+LH_LAYER_COUNTS = {}
+for _name, _run in LH_BY_NAME.items():
+    _count = layer_block_count(_run["model"], _run["model_options"])
+    LH_LAYER_COUNTS.setdefault(_count, []).append(_name)
+
+for _count, _names in sorted(LH_LAYER_COUNTS.items()):
+
+    rule:
+        name:
+            f"layerhessians_epochwise_figures_{_count}_layers"
+        input:
+            run=lambda wildcards: layout.run_files(
+                LH_BY_NAME[wildcards.name]["key"]
+            ).run_json,
+            spectra=lambda wildcards: LH_SPECTRUM_FILES[
+                LH_BY_NAME[wildcards.name]["key"]
+            ],
+        output:
+            [
+                report(
+                    layout.figure(
+                        "layerhessians",
+                        f"training_eigvals_epochwise_{{name}}_{layer}.png",
+                    ),
+                    caption="../report/layerhessians/epochwise.rst",
+                    category="layerhessians",
+                    subcategory="{name}",
+                )
+                for layer in range(1, _count + 1)
+            ],
+        log:
+            layout.log("layerhessians/figures/training_eigvals_epochwise_{name}"),
+        wildcard_constraints:
+            name="|".join(_names),
+        localrule: True
+        conda:
+            ENV
+        shell:
+            "hessian-spectra layerhessians epochwise --run-json {input.run} --spectra {input.spectra} "
+            "--out {output} > {log} 2>&1"
 
 
 rule layerhessians_match_figure:

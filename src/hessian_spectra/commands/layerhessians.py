@@ -3,7 +3,7 @@
 ``match``: layer-vs-full spectral distances per run, layer and epoch, and each run's peak epoch, from the npz files
 of ``hessian-spectra spectrum --layers --density-steps N`` (one per epoch, ``epoch_NNNN.npz``), as one long TSV
 (``matching.COLUMNS``), and each layer's distance against relative depth (``matching.layer_profiles``);
-``epochwise``: ``training_eigvals_epochwise_*.png`` of one run and layer from its spectrum
+``epochwise``: ``training_eigvals_epochwise_*.png`` of one run, one per layer block, from its spectrum
 files; ``match-distros``: ``match_distros_{wasserstein,peak}.png`` from the ``match`` profiles table.
 """
 
@@ -51,11 +51,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="MODEL/DATASET=EPOCH",
         help="fix a run's peak epoch instead of the epoch of smallest summed distance (repeatable)",
     )
-    epochwise = commands.add_parser("epochwise", help="one run's layer vs full density after every epoch")
+    epochwise = commands.add_parser("epochwise", help="one run's layer vs full densities after every epoch")
     epochwise.add_argument("--run-json", required=True, help="the run's run.json (model, dataset)")
     epochwise.add_argument("--spectra", nargs="+", required=True, help="spectrum files epoch_NNNN.npz")
-    epochwise.add_argument("--layer", type=int, required=True, help="layer block, numbered from 1 in forward order")
-    epochwise.add_argument("--out", required=True, help="output PNG")
+    epochwise.add_argument(
+        "--out", nargs="+", required=True, help="one PNG per layer block, in forward order (layer 1 first)"
+    )
     distros = commands.add_parser("match-distros", help="layer-vs-full distance against relative depth")
     distros.add_argument("--profiles", required=True, help="the `layerhessians match --profiles` table")
     distros.add_argument("--kind", choices=["wasserstein", "peak"], required=True, help="summed over epochs or at peak")
@@ -92,12 +93,12 @@ def _epochwise(args: argparse.Namespace) -> None:
         run = json.load(handle)
     spectra = {epoch_of(path): load_spectra(path) for path in args.spectra}
     blocks = layer_blocks_of(spectra[min(spectra)])
-    if not 1 <= args.layer <= len(blocks):
-        raise ValueError(f"--layer {args.layer}: {run['model']} has layers 1..{len(blocks)}")
-    block = blocks[args.layer - 1]
-    title = f"{run['model']} on {run['dataset']}: layer {args.layer}/{len(blocks)} ({block}) vs full Hessian"
+    if len(args.out) != len(blocks):
+        raise ValueError(f"--out: {len(args.out)} files for the {len(blocks)} layer blocks of {run['model']}")
     use_style()
-    save_figure(epochwise_figure(spectra, block, title), args.out)
+    for layer, (block, out) in enumerate(zip(blocks, args.out), start=1):
+        title = f"{run['model']} on {run['dataset']}: layer {layer}/{len(blocks)} ({block}) vs full Hessian"
+        save_figure(epochwise_figure(spectra, block, title), out)
 
 
 def _match_distros(args: argparse.Namespace) -> None:
