@@ -3,6 +3,7 @@ products: each job's own command (from ``snakemake -n -p``) run in this process 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import re
 import shlex
@@ -12,7 +13,6 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
@@ -58,7 +58,7 @@ def job_commands(workdir: Path) -> list[list[str]]:
     return sorted(commands, key=lambda argv: argv[argv.index("--checkpoint") + 1])
 
 
-@contextmanager
+@contextlib.contextmanager
 def product_mode(mode: str) -> Iterator[None]:
     """Every operator the spectrum module builds uses ``mode`` products."""
     original = spectrum.CurvatureOperator
@@ -69,12 +69,12 @@ def product_mode(mode: str) -> Iterator[None]:
         spectrum.CurvatureOperator = original
 
 
-def run_job(argv: list[str], out: Path, mode: str) -> tuple[float, pd.DataFrame]:
+def run_job(argv: list[str], workdir: Path, out: Path, mode: str) -> tuple[float, pd.DataFrame]:
     """Seconds of one job's work in this process (start-up excluded) with ``mode`` products, and its table."""
     parser, command = command_parser("spectrum", "")
     args = parser.parse_args(argv)
     args.out, args.npz = str(out / "t.tsv"), str(out / "t.npz")
-    with product_mode(mode):
+    with product_mode(mode), contextlib.chdir(workdir):  # the job's paths are relative to the workflow's directory
         start = time.perf_counter()
         command.run(args)
         seconds = time.perf_counter() - start
@@ -97,7 +97,7 @@ def spectrum_job_section(workdir: Path, rounds: int) -> Section:
             for index, argv in enumerate(commands):
                 frames = {}
                 for mode in modes:
-                    seconds, frames[mode] = run_job(argv, Path(tmp), mode)
+                    seconds, frames[mode] = run_job(argv, workdir, Path(tmp), mode)
                     times[mode][index].append(seconds)
                 a, b = frames["cached"]["value"], frames["forward"]["value"]
                 gap = max(gap, float(((a - b).abs() / b.abs().clip(lower=1e-30)).max()))
