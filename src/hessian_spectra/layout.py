@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 RESULTS = "results"
+RESOURCES = "resources"
 RUN_PATTERN = "{study}/runs/{model}/{dataset}/bs{batch_size}/seed{seed}/{variant}"
 
 
@@ -89,6 +90,18 @@ def log(name: str) -> str:
 def benchmark(name: str) -> str:
     """A job's Snakemake benchmark file."""
     return f"{RESULTS}/benchmarks/{name}.tsv"
+
+
+def exported_images(dataset: str) -> str:
+    """A built-in dataset exported as an ImageFolder tree (``train/``, ``test/``, a folder per class)."""
+    return f"{RESOURCES}/images/{dataset}"
+
+
+def exported_source(path: str) -> str | None:
+    """The built-in dataset whose export ``path`` is (``exported_images``), or None."""
+    prefix = exported_images("")
+    name = str(Path(path)).removeprefix(prefix) if str(Path(path)).startswith(prefix) else ""
+    return name if name and "/" not in name else None
 
 
 def resume_dir(output: str | Path) -> Path:
