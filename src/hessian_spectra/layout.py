@@ -41,6 +41,11 @@ class RunFiles:
         """Every checkpoint of a run of ``epochs`` epochs, epoch 0 first."""
         return [self.checkpoint(epoch) for epoch in range(epochs + 1)]
 
+    @property
+    def events(self) -> str:
+        """TensorBoard event files of the run's training curves (training rewrites the folder every epoch)."""
+        return f"{self.root}/tensorboard"
+
     def stored(self, epoch: int) -> str:
         """Training's own copy (a hard link) of a checkpoint: not a workflow output, so it survives Snakemake
         removing a job's outputs, and training resumes from it."""
@@ -90,6 +95,13 @@ def log(name: str) -> str:
 def benchmark(name: str) -> str:
     """A job's Snakemake benchmark file."""
     return f"{RESULTS}/benchmarks/{name}.tsv"
+
+
+def table_events(table: str | Path) -> str:
+    """TensorBoard event files of a per-run curvature table, beside it: the job that writes the table rewrites
+    them after it (``results/tables/{study}/runs/.../tensorboard/<table stem>``)."""
+    table = Path(table)
+    return str(table.parent / "tensorboard" / table.stem)
 
 
 def exported_images(dataset: str) -> str:

@@ -55,6 +55,8 @@ def run(args: argparse.Namespace) -> None:
     from hessian_spectra.checkpoint import load_checkpoint, model_from_checkpoint
     from hessian_spectra.curvature import make_batches
     from hessian_spectra.data.subset import load_subset
+    from hessian_spectra.events import table_scalars, write_scalars
+    from hessian_spectra.layout import table_events
     from hessian_spectra.spectrum import SpectrumRequest, compute_spectrum, write_spectrum
 
     ckpt = load_checkpoint(args.checkpoint)
@@ -92,3 +94,4 @@ def run(args: argparse.Namespace) -> None:
     batches = make_batches(x.to(device), y.to(device), args.batch_size)
     result = compute_spectrum(model, batches, request, epoch=ckpt.get("epoch"))
     write_spectrum(result, args.out, args.npz)
+    write_scalars(table_events(args.out), table_scalars(args.out))
