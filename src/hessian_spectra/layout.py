@@ -111,9 +111,8 @@ def exported_images(dataset: str) -> str:
 
 def exported_source(path: str) -> str | None:
     """The built-in dataset whose export ``path`` is (``exported_images``), or None."""
-    prefix = exported_images("")
-    name = str(Path(path)).removeprefix(prefix) if str(Path(path)).startswith(prefix) else ""
-    return name if name and "/" not in name else None
+    path = Path(path)
+    return path.name if path.parent == Path(exported_images("x")).parent else None
 
 
 def resume_dir(output: str | Path) -> Path:

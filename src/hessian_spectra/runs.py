@@ -300,10 +300,10 @@ def _describe(error: Any, prefix: str = "", root: dict | None = None) -> str:
     path = prefix + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)
     path = path.lstrip(".") or "(top level)"
     message = error.message
-    if error.parent is not None and error.parent.validator == "anyOf":
+    if error.parent is not None and error.parent.validator == "anyOf":  # a name, or a factory or path
+        names = [e.message for e in error.parent.context if e.validator == "enum"]
         alternatives = [e.schema["title"] for e in error.parent.context if "title" in e.schema]
-        message = next(e.message for e in error.parent.context if e.validator == "enum")
-        message += "".join(f", nor {alternative}" for alternative in alternatives)
+        message = ", nor ".join(names[:1] + alternatives) or message
     if error.validator in ("additionalProperties", "unevaluatedProperties") and root is not None:
         message += f"; allowed keys: {', '.join(sorted(_property_names(error.schema, root)))}"
     return f"{path}: {message}"
