@@ -202,8 +202,11 @@ def test_the_example_runs_end_to_end_on_the_users_model(tmp_path):
     """examples/own_model: the factory's CNN on the exported ImageFolder through both studies, every figure made
     from that model (its three layer blocks, its checkpoints), and TensorBoard events beside the run and tables."""
     (tmp_path / "examples").symlink_to(REPO / "examples")  # as from the repository root
-    result = snakemake(tmp_path, "--cores", "2", configfile=REPO / "examples" / "own_model" / "config.yaml")
+    config = REPO / "examples" / "own_model" / "config.yaml"
+    result = snakemake(tmp_path, "--cores", "2", configfile=config)
     assert result.returncode == 0, result.stderr[-3000:]
+    again = snakemake(tmp_path, "-n", configfile=config)
+    assert "Nothing to be done" in again.stdout + again.stderr, "the exported folder and the events rerun nothing"
     results = tmp_path / "results"
     blocks = ["0.weight", "2.weight", "5.weight"]
     name = "small_cnn_resources-images-digits"
