@@ -169,8 +169,10 @@ class RunSpectra:
 
     @property
     def label(self) -> str:
-        """The name a peak-epoch override uses: ``<model>/<dataset>``."""
-        return f"{self.model}/{self.dataset}"
+        """The name a peak-epoch override uses: ``<model>/<dataset>``, as they are named in paths."""
+        from hessian_spectra.runs import dataset_key, model_key
+
+        return f"{model_key(self.model)}/{dataset_key(self.dataset)}"
 
 
 def peak_epochs(table: pd.DataFrame) -> pd.Series:

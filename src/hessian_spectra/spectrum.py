@@ -66,6 +66,7 @@ class SpectrumRequest:
     grid_points: int = 1024
     sigma_rel: float = 0.01
     layers: bool = False
+    blocks: tuple[str, ...] | None = None  # the layer blocks; None = every Conv2d/Linear weight
     params: str = "all"
     curvature: str = "hessian"
     l2: float = 0.0
@@ -292,7 +293,7 @@ def compute_spectrum(
     if request.layers and (request.density_steps or request.top_k or request.smallest_k):
         from hessian_spectra.models import layer_blocks
 
-        layer_names = layer_blocks(model)
+        layer_names = list(request.blocks) if request.blocks else layer_blocks(model)
         op.cache.clear()  # done with the full operator: the layer operator builds its own graphs
         layer_op = CurvatureOperator(model, batches, blocks=layer_names, check_determinism=False, **common)
         if request.top_k:
