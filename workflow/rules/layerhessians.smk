@@ -154,7 +154,7 @@ rule layerhessians_match:
 # per layer-block count, as for training; each figure stays a target of its own.
 LH_LAYER_COUNTS = {}
 for _name, _run in LH_BY_NAME.items():
-    _count = layer_block_count(_run["model"], _run["model_options"])
+    _count = block_count(_run)
     LH_LAYER_COUNTS.setdefault(_count, []).append(_name)
 
 for _count, _names in sorted(LH_LAYER_COUNTS.items()):
