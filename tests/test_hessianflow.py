@@ -19,6 +19,7 @@ from hessian_spectra.curvature import dense_hessian, make_batches
 from hessian_spectra.data import save_subset
 from hessian_spectra.layout import RunFiles
 from hessian_spectra.runs import load_yaml, plan_runs
+from hessian_spectra.spectrum import COLUMNS
 
 SCHEMA = load_yaml(REPO / "workflow" / "schemas" / "config.schema.yaml")
 TINY = REPO / "tests" / "configs" / "tiny.yaml"
@@ -79,6 +80,11 @@ def test_power_iteration_and_lanczos_agree_when_the_top_eigenvalue_is_separated(
         assert float(lanczos["value"]) == pytest.approx(exact[0], rel=1e-5)
         assert float(power["value"]) == pytest.approx(float(lanczos["value"]), rel=1e-3)
         assert int(power["products"]) <= 10 and np.isfinite(float(power["residual"]))
+        for row in (lanczos, power):  # converged: the relative residual within the stated tolerance, nothing else
+            relative = float(row["residual"]) / abs(float(row["value"]))
+            assert float(row["relative_residual"]) == pytest.approx(relative)
+            assert (row["converged"] == "true") == (relative <= float(row["tolerance"]))
+        assert power["stopped"] in ("true", "false") and lanczos["stopped"] == ""
 
 
 def test_dominant_eigen_names_a_missing_checkpoint(separated_run, caplog):
@@ -115,11 +121,15 @@ def _fake_run(root, model: str, optimizer: str, epochs: int = 3):
     header = "epoch\tlr\tbatch_size\ttest_acc\n"
     (run_dir / "history.tsv").write_text(header + "".join(
         f"{e}\t{0.1 * 2**e}\t{16 * 2**e}\t{0.5 + e / 10}\n" for e in range(epochs + 1)))
-    columns = "epoch\tblock\tquantity\tindex\tvalue\tstderr\tresidual\tconverged\tproducts\n"
+    columns = "\t".join(COLUMNS) + "\n"
     (run_dir / "dominant_eigen.tsv").write_text(columns + "".join(
-        f"{e}\tfull\t{q}\t1\t{v}\tnan\t0.1\t{'true' if e else 'false'}\t9\n"
+        f"{e}\tfull\t{q}\t1\t{v}\tnan\t\t0.1\t{0.1 / abs(v)}\t0.01\t{'true' if e else 'false'}\t\t9\n"
         for e in range(epochs + 1) for q, v in (("eigenvalue", 10.0 + e), ("power_eigenvalue", 9.0 - 5 * e))))
-    (run_dir / "final_trace_density.tsv").write_text(columns + "3\tfull\ttrace\t0\t42.0\t1.5\tnan\ttrue\t50\n")
+    (run_dir / "final_trace_density.tsv").write_text(
+        columns
+        + "3\tfull\ttrace\t0\t42.0\t1.5\t50\tnan\tnan\tnan\t\t\t50\n"
+        + "3\tfull\tdensity_trace\t0\t40.0\tnan\t1\tnan\tnan\tnan\t\t\t60\n"
+    )
     grid = np.linspace(-1.0, 11.0, 64)
     np.savez(run_dir / "final_trace_density.npz", blocks=np.array(["full"]), grid_0=grid,
              density_0=np.exp(-grid**2))

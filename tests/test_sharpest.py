@@ -17,6 +17,8 @@ from conftest import REPO, make_subset, run_checkpoints, snakemake, write_config
 from hessian_spectra import layout
 from hessian_spectra.plots import sharpest_directions as plots
 from hessian_spectra.runs import load_yaml, plan_runs
+from hessian_spectra.spectrum import COLUMNS, result_row
+from hessian_spectra.tables import write_rows
 
 SCHEMA = load_yaml(REPO / "workflow" / "schemas" / "config.schema.yaml")
 TINY = REPO / "tests" / "configs" / "tiny.yaml"
@@ -40,11 +42,10 @@ def fake_study(tmp_path, runs: list[dict], top_k: int = 3) -> list:
         epochs = range(run["epochs"] + 1)
         pd.DataFrame({"epoch": epochs, "test_acc": [0.1 * e for e in epochs],
                       "valid_acc": [0.2 * e for e in epochs]}).to_csv(run_dir / "history.tsv", sep="\t", index=False)
-        rows = [{"epoch": e, "block": "full", "quantity": "eigenvalue", "index": i,
-                 "value": (r + 1) * (e + 1) * 10.0 / i, "stderr": math.nan, "residual": 1e-6 * i,
-                 "converged": "false" if (e, i) == (1, 2) else "true", "products": 40}
+        rows = [{"epoch": e, **result_row("full", "eigenvalue", i, (r + 1) * (e + 1) * 10.0 / i, tolerance=1e-3,
+                                          residual=1.0 if (e, i) == (1, 2) else 1e-6 * i, products=40)}
                 for e in epochs for i in range(1, top_k + 1)]
-        pd.DataFrame(rows).to_csv(run_dir / "trajectory.tsv", sep="\t", index=False)
+        write_rows(run_dir / "trajectory.tsv", COLUMNS, rows)
         dirs.append(run_dir)
     return dirs
 

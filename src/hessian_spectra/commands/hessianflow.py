@@ -35,7 +35,8 @@ def labels(runs: list[dict]) -> list[str]:
 
 
 def collect(args: argparse.Namespace) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Tidy tables of all runs: (eigen, history, density, trace), each with ``model`` and ``label`` columns."""
+    """Tidy tables of all runs: (eigen, history, density, trace), each with ``model`` and ``label`` columns;
+    ``trace`` holds the Hutchinson trace and the density's (quantities ``trace`` and ``density_trace``)."""
     import numpy as np
     import pandas as pd
 
@@ -52,7 +53,8 @@ def collect(args: argparse.Namespace) -> tuple[pd.DataFrame, pd.DataFrame, pd.Da
         eigen.append(table[table["block"] == FULL].assign(**tag))
         history.append(read_table(args.histories[i]).assign(**tag))
         final = read_table(args.final[i], required=("block", "quantity", "value"))
-        trace.append(final[(final["block"] == FULL) & (final["quantity"] == "trace")].assign(**tag))
+        traces = final["quantity"].isin(["trace", "density_trace"])
+        trace.append(final[(final["block"] == FULL) & traces].assign(**tag))
         with np.load(args.densities[i]) as arrays:
             k = list(arrays["blocks"]).index(FULL)
             density.append(pd.DataFrame({"eigenvalue": arrays[f"grid_{k}"], "density": arrays[f"density_{k}"], **tag}))

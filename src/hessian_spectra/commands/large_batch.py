@@ -12,7 +12,19 @@ import json
 from pathlib import Path
 
 HESSIANS = ("last_layer", "full")
-TABLE_COLUMNS = ["run", "batch_size", "hessian", "block", "index", "value", "residual", "converged", "products"]
+TABLE_COLUMNS = [
+    "run",
+    "batch_size",
+    "hessian",
+    "block",
+    "index",
+    "value",
+    "residual",
+    "relative_residual",
+    "tolerance",
+    "converged",
+    "products",
+]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -14,7 +14,7 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.lines import Line2D
 
-from hessian_spectra.plots.common import use_style
+from hessian_spectra.plots.common import UNCONVERGED, unconverged_handle, use_style
 
 HESSIAN_TITLES = {"last_layer": "last-layer Hessian (exact, dense eigh)", "full": "full Hessian (Lanczos)"}
 DIRECTION_TITLES = {"eigen": "top-2 Hessian eigenvectors", "random": "filter-normalised random directions"}
@@ -32,8 +32,8 @@ def symlog_threshold(values: np.ndarray) -> float:
 
 def spectral_figure(table: pd.DataFrame, hessians: list[str]) -> plt.Figure:
     """Eigenvalue vs index (1..k), one line per run coloured by batch size, one panel per Hessian in
-    ``hessians``; a symlog y axis keeps eigenvalues <= 0 visible (below the linear band around 0) and hollow
-    markers flag eigenvalues whose Lanczos residual did not converge."""
+    ``hessians``; a symlog y axis keeps eigenvalues <= 0 visible (below the linear band around 0) and a red X
+    marks every eigenvalue whose relative residual is above its tolerance (not converged)."""
     use_style()
     sizes = sorted(table["batch_size"].unique())
     colours = dict(zip(sizes, sns.color_palette("viridis", len(sizes))))
@@ -42,12 +42,10 @@ def spectral_figure(table: pd.DataFrame, hessians: list[str]) -> plt.Figure:
         panel = table[table["hessian"] == hessian]
         for (size, _run), rows in panel.groupby(["batch_size", "run"], sort=True):
             rows = rows.sort_values("index")
-            ok = rows["converged"].astype(bool).to_numpy()
+            ok = rows["converged"].eq(True).to_numpy()
             ax.plot(rows["index"], rows["value"], "-", color=colours[size], lw=1.5)
             ax.scatter(rows["index"][ok], rows["value"][ok], color=colours[size], s=18, zorder=3)
-            ax.scatter(
-                rows["index"][~ok], rows["value"][~ok], facecolors="none", edgecolors=colours[size], s=18, zorder=3
-            )
+            ax.scatter(rows["index"][~ok], rows["value"][~ok], **UNCONVERGED)
         threshold = symlog_threshold(panel["value"].to_numpy())
         ax.set_yscale("symlog", linthresh=threshold)
         ax.axhspan(-threshold, threshold, color="0.9", zorder=0)
@@ -58,8 +56,8 @@ def spectral_figure(table: pd.DataFrame, hessians: list[str]) -> plt.Figure:
     handles = [
         Line2D([], [], color=colour, marker="o", lw=1.5, label=f"batch size {size}") for size, colour in colours.items()
     ]
-    if not table["converged"].astype(bool).all():
-        handles.append(Line2D([], [], color="0.3", ls="", marker="o", markerfacecolor="none", label="not converged"))
+    if not table["converged"].eq(True).all():
+        handles.append(unconverged_handle(table))
     axes[0, -1].legend(handles=handles, loc="upper right", fontsize="small")
     return fig
 

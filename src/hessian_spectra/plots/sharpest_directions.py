@@ -20,7 +20,7 @@ from matplotlib import ticker
 import numpy as np
 import pandas as pd
 
-from hessian_spectra.plots.common import use_style
+from hessian_spectra.plots.common import UNCONVERGED, unconverged_handle, use_style
 from hessian_spectra.tables import read_table
 
 # run keys that never distinguish runs of this study (bookkeeping, or the same for all of its runs)
@@ -106,9 +106,10 @@ def load_study(
     for run_file, history, trajectory in zip(run_files, histories, trajectories):
         run = json.loads(Path(run_file).read_text())
         runs.append(run_row(run))
-        table = read_table(trajectory, required=("block", "quantity", "epoch", "index", "value", "converged"))
+        columns = ("epoch", "index", "value", "residual", "relative_residual", "tolerance", "converged")
+        table = read_table(trajectory, required=("block", "quantity", *columns))
         table = table[(table["block"] == "full") & (table["quantity"] == "eigenvalue")]
-        traj_parts.append(table[["epoch", "index", "value", "residual", "converged"]].assign(run=run["key"]))
+        traj_parts.append(table[list(columns)].assign(run=run["key"]))
         history_parts.append(read_table(history).assign(run=run["key"]))
     traj = pd.concat(traj_parts, ignore_index=True)
     traj["converged"] = traj["converged"].astype(str).str.lower().eq("true")
@@ -176,12 +177,13 @@ def _positive_log(ax, values: pd.Series) -> None:
 def _mark_unconverged(ax, table: pd.DataFrame) -> bool:
     bad = table[~table["converged"]]
     if len(bad):
-        ax.scatter(bad["epoch"], bad["value"], marker="x", color="black", zorder=5, label="not converged")
+        ax.scatter(bad["epoch"], bad["value"], **UNCONVERGED, label=unconverged_handle(table).get_label())
     return bool(len(bad))
 
 
 def spectrum_trajectory_figure(tables: StudyTables) -> plt.Figure:
-    """lambda_i vs epoch, i = 1..K, one panel per run (x marks eigenvalues whose Lanczos residual missed tol)."""
+    """lambda_i vs epoch, i = 1..K, one panel per run (a red X marks eigenvalues whose relative residual is above
+    the tolerance)."""
     use_style()
     runs = tables.runs
     cols = min(4, len(runs))
@@ -268,8 +270,9 @@ def nsgd_gamma_figure(tables: StudyTables) -> plt.Figure:
 
 
 def sharpness_table(tables: StudyTables) -> pd.DataFrame:
-    """Per run at its last epoch: lambda_max and ||H||_F ~ sqrt(sum of top-K lambda_i^2), with Lanczos residuals
-    and convergence, plus the largest lambda_max along training and the final accuracies."""
+    """Per run at its last epoch: lambda_max and ||H||_F ~ sqrt(sum of top-K lambda_i^2), with their Lanczos
+    relative residuals (the top-K's largest), the tolerance and convergence (relative residual <= tolerance), plus
+    the largest lambda_max along training and the final accuracies."""
     rows = []
     for _, run in tables.runs.iterrows():
         traj = tables.eigen(run["run"])
@@ -293,13 +296,16 @@ def sharpness_table(tables: StudyTables) -> pd.DataFrame:
                 "top_k": len(last),
                 "lambda_max": last["value"].iloc[0],
                 "lambda_max_residual": last["residual"].iloc[0],
+                "lambda_max_relative_residual": last["relative_residual"].iloc[0],
                 "lambda_max_converged": bool(last["converged"].iloc[0]),
                 "frobenius_topk": float(np.sqrt((last["value"] ** 2).sum())),
-                "topk_max_residual": last["residual"].max(),
+                "topk_relative_residual": last["relative_residual"].max(),
                 "topk_converged": bool(last["converged"].all()),
                 "peak_lambda_max": peak["value"],
                 "peak_epoch": int(peak["epoch"]),
+                "peak_relative_residual": peak["relative_residual"],
                 "peak_converged": bool(peak["converged"]),
+                "tolerance": traj["tolerance"].max(),
                 "final_valid_acc": hist.get("valid_acc", math.nan),
                 "final_test_acc": hist["test_acc"],
             }
