@@ -193,6 +193,34 @@ def test_surface_figure_has_a_row_per_run(tmp_path, kind):
     assert surface.stat().st_size > 10_000
 
 
+def test_loss_surfaces_share_one_loss_range_and_mark_theta_and_the_grid_minimum(tmp_path):
+    """Two batch sizes drawn on the loss range of both: every panel's colour scale is that range, and each panel
+    marks theta at (0, 0) and its own lowest grid point."""
+    from hessian_spectra.commands.large_batch import collect_landscapes, loss_range
+    from hessian_spectra.plots.large_batch import surface_figure
+
+    runs = {size: fake_run(tmp_path, size) for size in (16, 256)}
+    runs[256]["table"] = tmp_path / runs[256]["landscape"]
+    table = pd.read_csv(runs[256]["table"], sep="\t")
+    table.loc[table["direction"] == "eigen", "loss"] *= 10.0  # a sharper bowl than batch size 16's
+    table.to_csv(runs[256]["table"], sep="\t", index=False)
+    shared = loss_range([str(tmp_path / run["landscape"]) for run in runs.values()])
+    assert shared == (table["loss"].min(), table["loss"].max())
+    landscape = collect_landscapes([json.loads((tmp_path / runs[16]["run"]).read_text())],
+                                   [str(tmp_path / runs[16]["landscape"])])
+    fig = surface_figure(landscape, "contour", shared)
+    panels = [ax for ax in fig.axes if ax.get_xlabel() == "$c_1$"]
+    colorbars = [ax for ax in fig.axes if ax.get_ylabel() == "training loss"]
+    assert len(panels) == len(colorbars) == 2
+    for bar in colorbars:
+        np.testing.assert_allclose(bar.get_ylim(), shared)
+    for ax, direction in zip(panels, ("eigen", "random")):
+        rows = landscape[landscape["direction"] == direction]
+        best = rows.loc[rows["loss"].idxmin(), ["c1", "c2"]].to_numpy(float)
+        marked = [tuple(c.get_offsets()[0]) for c in ax.collections if len(c.get_offsets()) == 1]
+        assert (0.0, 0.0) in marked and tuple(best) in marked
+
+
 def planned_jobs(output: str) -> dict[str, int]:
     return {rule: int(count) for rule, count in re.findall(r"^(\w+)\s+(\d+)$", output, flags=re.M) if rule != "total"}
 

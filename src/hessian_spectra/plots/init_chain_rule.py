@@ -139,7 +139,8 @@ def all_sds_figure(table: pd.DataFrame) -> plt.Figure:
         ax.yaxis.set_minor_formatter(ticker.LogFormatter(labelOnlyBase=False, minor_thresholds=(1, 0.4)))
         ax.set_xlabel("training step")
     ax_loss.set(ylabel="loss on the Hessian subset", title="loss, every init sd")
-    ax_h.set(ylabel=f"${NORM.format('H')}$ of the {block} block", title=f"${NORM.format('H')}$ of {block}, every init sd")
+    norm = NORM.format("H")
+    ax_h.set(ylabel=f"${norm}$ of the {block} block", title=f"${norm}$ of {block}, every init sd")
     handles = [Line2D([], [], color=palette[sd], lw=2, label=f"init sd {sd_label(sd)}") for sd in sds]
     handles += [Line2D([], [], color="0.3", linestyle=style, label=name) for name, style in styles.items()]
     handles.append(Patch(color="0.3", alpha=0.15, label="$\\pm$ 1 standard error"))
