@@ -40,8 +40,9 @@ def fake_study(tmp_path, runs: list[dict], top_k: int = 3) -> list:
         run_dir.mkdir(parents=True)
         (run_dir / "run.json").write_text(json.dumps(run))
         epochs = range(run["epochs"] + 1)
-        pd.DataFrame({"epoch": epochs, "test_acc": [0.1 * e for e in epochs],
-                      "valid_acc": [0.2 * e for e in epochs]}).to_csv(run_dir / "history.tsv", sep="\t", index=False)
+        history = {"epoch": epochs, "train_loss": [2.3 / (e + 1) for e in epochs],
+                   "test_acc": [0.1 * e for e in epochs], "valid_acc": [0.2 * e for e in epochs]}
+        pd.DataFrame(history).to_csv(run_dir / "history.tsv", sep="\t", index=False)
         rows = [{"epoch": e, **result_row("full", "eigenvalue", i, (r + 1) * (e + 1) * 10.0 / i, tolerance=1e-3,
                                           residual=1.0 if (e, i) == (1, 2) else 1e-6 * i, products=40)}
                 for e in epochs for i in range(1, top_k + 1)]
@@ -128,6 +129,23 @@ def test_sharpness_table_and_figures_from_tables(tmp_path):
     save_figure(plots.grid_figure(tables, "batch_size"), out / "bs_grid.png")
     save_figure(plots.nsgd_gamma_figure(tables), out / "nsgd_gamma.png")
     assert all((out / f"{name}.png").stat().st_size > 5000 for name in FIGURES)
+
+
+def test_a_run_ending_near_chance_is_marked_diverged_in_the_table_and_the_gamma_figure(tmp_path):
+    runs = plan({"optimizer": {"name": "nsgd", "kk": 2}, "grid": {"optimizer.gamma": [0.1, 5.0]}})
+    dirs = fake_study(tmp_path / "runs", runs)
+    history = pd.read_csv(dirs[1] / "history.tsv", sep="\t")
+    history["valid_acc"] = [0.1, 0.3, 0.15]  # digits: 10 classes, below twice chance at the end
+    history.to_csv(dirs[1] / "history.tsv", sep="\t", index=False)
+    tables = plots.load_study(*study_files(dirs))
+    table = plots.sharpness_table(tables).set_index("run")
+    assert not table.loc[runs[0]["key"], "diverged"] and table.loc[runs[0]["key"], "diverged_because"] == ""
+    assert table.loc[runs[1]["key"], "diverged"]
+    assert "below twice chance" in table.loc[runs[1]["key"], "diverged_because"]
+    fig = plots.nsgd_gamma_figure(tables)
+    labels = [line.get_label() for line in fig.axes[1].get_lines()]
+    assert any(label.startswith("γ=5 DIVERGED") for label in labels)
+    assert not any("DIVERGED" in label for label in labels if label.startswith("γ=0.1"))
 
 
 def test_figure_and_table_commands_do_not_import_torch(tmp_path):

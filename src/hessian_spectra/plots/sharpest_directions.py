@@ -20,6 +20,8 @@ from matplotlib import ticker
 import numpy as np
 import pandas as pd
 
+from hessian_spectra.data.catalog import dataset_info
+from hessian_spectra.divergence import divergence
 from hessian_spectra.plots.common import UNCONVERGED, unconverged_handle, use_style
 from hessian_spectra.tables import read_table
 
@@ -113,7 +115,12 @@ def load_study(
         history_parts.append(read_table(history).assign(run=run["key"]))
     traj = pd.concat(traj_parts, ignore_index=True)
     traj["converged"] = traj["converged"].astype(str).str.lower().eq("true")
-    return StudyTables(pd.DataFrame(runs), traj, pd.concat(history_parts, ignore_index=True))
+    runs = pd.DataFrame(runs)
+    runs["diverged"] = [
+        divergence(history, dataset_info(dataset).num_classes)
+        for history, dataset in zip(history_parts, runs["dataset"])
+    ]
+    return StudyTables(runs, traj, pd.concat(history_parts, ignore_index=True))
 
 
 def _identity(settings: dict, ignore: Sequence[str]) -> tuple:
@@ -240,7 +247,8 @@ def grid_figure(tables: StudyTables, varied: str) -> plt.Figure:
 
 
 def nsgd_gamma_figure(tables: StudyTables) -> plt.Figure:
-    """lambda_1 and validation accuracy vs epoch, one line per gamma (the matching SGD run is gamma = 1)."""
+    """lambda_1 and validation accuracy vs epoch, one line per gamma (the matching SGD run is gamma = 1); a run
+    that diverged (``divergence``) is drawn dotted and grey, its legend entry saying why, never as a result."""
     use_style()
     groups = gamma_groups(tables.runs)
     if not groups:
@@ -252,11 +260,15 @@ def nsgd_gamma_figure(tables: StudyTables) -> plt.Figure:
         palette = plt.get_cmap("coolwarm")(np.linspace(0, 1, len(group)))
         for color, (_, run) in zip(palette, group.iterrows()):
             label = f"γ={run['gamma']:g}" + (" (SGD)" if run["optimizer"] == "sgd" else "")
+            style = dict(color=color)
+            if run["diverged"]:
+                label += f" DIVERGED: {run['diverged']}"
+                style = dict(color="0.55", linestyle=":", marker="x")
             traj = tables.eigen(run["run"], 1)
-            ax_eig.plot(traj["epoch"], traj["value"], color=color, label=label)
+            ax_eig.plot(traj["epoch"], traj["value"], label=label, **style)
             _mark_unconverged(ax_eig, traj)
             hist = tables.history(run["run"])
-            ax_acc.plot(hist["epoch"], hist[acc], color=color, label=label)
+            ax_acc.plot(hist["epoch"], hist[acc], label=label, **style)
         kk = group["kk"].dropna().iloc[0]
         title = f"{_group_title(group, ['lr', 'batch_size', 'momentum', 'l2'])}, KK={kk:g}"
         _positive_log(ax_eig, tables.eigen(group["run"], 1)["value"])
@@ -272,7 +284,7 @@ def nsgd_gamma_figure(tables: StudyTables) -> plt.Figure:
 def sharpness_table(tables: StudyTables) -> pd.DataFrame:
     """Per run at its last epoch: lambda_max and ||H||_F ~ sqrt(sum of top-K lambda_i^2), with their Lanczos
     relative residuals (the top-K's largest), the tolerance and convergence (relative residual <= tolerance), plus
-    the largest lambda_max along training and the final accuracies."""
+    the largest lambda_max along training, the final accuracies, and whether the run diverged (and why)."""
     rows = []
     for _, run in tables.runs.iterrows():
         traj = tables.eigen(run["run"])
@@ -308,6 +320,8 @@ def sharpness_table(tables: StudyTables) -> pd.DataFrame:
                 "tolerance": traj["tolerance"].max(),
                 "final_valid_acc": hist.get("valid_acc", math.nan),
                 "final_test_acc": hist["test_acc"],
+                "diverged": bool(run["diverged"]),
+                "diverged_because": run["diverged"],
             }
         )
     return pd.DataFrame(rows)
