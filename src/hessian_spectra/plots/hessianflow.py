@@ -16,6 +16,7 @@ from matplotlib.lines import Line2D
 from hessian_spectra.plots.common import UNCONVERGED, unconverged_handle, use_style
 
 METHODS = {"eigenvalue": ("Lanczos top-1", "-", "o"), "power_eigenvalue": ("power iteration (source)", "--", "^")}
+DIVERGED_COLOUR = (0.6, 0.6, 0.6)  # a diverged run is drawn, but never in a result's colour
 SYMLOG_RANGE = 1e-2  # linear within 1% of the largest |lambda| when an estimate is negative
 DENSITY_FLOOR = 1e-7  # PyHessian's get_esd_plot adds this before its log scale
 
@@ -35,8 +36,9 @@ def _panels(models, rows: int = 1, height: float = 3.6):
 def dominant_eigenvalue_figure(eigen: pd.DataFrame) -> plt.Figure:
     """lambda_1 vs epoch per model, one colour per run: Lanczos (solid) and the source's power-iteration estimate
     (dashed); a large red X on every estimate whose relative residual is above its tolerance (not converged,
-    whatever the source's stopping rule said); log scale (symlog if one is negative).
-    ``eigen``: model, label, epoch, quantity (``eigenvalue`` / ``power_eigenvalue``), value, converged."""
+    whatever the source's stopping rule said); a run that diverged is drawn grey, its legend entry saying why; log
+    scale (symlog if one is negative). ``eigen``: model, label, epoch, quantity (``eigenvalue`` /
+    ``power_eigenvalue``), value, converged, tolerance, diverged (why, or empty)."""
     use_style()
     models = list(dict.fromkeys(eigen["model"]))
     colours = _palette(eigen["label"])
@@ -45,6 +47,8 @@ def dominant_eigenvalue_figure(eigen: pd.DataFrame) -> plt.Figure:
     for ax, model in zip(axes[0], models):
         panel = eigen[eigen["model"] == model]
         for label, run in panel.groupby("label", sort=False):
+            if run["diverged"].iloc[0]:
+                colours[label] = DIVERGED_COLOUR
             for quantity, (_, style, marker) in METHODS.items():
                 rows = run[run["quantity"] == quantity].sort_values("epoch")
                 ax.plot(rows["epoch"], rows["value"], style, color=colours[label], lw=1.5)
@@ -57,7 +61,11 @@ def dominant_eigenvalue_figure(eigen: pd.DataFrame) -> plt.Figure:
         else:
             ax.set_yscale("symlog", linthresh=SYMLOG_RANGE * panel["value"].abs().max())
         ax.set(title=model, xlabel="epoch", ylabel=r"dominant eigenvalue $\lambda_1$")
-    handles = [Line2D([], [], color=colour, lw=2, label=label) for label, colour in colours.items()]
+    why = eigen.drop_duplicates("label").set_index("label")["diverged"]
+    handles = [
+        Line2D([], [], color=colour, lw=2, label=f"{label} DIVERGED: {why[label]}" if why[label] else label)
+        for label, colour in colours.items()
+    ]
     handles += [
         Line2D([], [], color="0.3", ls=style, marker=marker, label=name) for name, style, marker in METHODS.values()
     ]
