@@ -20,7 +20,6 @@ from torch import nn
 
 from hessian_spectra.atomic import atomic_write
 from hessian_spectra.checkpoint import load_checkpoint, model_from_checkpoint
-from hessian_spectra.curvature.convergence import converged_within, relative_residual
 from hessian_spectra.curvature import (
     CurvatureOperator,
     SpectralDensity,
@@ -34,6 +33,7 @@ from hessian_spectra.curvature import (
     power_iteration,
     slq,
 )
+from hessian_spectra.curvature.convergence import converged_within, relative_residual
 from hessian_spectra.data.subset import load_subset
 from hessian_spectra.tables import FULL, write_rows
 from hessian_spectra.walk import file_digest, walk_checkpoints
@@ -60,7 +60,8 @@ ROW_COLUMNS = (
 COLUMNS = ("epoch", *ROW_COLUMNS)
 MAX_DENSE = 20_000  # a dense float64 matrix of 3.2 GB
 
-# Each randomised quantity draws its probes from its own stream of the run's seed.
+# Each randomised quantity draws its probes from its own stream of the run's seed, keyed further by the operator
+# (full or layer blocks) and the checkpoint's epoch (``compute_spectrum``).
 _STREAMS = {"top_k": 1, "smallest_k": 2, "power": 3, "trace": 4, "frobenius": 5, "density": 6}
 
 

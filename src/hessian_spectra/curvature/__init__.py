@@ -4,9 +4,11 @@ Operator: ``CurvatureOperator`` (any parameter subset or layer blocks; its produ
 ``cached.py``, the default reusing each batch's first-order graph under a memory budget), and
 ``ShiftedOperator``. Algorithms: ``lanczos`` (top-k / bottom-k with residuals), ``lanczos_tridiagonal``
 (raw lanes), ``slq`` (spectral densities), ``hutchinson`` / ``hutchpp`` (trace), ``frobenius``,
-``power_iteration``, and dense forms for small problems (``dense_hessian``: the test oracle).
+``power_iteration``, and dense forms for small problems (``dense_hessian``: the test oracle). What "converged"
+means for any of their eigenvalues: ``relative_residual`` within a tolerance (``converged_within``).
 """
 
+from hessian_spectra.curvature.convergence import converged_within, relative_residual
 from hessian_spectra.curvature.dense import dense_eigh, dense_hessian, dense_matrix
 from hessian_spectra.curvature.lanczos import LanczosResult, LanczosRun, lanczos, lanczos_tridiagonal
 from hessian_spectra.curvature.operator import (
@@ -32,6 +34,7 @@ __all__ = [
     "PowerResult",
     "ShiftedOperator",
     "SpectralDensity",
+    "converged_within",
     "dense_eigh",
     "dense_hessian",
     "dense_matrix",
@@ -44,6 +47,7 @@ __all__ = [
     "make_batches",
     "power_iteration",
     "random_probes",
+    "relative_residual",
     "slq",
     "smooth_density",
 ]
