@@ -111,6 +111,8 @@ def test_every_table_of_the_tiny_run_is_honest_about_convergence_and_error(tiny_
             bad = table[claimed & ~(table[relative] <= table[tolerance])]
             assert bad.empty, f"{path}: converged with relative residual above tolerance:\n{bad.head()}"
             flagged += int(claimed.sum())
+        if "distance" in table.columns:  # layer-vs-full distances of stochastic densities
+            assert "probes" in table.columns and (table["probes"] >= 1).all(), path
         if "quantity" not in table.columns:
             continue
         eigen = table["quantity"].str.contains("eig")

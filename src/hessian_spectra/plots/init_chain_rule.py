@@ -31,6 +31,8 @@ def read_tables(paths: Iterable[str | Path]) -> pd.DataFrame:
                       ignore_index=True)
     if table.empty:
         raise ValueError("the chain-rule tables hold no rows")
+    if "probes" in table:
+        table["probes"] = table["probes"].astype("Int64")  # a count, empty where a row has no probes
     if table["sd"].isna().any():
         raise ValueError("a run has no init sd (model_options.init_sd): the figures are one per init sd")
     return table
