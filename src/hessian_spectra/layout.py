@@ -167,3 +167,5 @@ STUDY_TABLES = {
     "sharpest_directions": "sharpness_table.csv",
     "init_chain_rule": "chain_rule.tsv",
 }
+# The findings scorecard: every source's claims with a verdict computed from the tables above.
+FINDINGS = f"{RESULTS}/tables/findings.tsv"
