@@ -85,6 +85,23 @@ def test_tiny_run_end_to_end_and_report(tiny_run):
     html = (tmp_path / "report.html").read_text()
     missing = [p.name for p in figures if p.name not in html]
     assert not missing, f"not in the report: {missing}"
+    assert "findings.tsv" in html
+
+
+@pytest.mark.slow
+def test_tiny_run_findings_scorecard(tiny_run):
+    """findings.tsv: one row per claim of the sources (the tiny config runs every study with one seed), each with a
+    valid verdict, its rule and the numbers behind it."""
+    from hessian_spectra.findings import CLAIMS, COLUMNS, SOURCES, VERDICTS
+
+    table = pd.read_csv(tiny_run / layout.FINDINGS, sep="\t", keep_default_na=False)
+    assert list(table.columns) == list(COLUMNS)
+    assert table["claim"].tolist() == [claim.claim for claim in CLAIMS]
+    assert set(table["verdict"]) <= set(VERDICTS)
+    assert (table["source"].astype(str).str.zfill(3) == table["study"].map(SOURCES)).all()
+    assert (table["rule"] != "").all() and (table["why"] != "").all()
+    # every study ran, so no claim is left at "study not run"
+    assert not table["why"].str.contains("study not run").any()
 
 
 STOCHASTIC = ("trace", "frobenius", "density_")  # quantity prefixes of the estimates drawn from random probes

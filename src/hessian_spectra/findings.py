@@ -419,7 +419,8 @@ def tiny_init(root: Path, runs: list[dict]) -> Verdict:
         if len(group) < 2:
             continue
         tiny, others = group.iloc[0], group.iloc[1:]
-        values.append(f"{activation}: final loss " + ", ".join(f"sd{r.sd:g} {fmt(r.value)}" for r in group.itertuples()))
+        losses = ", ".join(f"sd{r.sd:g} {fmt(r.value)}" for r in group.itertuples())
+        values.append(f"{activation}: final loss {losses}")
         bad = [f"sd{r.sd:g}" for r in group.itertuples() if by_key[r.run]["diverged"]]
         if bad:
             verdicts.append(UNSURE)
@@ -467,10 +468,11 @@ def u_shape(root: Path, runs: list[dict]) -> Verdict:
     for key, group in profiles.groupby("run"):
         group = group.sort_values("layer")
         best = group.loc[group["distance"].idxmin()]
-        values.append(f"{group['model'].iloc[0]}: " + ", ".join(f"L{r.layer} {fmt(r.distance)}" for r in group.itertuples()))
+        distances = ", ".join(f"L{r.layer} {fmt(r.distance)}" for r in group.itertuples())
+        values.append(f"{group['model'].iloc[0]}: {distances}")
         if by_key[key]["diverged"]:
             verdicts.append(UNSURE)
-            whys.append(f"{group['model'].iloc[0]} diverged")
+            whys.append(f"{group['model'].iloc[0]} diverged ({by_key[key]['diverged']})")
         elif "probes" in group and group["probes"].min() < 2:
             verdicts.append(UNSURE)
             whys.append(f"{group['model'].iloc[0]}: densities from {int(group['probes'].min())} probe (no error)")
@@ -485,7 +487,8 @@ def u_shape(root: Path, runs: list[dict]) -> Verdict:
     if not verdicts:
         return Verdict("", UNSURE, "no matching profile")
     verdict = FAILS if FAILS in verdicts else UNSURE if UNSURE in verdicts else HOLDS
-    return Verdict("; ".join(values), verdict, f"distance {metric} at the peak epoch; " + "; ".join(whys) + f"; {ONE_SEED}")
+    why = "; ".join(whys)
+    return Verdict("; ".join(values), verdict, f"distance {metric} at the peak epoch; {why}; {ONE_SEED}")
 
 
 def layer_falls(root: Path, runs: list[dict]) -> Verdict:
@@ -506,13 +509,20 @@ def layer_falls(root: Path, runs: list[dict]) -> Verdict:
             if rows.empty:
                 continue
             points = [Point(f"epoch{int(r.epoch)}", r.value, r.stderr if "stderr" in rows else math.nan,
-                            excluded=excluded(run, r._asdict()) if name == "lambda_1" else excluded(run))
+                            excluded=unconverged(r._asdict()) if name == "lambda_1" else "")
                       for r in rows.itertuples()]
             peak = max(range(len(points)), key=lambda i: points[i].value)
-            verdict = ordered([points[peak], points[-1]], False, "epochs") if peak < len(points) - 1 else \
-                Verdict("", FAILS, "its maximum is at the last epoch")
-            if name == "trace/n" and "probes" in rows and rows["probes"].min() < 2:
+            out = [f"{p.label} {p.excluded}" for p in points if p.excluded]
+            if run["diverged"]:
+                verdict = Verdict("", UNSURE, f"not evidence: diverged ({run['diverged']})")
+            elif out:
+                verdict = Verdict("", UNSURE, f"not evidence: {', '.join(out)}")
+            elif name == "trace/n" and "probes" in rows and rows["probes"].min() < 2:
                 verdict = Verdict("", UNSURE, "from 1 probe: no standard error")
+            elif peak == len(points) - 1:
+                verdict = Verdict("", FAILS, "its maximum is at the last epoch")
+            else:
+                verdict = ordered([points[peak], points[-1]], False, "epochs")
             values.append(f"{run['model']} {name}: {spell(points)}")
             verdicts.append(verdict.verdict)
             whys.append(f"{run['model']} {name}: {verdict.why.split(';')[0]}")

@@ -180,10 +180,15 @@ def study_enabled(study):
 
 
 def all_targets():
-    """Every figure and table of the enabled studies, and any lost checkpoint (the default target)."""
-    return [
-        target
-        for study in STUDIES
-        if study_enabled(study)
-        for target in TARGETS.get(study, [])
-    ] + LOST_CHECKPOINTS
+    """Every figure and table of the enabled studies, the findings scorecard, and any lost checkpoint (the default
+    target)."""
+    return (
+        [
+            target
+            for study in STUDIES
+            if study_enabled(study)
+            for target in TARGETS.get(study, [])
+        ]
+        + TARGETS.get("findings", [])
+        + LOST_CHECKPOINTS
+    )
