@@ -116,3 +116,76 @@ def test_scorecard_rows_per_seed_and_disagreeing_seeds(tmp_path):
     assert set(claim["verdict"]) == {UNSURE}
     assert all(why.endswith("seeds disagree") for why in claim["why"])
     assert not any("seed spread is unknown" in why for why in claim["why"])
+
+
+def layer_spectra(root, key, lambdas, converged=(True, True, True)):
+    """layerhessians' per-epoch full-Hessian tables: lambda_1 per epoch, density means from 4 probes."""
+    for epoch, (value, ok) in enumerate(zip(lambdas, converged)):
+        rows = [
+            {"epoch": epoch, "block": "full", "quantity": "eigenvalue", "index": 1, "value": value,
+             "stderr": float("nan"), "probes": float("nan"), "relative_residual": 0.0 if ok else 0.5,
+             "tolerance": 1e-3, "converged": ok},
+            {"epoch": epoch, "block": "full", "quantity": "density_mean", "index": 0, "value": value / 100,
+             "stderr": 1e-4, "probes": 4, "relative_residual": float("nan"), "tolerance": float("nan"),
+             "converged": float("nan")},
+        ]
+        path = root / layout.layer_spectrum(key, epoch, "tsv")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_table(pd.DataFrame(rows), path)
+
+
+@pytest.mark.parametrize(
+    "lambdas, converged, verdict",
+    [
+        ((1.0, 5.0, 2.0), (True, True, True), HOLDS),
+        ((1.0, 2.0, 5.0), (True, True, True), FAILS),
+        ((1.0, 5.0, 2.0), (True, False, True), UNSURE),
+    ],
+)
+def test_layer_eigenvalue_and_trace_fall(tmp_path, lambdas, converged, verdict):
+    key = make_run(tmp_path, "layerhessians", 32, model="lenet", epochs=2)
+    layer_spectra(tmp_path, key, lambdas, converged)
+    result = findings.layer_falls(tmp_path, findings.load_runs(tmp_path, "layerhessians"))
+    assert result.verdict == verdict, result.why
+
+
+def test_tiny_init_training_as_well_does_not_hold(tmp_path):
+    keys = [make_run(tmp_path, "init_chain_rule", 32, optimizer=f"sd{sd}") for sd in ("1e-05", "0.01")]
+    rows = [{"run": key, "sd": sd, "activation": "relu", "epoch": epoch, "block": "full", "quantity": "loss",
+             "value": value, "stderr": float("nan")}
+            for key, sd, values in zip(keys, (1e-5, 0.01), ((2.3, 0.50), (2.3, 0.49)))
+            for epoch, value in enumerate(values)]
+    write_table(pd.DataFrame(rows), tmp_path / layout.study_table("init_chain_rule", "chain_rule.tsv"))
+    result = findings.tiny_init(tmp_path, findings.load_runs(tmp_path, "init_chain_rule"))
+    assert result.verdict == FAILS
+    assert "sd1e-05 0.5, sd0.01 0.49" in result.value
+
+
+def test_absa_schedule(tmp_path):
+    absa = {**HEALTHY, "effective_batch_size": [float("nan"), 32], "lambda": [float("nan"), 10.0],
+            "lambda_relative_residual": [float("nan"), 0.01]}
+    make_run(tmp_path, "hessianflow", 32, absa, optimizer="absa")
+    runs = findings.load_runs(tmp_path, "hessianflow")
+    result = findings.absa_schedule(tmp_path, runs)
+    assert result.verdict == UNSURE and "did not fall" in result.why  # lambda never fell: nothing to grow on
+
+
+def sharpness_table(root, rows):
+    """sharpest_directions' study table from (optimizer, gamma, lambda_max, valid_acc, diverged_because) rows."""
+    table = pd.DataFrame(
+        [{"run": make_run(root, "sharpest_directions", 32, optimizer=f"{name}{gamma}"), "optimizer": name,
+          "gamma": gamma, "lr": 0.05, "batch_size": 32, "epoch": 2, "lambda_max": value, "lambda_max_converged": True,
+          "peak_lambda_max": value, "peak_epoch": 1, "peak_converged": True, "final_valid_acc": acc,
+          "diverged": bool(why), "diverged_because": why} for name, gamma, value, acc, why in rows]
+    )
+    write_table(table, root / layout.study_table("sharpest_directions", "sharpness_table.csv"))
+    return findings.load_runs(root, "sharpest_directions")
+
+
+def test_nsgd_versus_sgd(tmp_path):
+    runs = sharpness_table(tmp_path, [("sgd", float("nan"), 10.0, 0.9, ""), ("nsgd", 0.1, 20.0, 0.88, ""),
+                                      ("nsgd", 5.0, 1.0, 0.2, "final valid_acc 0.2")])
+    sharper = findings.nsgd_versus_sgd(True)(tmp_path, runs)
+    assert sharper.verdict == HOLDS and "gamma0.1: sharper than SGD" in sharper.why
+    flatter = findings.nsgd_versus_sgd(False)(tmp_path, runs)
+    assert flatter.verdict == UNSURE and "diverged (final valid_acc 0.2)" in flatter.why
