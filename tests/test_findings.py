@@ -189,3 +189,12 @@ def test_nsgd_versus_sgd(tmp_path):
     assert sharper.verdict == HOLDS and "gamma0.1: sharper than SGD" in sharper.why
     flatter = findings.nsgd_versus_sgd(False)(tmp_path, runs)
     assert flatter.verdict == UNSURE and "diverged (final valid_acc 0.2)" in flatter.why
+
+
+def test_large_batch_unequally_trained_is_inconclusive(tmp_path):
+    unfinished = {**HEALTHY, "train_acc": [0.1, 0.7]}
+    keys = [make_run(tmp_path, "large_batch", 16), make_run(tmp_path, "large_batch", 256, unfinished)]
+    top_eigenvalues(tmp_path, [(keys[0], 16, 1.0, True), (keys[1], 256, 3.0, True)])
+    result = findings.large_batch_eigenvalues(tmp_path, findings.load_runs(tmp_path, "large_batch"))
+    assert result.verdict == UNSURE
+    assert "runs not equally trained" in result.why and "bs16 62 (0.9), bs256 3 (0.7)" in result.why

@@ -145,6 +145,17 @@ def excluded(run: dict, row=None) -> str:
     return "" if row is None else unconverged(row)
 
 
+def at_convergence(verdict: Verdict, runs: Sequence[dict]) -> Verdict:
+    """A verdict about minima is inconclusive when the compared runs' final training accuracies differ by more than
+    ``ACC_GAP`` (some did not finish training); the steps and accuracies are added to its why either way."""
+    accuracies = [run["history"]["train_acc"].iloc[-1] for run in runs]
+    why = verdict.why + steps_note(runs)
+    if verdict.verdict != UNSURE and accuracies and max(accuracies) - min(accuracies) > ACC_GAP:
+        return Verdict(verdict.value, UNSURE, f"runs not equally trained (train acc differs by more than {ACC_GAP}); "
+                       + why)
+    return Verdict(verdict.value, verdict.verdict, why)
+
+
 def steps_note(runs: Sequence[dict]) -> str:
     """Optimizer steps and final training accuracy of compared runs (an unfinished run is a known cause)."""
     return "; steps (train acc): " + ", ".join(
@@ -164,8 +175,8 @@ def large_batch_eigenvalues(root: Path, runs: list[dict]) -> Verdict:
     points = [Point(f"bs{r.batch_size}", r.value, excluded=excluded(by_key[r.run], r._asdict()))
               for r in rows.itertuples()]
     verdict = ordered(points, True, "batch sizes")
-    ordered_runs = [by_key[key] for key in rows["run"]]
-    return Verdict(f"{hessian} lambda_1: {verdict.value}", verdict.verdict, verdict.why + steps_note(ordered_runs))
+    verdict = at_convergence(verdict, [by_key[key] for key in rows["run"]])
+    return Verdict(f"{hessian} lambda_1: {verdict.value}", verdict.verdict, verdict.why)
 
 
 def loss_rise(landscape: pd.DataFrame) -> tuple[float, str]:
@@ -178,15 +189,15 @@ def loss_rise(landscape: pd.DataFrame) -> tuple[float, str]:
 
 
 def large_batch_surface(root: Path, runs: list[dict]) -> Verdict:
-    points = []
+    points, compared = [], []
     for run in sorted(runs, key=lambda run: run["batch_size"]):
         path = root / layout.landscape(run["key"])
         if not path.is_file():
             continue
         rise, why = loss_rise(read_table(path))
         points.append(Point(f"bs{run['batch_size']}", rise, excluded=excluded(run) or why))
-    verdict = ordered(points, True, "loss surfaces")
-    return Verdict(verdict.value, verdict.verdict, verdict.why + steps_note(runs))
+        compared.append(run)
+    return at_convergence(ordered(points, True, "loss surfaces"), compared)
 
 
 # --- seed 001: sharpest_directions ------------------------------------------------------------------------------
@@ -537,12 +548,14 @@ CLAIMS = (
     Claim("large_batch", "at convergence the top Hessian eigenvalues grow with the batch size",
           "lambda_1 of the full (else last-layer) Hessian at the final checkpoint, per batch size",
           f"holds if lambda_1 rises at every step of the batch-size order; does not hold if it falls at a step by "
-          f"more than {MIN_GAP:.0%}; inconclusive if a difference is within {MIN_GAP:.0%} (seed spread unknown) or "
-          f"{EXCLUSIONS}", large_batch_eigenvalues),
+          f"more than {MIN_GAP:.0%}; inconclusive if a difference is within {MIN_GAP:.0%} (seed spread unknown), "
+          f"final training accuracies differ by more than {ACC_GAP} (not all at convergence), or {EXCLUSIONS}",
+          large_batch_eigenvalues),
     Claim("large_batch", "the loss along the top-2 eigenvectors rises faster for larger batches",
           "mean loss over the top-2 eigenvector grid minus the loss at theta, per batch size",
           f"holds if the rise grows at every step of the batch-size order; does not hold if it shrinks at a step by "
-          f"more than {MIN_GAP:.0%}; inconclusive within {MIN_GAP:.0%} or if {EXCLUSIONS}", large_batch_surface),
+          f"more than {MIN_GAP:.0%}; inconclusive within {MIN_GAP:.0%}, if final training accuracies differ by more "
+          f"than {ACC_GAP}, or if {EXCLUSIONS}", large_batch_surface),
     Claim("sharpest_directions", "lambda_max rises early, peaks, then falls or settles",
           "lambda_max at epoch 0, its peak (epoch) and its final value, per SGD run",
           f"holds if every SGD run's peak exceeds its epoch-0 value by {MIN_GAP:.0%} and lies before its last epoch; "
