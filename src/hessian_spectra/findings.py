@@ -168,6 +168,7 @@ def steps_note(runs: Sequence[dict]) -> str:
 
 
 def large_batch_eigenvalues(root: Path, runs: list[dict]) -> Verdict:
+    """Seed 000: lambda_1 at the final checkpoint against the batch size."""
     top = table(root, layout.study_table("large_batch", layout.STUDY_TABLES["large_batch"]), runs)
     hessian = "full" if (top["hessian"] == "full").any() else "last_layer"
     by_key = {run["key"]: run for run in runs}
@@ -189,6 +190,7 @@ def loss_rise(landscape: pd.DataFrame) -> tuple[float, str]:
 
 
 def large_batch_surface(root: Path, runs: list[dict]) -> Verdict:
+    """Seed 000: the loss rise over the top-2 eigenvector grid against the batch size."""
     points, compared = [], []
     for run in sorted(runs, key=lambda run: run["batch_size"]):
         path = root / layout.landscape(run["key"])
@@ -204,16 +206,19 @@ def large_batch_surface(root: Path, runs: list[dict]) -> Verdict:
 
 
 def sharpness(root: Path, runs: list[dict]) -> pd.DataFrame:
+    """sharpest_directions' study table, the rows of ``runs``."""
     return table(root, layout.study_table("sharpest_directions", layout.STUDY_TABLES["sharpest_directions"]), runs)
 
 
 def sharp_excluded(row) -> str:
+    """Why a sharpness-table row cannot count (empty when it can)."""
     if bool(row["diverged"]):
         return f"diverged ({row['diverged_because']})"
     return "" if bool(row["peak_converged"]) else "peak unconverged"
 
 
 def sharpest_peak(root: Path, runs: list[dict]) -> Verdict:
+    """Seed 001: each SGD run's lambda_max from epoch 0 to its peak and its end."""
     rows = sharpness(root, runs)
     rows = rows[rows["optimizer"] == "sgd"]
     values, late, flat, out = [], [], [], []
@@ -253,6 +258,8 @@ def grid(rows: pd.DataFrame, vary: str, fixed: str) -> pd.DataFrame:
 
 
 def sharpest_order(vary: str, fixed: str, increasing: bool) -> Callable[[Path, list[dict]], Verdict]:
+    """Seed 001: the check that the peak lambda_max falls (rises) along the ``vary`` grid."""
+
     def check(root: Path, runs: list[dict]) -> Verdict:
         rows = grid(sharpness(root, runs), vary, fixed)
         prefix = "lr" if vary == "lr" else "bs"
@@ -264,6 +271,8 @@ def sharpest_order(vary: str, fixed: str, increasing: bool) -> Callable[[Path, l
 
 
 def nsgd_versus_sgd(sharper: bool) -> Callable[[Path, list[dict]], Verdict]:
+    """Seed 001: the check that NSGD with gamma < 1 (``sharper``) or > 1 ends sharper (flatter) than SGD."""
+
     def check(root: Path, runs: list[dict]) -> Verdict:
         rows = sharpness(root, runs)
         nsgd = rows[(rows["optimizer"] == "nsgd") & ((rows["gamma"] < 1) if sharper else (rows["gamma"] > 1))]
@@ -306,10 +315,12 @@ def nsgd_versus_sgd(sharper: bool) -> Callable[[Path, list[dict]], Verdict]:
 
 
 def by_optimizer(runs: list[dict], name: str) -> list[dict]:
+    """The runs trained with optimizer ``name``."""
     return [run for run in runs if run["optimizer"]["name"] == name]
 
 
 def absa_schedule(root: Path, runs: list[dict]) -> Verdict:
+    """Seed 002: ABSA's batch size against its own lambda estimate, epoch by epoch."""
     absa = by_optimizer(runs, "absa")
     if not absa:
         return Verdict("", UNSURE, "no ABSA run in this config")
@@ -345,6 +356,7 @@ def absa_schedule(root: Path, runs: list[dict]) -> Verdict:
 
 
 def absa_versus_sgd(root: Path, runs: list[dict]) -> Verdict:
+    """Seed 002: ABSA's final test accuracy and optimizer steps against SGD's."""
     absa, sgd = by_optimizer(runs, "absa"), by_optimizer(runs, "sgd")
     if not absa or not sgd:
         return Verdict("", UNSURE, "needs an ABSA and an SGD run")
@@ -363,6 +375,7 @@ def absa_versus_sgd(root: Path, runs: list[dict]) -> Verdict:
 
 
 def power_agrees(root: Path, runs: list[dict]) -> Verdict:
+    """Seed 002: power iteration against converged Lanczos lambda_max at every checkpoint."""
     values, bad, compared = [], [], 0
     for run in runs:
         eigen = table(root, layout.dominant_eigen(run["key"]))
@@ -392,10 +405,12 @@ def power_agrees(root: Path, runs: list[dict]) -> Verdict:
 
 
 def chain_rule(root: Path, runs: list[dict]) -> pd.DataFrame:
+    """init_chain_rule's study table, the rows of ``runs``."""
     return table(root, layout.study_table("init_chain_rule", layout.STUDY_TABLES["init_chain_rule"]), runs)
 
 
 def init_frobenius(root: Path, runs: list[dict]) -> Verdict:
+    """Seed 003: ||H||_F of dense1 at initialisation against the init sd."""
     rows = chain_rule(root, runs)
     rows = rows[(rows["block"] == "dense1") & (rows["quantity"] == "frobenius_H") & (rows["epoch"] == 0)]
     loss = chain_rule(root, runs)
@@ -420,6 +435,7 @@ def init_frobenius(root: Path, runs: list[dict]) -> Verdict:
 
 
 def tiny_init(root: Path, runs: list[dict]) -> Verdict:
+    """Seed 003: the smallest init sd's final loss against the larger sds'."""
     rows = chain_rule(root, runs)
     rows = rows[rows["quantity"] == "loss"]
     final = rows[rows["epoch"] == rows.groupby("run")["epoch"].transform("max")]
@@ -448,6 +464,7 @@ def tiny_init(root: Path, runs: list[dict]) -> Verdict:
 
 
 def gauss_newton(root: Path, runs: list[dict]) -> Verdict:
+    """Seed 003: ||G||_F against ||H - G||_F of dense1 at each run's final checkpoint."""
     rows = chain_rule(root, runs)
     rows = rows[(rows["block"] == "dense1") & rows["quantity"].isin(["frobenius_G", "frobenius_H_minus_G"])]
     final = rows[rows["epoch"] == rows.groupby("run")["epoch"].transform("max")]
@@ -469,6 +486,7 @@ def gauss_newton(root: Path, runs: list[dict]) -> Verdict:
 
 
 def u_shape(root: Path, runs: list[dict]) -> Verdict:
+    """Seed 004: which layer block's spectrum is closest to the full one."""
     profiles = table(root, layout.study_table("layerhessians", layout.MATCH_PROFILES), runs)
     if profiles.empty:
         return Verdict("", UNSURE, "no matching profile")
@@ -503,6 +521,7 @@ def u_shape(root: Path, runs: list[dict]) -> Verdict:
 
 
 def layer_falls(root: Path, runs: list[dict]) -> Verdict:
+    """Seed 004: the full Hessian's lambda_1 and density mean from their maximum to the last epoch."""
     values, verdicts, whys = [], [], []
     for run in runs:
         parts = []
