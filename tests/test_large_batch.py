@@ -246,6 +246,7 @@ def test_default_run_plans_one_spectrum_per_run_and_hessian(tmp_path, default_co
         "large_batch_table": 1,
         "large_batch_spectral_figure": 1,
         "large_batch_surface_figure": len({run["batch_size"] for run in runs}),
+        "findings": 1,
         "all": 1,
     }
 
