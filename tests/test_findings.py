@@ -198,3 +198,13 @@ def test_large_batch_unequally_trained_is_inconclusive(tmp_path):
     result = findings.large_batch_eigenvalues(tmp_path, findings.load_runs(tmp_path, "large_batch"))
     assert result.verdict == UNSURE
     assert "runs not equally trained" in result.why and "bs16 62 (0.9), bs256 3 (0.7)" in result.why
+
+
+def test_tables_that_cannot_answer_a_claim_leave_it_inconclusive(tmp_path):
+    key = make_run(tmp_path, "large_batch", 16)
+    write_table(pd.DataFrame({"run": [key], "batch_size": [16]}),
+                tmp_path / layout.study_table("large_batch", layout.STUDY_TABLES["large_batch"]))
+    table = findings.scorecard(tmp_path, ["large_batch"])
+    rows = table[table["study"] == "large_batch"]
+    assert set(rows["verdict"]) == {UNSURE}
+    assert rows["why"].iloc[0].startswith("not computable from this run's tables (KeyError")

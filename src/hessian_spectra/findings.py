@@ -637,6 +637,17 @@ CLAIMS = (
 )
 
 
+def judge(claim: Claim, root: Path, runs: list[dict]) -> Verdict:
+    """``claim``'s verdict on one seed's runs; a missing table means the study did not run, and tables that cannot
+    answer the claim (a config without the runs it compares) leave it inconclusive, saying why."""
+    try:
+        return claim.check(root, runs)
+    except FileNotFoundError:
+        return Verdict("", UNSURE, NOT_RUN)
+    except (KeyError, ValueError, IndexError) as err:
+        return Verdict("", UNSURE, f"not computable from this run's tables ({type(err).__name__}: {err})")
+
+
 def scorecard(root: str | Path, studies: Sequence[str]) -> pd.DataFrame:
     """One row per claim and seed, the studies not in ``studies`` (or whose tables are missing) inconclusive."""
     root = Path(root)
@@ -645,12 +656,10 @@ def scorecard(root: str | Path, studies: Sequence[str]) -> pd.DataFrame:
         runs = load_runs(root, claim.study) if claim.study in studies else []
         seeds = sorted({seed_of(run["key"]) for run in runs})
         for seed in seeds or [None]:
-            try:
-                if seed is None:
-                    raise FileNotFoundError
-                verdict = claim.check(root, [run for run in runs if seed_of(run["key"]) == seed])
-            except FileNotFoundError:
+            if seed is None:
                 verdict = Verdict("", UNSURE, NOT_RUN)
+            else:
+                verdict = judge(claim, root, [run for run in runs if seed_of(run["key"]) == seed])
             why = verdict.why if len(seeds) < 2 else verdict.why.replace(ONE_SEED, f"{len(seeds)} seeds")
             rows.append({"study": claim.study, "source": SOURCES[claim.study], "seed": seed, "claim": claim.claim,
                          "metric": claim.metric, "value": verdict.value or "none", "verdict": verdict.verdict,
