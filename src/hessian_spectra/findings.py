@@ -468,13 +468,19 @@ def gauss_newton(root: Path, runs: list[dict]) -> Verdict:
     rows = chain_rule(root, runs)
     rows = rows[(rows["block"] == "dense1") & rows["quantity"].isin(["frobenius_G", "frobenius_H_minus_G"])]
     final = rows[rows["epoch"] == rows.groupby("run")["epoch"].transform("max")]
+    by_key = {run["key"]: run for run in runs}
     values, verdicts = [], []
-    for (sd, activation), group in final.groupby(["sd", "activation"]):
+    for _, group in final.groupby("run"):
+        sd, activation = group["sd"].iloc[0], group["activation"].iloc[0]
         g = group.set_index("quantity")
         a = Point("G", g.loc["frobenius_G", "value"], g.loc["frobenius_G", "stderr"])
         b = Point("H-G", g.loc["frobenius_H_minus_G", "value"], g.loc["frobenius_H_minus_G", "stderr"])
         values.append(f"sd{sd:g} {activation}: {spell([a, b])}")
-        verdicts.append(UNSURE if within_error(a, b) else HOLDS if a.value > b.value else FAILS)
+        if by_key[group["run"].iloc[0]]["diverged"]:
+            values[-1] += f" (diverged: {by_key[group['run'].iloc[0]]['diverged']})"
+            verdicts.append(UNSURE)
+        else:
+            verdicts.append(UNSURE if within_error(a, b) else HOLDS if a.value > b.value else FAILS)
     if not verdicts:
         return Verdict("", UNSURE, "no chain-rule split in the table")
     verdict = FAILS if FAILS in verdicts else UNSURE if UNSURE in verdicts else HOLDS
@@ -624,7 +630,7 @@ CLAIMS = (
     Claim("init_chain_rule", "the Gauss-Newton term dominates the curvature term",
           "||G||_F vs ||H - G||_F of dense1 at each run's final checkpoint",
           "holds if ||G||_F exceeds ||H - G||_F by more than two standard errors in every run; does not hold if it is "
-          "below in any; inconclusive if within two standard errors", gauss_newton),
+          "below in any; inconclusive if within two standard errors or the run diverged", gauss_newton),
     Claim("layerhessians", "layer-block spectra resemble the full one, middle layers the most (the U-shaped curve)",
           "distance of each layer block's spectrum to the full one at the peak epoch (matching profile)",
           "holds if every run's closest layer is a middle one (not first or last); does not hold if it is an end "
