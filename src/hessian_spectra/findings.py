@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -131,14 +131,14 @@ def table(root: Path, path: str, runs: Sequence[dict] | None = None) -> pd.DataF
     return rows if runs is None else rows[rows["run"].isin([run["key"] for run in runs])]
 
 
-def unconverged(row) -> str:
+def unconverged(row: Mapping) -> str:
     """Why an eigenvalue row cannot count (empty when converged)."""
     if bool(row["converged"]):
         return ""
     return f"unconverged (relative residual {fmt(row['relative_residual'])} > {fmt(row['tolerance'])})"
 
 
-def excluded(run: dict, row=None) -> str:
+def excluded(run: dict, row: Mapping | None = None) -> str:
     """Why a run's value cannot count: the run diverged, or the eigenvalue is unconverged."""
     if run["diverged"]:
         return f"diverged ({run['diverged']})"
@@ -210,7 +210,7 @@ def sharpness(root: Path, runs: list[dict]) -> pd.DataFrame:
     return table(root, layout.study_table("sharpest_directions", layout.STUDY_TABLES["sharpest_directions"]), runs)
 
 
-def sharp_excluded(row) -> str:
+def sharp_excluded(row: Mapping) -> str:
     """Why a sharpness-table row cannot count (empty when it can)."""
     if bool(row["diverged"]):
         return f"diverged ({row['diverged_because']})"
