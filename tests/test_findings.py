@@ -208,3 +208,16 @@ def test_tables_that_cannot_answer_a_claim_leave_it_inconclusive(tmp_path):
     rows = table[table["study"] == "large_batch"]
     assert set(rows["verdict"]) == {UNSURE}
     assert rows["why"].iloc[0].startswith("not computable from this run's tables (KeyError")
+
+
+@pytest.mark.parametrize("lambdas, verdict", [((10.0, 4.0, 5.0), HOLDS), ((10.0, 12.0, 13.0), FAILS)])
+def test_absa_batch_grows_after_lambda_falls(tmp_path, lambdas, verdict):
+    """A history row's batch size is the one trained with; the lambda measured after the epoch before decided it."""
+    absa = {"train_loss": [2.3, 1.0, 0.5, 0.4], "train_acc": [0.1, 0.8, 0.9, 0.9], "test_acc": [0.1, 0.8, 0.9, 0.9],
+            "effective_batch_size": [float("nan"), 32, 32, 64], "lambda": [float("nan"), *lambdas],
+            "lambda_relative_residual": [float("nan"), 0.01, 0.01, 0.01]}
+    key = make_run(tmp_path, "hessianflow", 32, optimizer="absa")
+    files = layout.run_files(key)
+    write_table(pd.DataFrame({"epoch": [0, 1, 2, 3], "steps": [0, 10, 20, 25], **absa}), tmp_path / files.history)
+    result = findings.absa_schedule(tmp_path, findings.load_runs(tmp_path, "hessianflow"))
+    assert result.verdict == verdict, result.why
