@@ -609,8 +609,9 @@ CLAIMS = (
     Claim("hessianflow", "ABSA grows the batch as lambda falls",
           "ABSA's effective batch size and lambda at every epoch",
           "holds if the batch never shrinks, grows at least once, and every growth follows a lambda (the schedule's "
-          "own estimate, measured after the epoch before) below an earlier one; does not hold if it shrinks, grows otherwise, or never grows though "
-          "lambda fell by the max ratio; inconclusive if lambda never fell or the run diverged", absa_schedule),
+          "own estimate, measured after the epoch before) below an earlier one; does not hold if it shrinks, grows "
+          "otherwise, or never grows though lambda fell by the max ratio; inconclusive if lambda never fell or the "
+          "run diverged", absa_schedule),
     Claim("hessianflow", "ABSA ends near SGD's accuracy in fewer optimizer steps",
           "final test accuracy and optimizer steps of ABSA and SGD",
           f"holds if ABSA's test accuracy is within {ACC_GAP} of SGD's (or above) and it took fewer steps; does not "
