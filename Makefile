@@ -13,7 +13,7 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --disable-pip-version-check -q -e '.[test,slurm,peers]'
+	$(BIN)/python -m pip install --disable-pip-version-check -q -e '.[test,slurm,peers,tensorboard]'
 	touch $@
 
 install: $(VENV)/.installed

@@ -26,6 +26,7 @@ include: "workflow/rules/large_batch.smk"
 include: "workflow/rules/sharpest_directions.smk"
 include: "workflow/rules/hessianflow.smk"
 include: "workflow/rules/init_chain_rule.smk"
+include: "workflow/rules/findings.smk"
 
 
 rule all:

@@ -178,7 +178,8 @@ def test_strategy_plans_and_history_columns_follow_scripted_eigenvalues(monkeypa
     assert [h["effective_batch_size"] for h in history] == [16, 16, 32, 32, 64]
     assert [h["adv_ratio"] for h in history] == [0.2, 0.2, 0.1, 0.0, 0.0]  # halved, then epoch >= 8 / 2
     assert [h["lambda_ref"] for h in history] == [8.0, 3.9, 3.9, 1.5, 1.5]
-    assert history[3]["lambda_residual"] == 0.25 and history[3]["lambda_converged"] is True
+    assert history[3]["lambda_residual"] == 0.25 and history[3]["lambda_stopped"] is True
+    assert history[3]["lambda_relative_residual"] == 0.25 / 1.5, "the residual relative to the estimate"
     assert np.isnan(history[4]["lambda"]), "no check at the cap"
 
 

@@ -14,6 +14,8 @@ from hessian_spectra.curvature import (
     power_iteration,
     random_probes,
 )
+from hessian_spectra.curvature.convergence import converged_within, relative_residual
+from hessian_spectra.spectrum import result_row
 
 F64 = torch.float64
 
@@ -154,7 +156,7 @@ def test_power_iteration_agrees_with_lanczos_on_a_separated_top_eigenvalue():
     op = CurvatureOperator(model, data, dtype=F64)
     power = power_iteration(op, max_iter=200, tol=1e-10, seed=0)
     top = lanczos(op, k=1, tol=1e-10)
-    assert power.converged and power.iterations < 200
+    assert power.stopped and power.iterations < 200
     assert abs(power.eigenvalue - top.eigenvalues[0]) <= 1e-6 * values[0]
     assert abs(power.eigenvalue - values[0]) <= 1e-6 * values[0]
     # HessianFlow settings: 10 iterations at most, relative tolerance 1e-2
@@ -163,3 +165,23 @@ def test_power_iteration_agrees_with_lanczos_on_a_separated_top_eigenvalue():
     assert abs(quick.eigenvalue - values[0]) <= 0.1 * values[0]
     Hv = op.matmat(quick.eigenvector[:, None])[:, 0]
     assert abs((Hv - quick.eigenvalue * quick.eigenvector).norm().item() - quick.residual) <= 1e-12
+
+
+def test_power_iterations_stopping_rule_is_not_convergence_on_an_indefinite_matrix():
+    """|lambda_min| close to lambda_max: the Rayleigh quotient stalls, PyHessian's relative-change rule fires, and
+    the residual shows the estimate is far from any eigenvalue (the issue's hessianflow epoch 0)."""
+    M = torch.diag(torch.tensor([1.0, -0.99, 0.3, 0.2, -0.1, 0.05], dtype=F64))
+    power = power_iteration(MatrixOperator(M), seed=0)
+    relative = relative_residual(power.eigenvalue, power.residual)
+    assert power.stopped and power.iterations < 10
+    assert abs(power.eigenvalue - 1.0) > 1e-2 and relative > 0.1
+    row = result_row("full", "power_eigenvalue", 1, power.eigenvalue, residual=power.residual, tolerance=1e-4,
+                     stopped=power.stopped)
+    assert row["stopped"] is True and row["converged"] is False
+    assert row["relative_residual"] == pytest.approx(relative)
+
+
+def test_converged_means_a_relative_residual_within_the_tolerance():
+    values, residuals = np.array([10.0, 10.0, 1e-3, 0.0, 0.0, np.nan]), np.array([1e-4, 1e-2, 1e-5, 0.0, 1e-9, 0.1])
+    np.testing.assert_array_equal(relative_residual(values, residuals), [1e-5, 1e-3, 1e-2, 0.0, np.inf, np.nan])
+    np.testing.assert_array_equal(converged_within(values, residuals, 1e-4), [True, False, False, True, False, False])

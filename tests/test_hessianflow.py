@@ -1,6 +1,7 @@
 """Study `hessianflow`: power iteration and Lanczos agree (with the dense Hessian) where lambda_1 is well
 separated, the figure command needs no torch, and a tiny workflow run draws every figure (slow)."""
 
+import argparse
 import csv
 import json
 import subprocess
@@ -19,6 +20,7 @@ from hessian_spectra.curvature import dense_hessian, make_batches
 from hessian_spectra.data import save_subset
 from hessian_spectra.layout import RunFiles
 from hessian_spectra.runs import load_yaml, plan_runs
+from hessian_spectra.spectrum import COLUMNS
 
 SCHEMA = load_yaml(REPO / "workflow" / "schemas" / "config.schema.yaml")
 TINY = REPO / "tests" / "configs" / "tiny.yaml"
@@ -79,6 +81,11 @@ def test_power_iteration_and_lanczos_agree_when_the_top_eigenvalue_is_separated(
         assert float(lanczos["value"]) == pytest.approx(exact[0], rel=1e-5)
         assert float(power["value"]) == pytest.approx(float(lanczos["value"]), rel=1e-3)
         assert int(power["products"]) <= 10 and np.isfinite(float(power["residual"]))
+        for row in (lanczos, power):  # converged: the relative residual within the stated tolerance, nothing else
+            relative = float(row["residual"]) / abs(float(row["value"]))
+            assert float(row["relative_residual"]) == pytest.approx(relative)
+            assert (row["converged"] == "true") == (relative <= float(row["tolerance"]))
+        assert power["stopped"] in ("true", "false") and lanczos["stopped"] == ""
 
 
 def test_dominant_eigen_names_a_missing_checkpoint(separated_run, caplog):
@@ -105,21 +112,26 @@ def test_dominant_eigen_names_an_unreadable_checkpoint(separated_run, caplog):
     assert "\n" not in error and str(damaged) in error and "checkpoint" in error
 
 
-def _fake_run(root, model: str, optimizer: str, epochs: int = 3):
-    """A run directory with the tables the figure command reads (no checkpoints)."""
+def _fake_run(root, model: str, optimizer: str, epochs: int = 3, loss_growth: float = 0.5):
+    """A run directory with the tables the figure command reads (no checkpoints); its training loss is multiplied
+    by ``loss_growth`` every epoch (above 1: a diverging run)."""
     run_dir = root / model / optimizer
     run_dir.mkdir(parents=True)
     (run_dir / "run.json").write_text(json.dumps(
         {"model": model, "optimizer": {"name": optimizer}, "variant": optimizer, "key": f"{model}/{optimizer}",
-         "seed": 0}))
-    header = "epoch\tlr\tbatch_size\ttest_acc\n"
+         "seed": 0, "dataset": "digits"}))
+    header = "epoch\tlr\tbatch_size\ttrain_loss\ttest_acc\n"
     (run_dir / "history.tsv").write_text(header + "".join(
-        f"{e}\t{0.1 * 2**e}\t{16 * 2**e}\t{0.5 + e / 10}\n" for e in range(epochs + 1)))
-    columns = "epoch\tblock\tquantity\tindex\tvalue\tstderr\tresidual\tconverged\tproducts\n"
+        f"{e}\t{0.1 * 2**e}\t{16 * 2**e}\t{2.3 * loss_growth**e}\t{0.5 + e / 10}\n" for e in range(epochs + 1)))
+    columns = "\t".join(COLUMNS) + "\n"
     (run_dir / "dominant_eigen.tsv").write_text(columns + "".join(
-        f"{e}\tfull\t{q}\t1\t{v}\tnan\t0.1\t{'true' if e else 'false'}\t9\n"
+        f"{e}\tfull\t{q}\t1\t{v}\tnan\t\t0.1\t{0.1 / abs(v)}\t0.01\t{'true' if e else 'false'}\t\t9\n"
         for e in range(epochs + 1) for q, v in (("eigenvalue", 10.0 + e), ("power_eigenvalue", 9.0 - 5 * e))))
-    (run_dir / "final_trace_density.tsv").write_text(columns + "3\tfull\ttrace\t0\t42.0\t1.5\tnan\ttrue\t50\n")
+    (run_dir / "final_trace_density.tsv").write_text(
+        columns
+        + "3\tfull\ttrace\t0\t42.0\t1.5\t50\tnan\tnan\tnan\t\t\t50\n"
+        + "3\tfull\tdensity_trace\t0\t40.0\tnan\t1\tnan\tnan\tnan\t\t\t60\n"
+    )
     grid = np.linspace(-1.0, 11.0, 64)
     np.savez(run_dir / "final_trace_density.npz", blocks=np.array(["full"]), grid_0=grid,
              density_0=np.exp(-grid**2))
@@ -145,6 +157,24 @@ def test_figure_command_draws_every_figure_without_torch(tmp_path):
     assert result.returncode == 0, result.stderr
     for path in outputs.values():
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 10_000
+
+
+def test_a_diverged_run_is_drawn_apart_in_the_dominant_eigenvalue_figure(tmp_path):
+    from hessian_spectra.commands.hessianflow import collect
+    from hessian_spectra.plots.hessianflow import DIVERGED_COLOUR, dominant_eigenvalue_figure
+
+    runs = [_fake_run(tmp_path, "c1", "sgd"), _fake_run(tmp_path, "c1", "absa", loss_growth=1.5)]
+    names = {"runs": "run.json", "histories": "history.tsv", "eigen": "dominant_eigen.tsv",
+             "final": "final_trace_density.tsv", "densities": "final_trace_density.npz"}
+    args = argparse.Namespace(**{option: [str(run / name) for run in runs] for option, name in names.items()})
+    eigen, *_ = collect(args)
+    assert eigen.groupby("label")["diverged"].first().str.startswith("training loss rose").to_dict() == {
+        "ABSA": True, "SGD": False}
+    legend = dominant_eigenvalue_figure(eigen).axes[0].get_legend()
+    labels = {text.get_text(): line.get_color() for text, line in zip(legend.get_texts(), legend.get_lines())}
+    assert labels["SGD"] != DIVERGED_COLOUR
+    (absa,) = [label for label in labels if label.startswith("ABSA DIVERGED: training loss rose")]
+    assert labels[absa] == DIVERGED_COLOUR
 
 
 def test_run_labels_name_the_variant_only_where_a_model_has_two_runs_of_one_optimizer():

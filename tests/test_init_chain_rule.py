@@ -157,7 +157,7 @@ def test_figures_are_drawn_without_torch(trained, tmp_path):
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
-    for name in ("init_sd_0.01.png", "init_sd_1.png", "chain_rule_terms.png"):
+    for name in ("init_sd_0.01.png", "init_sd_1.png", "init_sd_all.png", "chain_rule_terms.png"):
         data = (tmp_path / name).read_bytes()
         assert data.startswith(PNG) and len(data) > 10_000, name
     combined = pd.read_csv(tmp_path / "all.tsv", sep="\t")
@@ -183,9 +183,9 @@ def test_default_run_plans_one_tracking_job_per_run(tmp_path, default_config):
     assert len(planned) == 6 and len(plan_subsets(planned)) == 1
     upstream = {**training_jobs(planned.values()), "hessian_subset": 1, "chain_rule_tracking": 6, "chain_rule_table": 1}
     assert sum(training_jobs(planned.values()).values()) == 6
-    assert planned_jobs(result.stdout) == {**upstream, "chain_rule_figures": 1, "all": 1}
+    assert planned_jobs(result.stdout) == {**upstream, "chain_rule_figures": 1, "findings": 1, "all": 1}
     figures = "results/figures/init_chain_rule"
-    for name in ("init_sd_1e-05.png", "init_sd_0.01.png", "init_sd_1.png", "chain_rule_terms.png"):
+    for name in ("init_sd_1e-05.png", "init_sd_0.01.png", "init_sd_1.png", "init_sd_all.png", "chain_rule_terms.png"):
         assert f"{figures}/{name}" in result.stdout
     one = snakemake(tmp_path, "-n", f"{figures}/init_sd_1e-05.png", configfile=configfile)
     assert one.returncode == 0, one.stderr
@@ -206,7 +206,7 @@ def test_tiny_workflow_draws_every_figure(tmp_path):
     result = snakemake(tmp_path, "--cores", "2", configfile=write_config(tmp_path / "tiny.yaml", config))
     assert result.returncode == 0, result.stderr[-3000:]
     sds = [f"{run['model_options']['init_sd']:g}" for run in config["studies"]["init_chain_rule"]["runs"]]
-    for name in [f"init_sd_{sd}.png" for sd in sds] + ["chain_rule_terms.png"]:
+    for name in [f"init_sd_{sd}.png" for sd in sds] + ["init_sd_all.png", "chain_rule_terms.png"]:
         data = (tmp_path / "results" / "figures" / "init_chain_rule" / name).read_bytes()
         assert data.startswith(PNG) and len(data) > 10_000, name
     table = pd.read_csv(tmp_path / "results" / "tables" / "init_chain_rule" / "chain_rule.tsv", sep="\t")

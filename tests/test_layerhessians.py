@@ -37,7 +37,7 @@ def test_layer_densities_agree_with_the_dense_blocks(tmp_path):
     sizes = [p.numel() for p in model.parameters()]
     offsets = dict(zip(names, np.cumsum([0] + sizes[:-1])))
     request = SpectrumRequest(
-        density_steps=max(sizes), density_probes=3, grid_points=512, layers=True, dtype="float64", seed=3
+        density_steps=max(sizes), density_probes=8, grid_points=512, layers=True, dtype="float64", seed=3
     )
     write_spectrum(compute_spectrum(model, batches, request, epoch=0), tmp_path / "t.tsv", tmp_path / "s.npz")
     spectra = load_spectra(tmp_path / "s.npz")

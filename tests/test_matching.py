@@ -207,6 +207,10 @@ def test_match_command_and_figures(run_files, tmp_path):
     assert tuple(table.columns) == COLUMNS and set(table["metric"]) == {SOURCE, SPECTRAL_W1}
     assert set(table[table["dataset"] == "datab"]["peak_epoch"]) == {1}
     assert table["summed"].dtype == bool
+    spectra = {(run.key, epoch): load_spectra(path) for _, run in run_files for epoch, path in run.files.items()}
+    for row in table.itertuples():  # the fewer of the two densities' probes
+        both = spectra[row.run, row.epoch]
+        assert row.probes == min(len(both[row.block].nodes), len(both[FULL].nodes))
     written = pd.read_csv(profiles, sep="\t")
     for kind in ("wasserstein", "peak"):
         expected = layer_profile(table, kind)

@@ -1,6 +1,6 @@
 """Every shell command in the README's code blocks runs as written: Snakemake's as a dry run (`-n`) in a scratch
 directory, `make` as `make -n`, the library's CLI for real where it needs no files and otherwise parsed by the
-command's own parser, so a renamed flag or target fails here."""
+command's own parser, TensorBoard on event files the library wrote, so a renamed flag or target fails here."""
 
 import re
 import shlex
@@ -31,7 +31,7 @@ COMMANDS = readme_commands()
 
 def test_the_readme_has_commands_of_every_kind():
     kinds = {shlex.split(command)[0] for command in COMMANDS}
-    assert kinds == {"make", "snakemake", "hessian-spectra"}, kinds
+    assert kinds == {"make", "snakemake", "hessian-spectra", "tensorboard"}, kinds
 
 
 @pytest.mark.slow
@@ -39,6 +39,7 @@ def test_the_readme_has_commands_of_every_kind():
 def test_snakemake_commands_plan(command, tmp_path):
     words = shlex.split(command)
     dry = [] if "--unlock" in words else ["-n"]
+    (tmp_path / "examples").symlink_to(REPO / "examples")  # as from the repository root, whose examples/ it imports
     result = subprocess.run(
         [sys.executable, "-m", "snakemake", *words[1:], *dry, "--directory", str(tmp_path)],
         cwd=REPO, capture_output=True, text=True, timeout=900,
@@ -65,3 +66,16 @@ def test_cli_commands_parse(command):
     name, arguments = words[0], words[1:]
     parser, _module = command_parser(name, available_commands()[name])
     parser.parse_args(arguments)
+
+
+@pytest.mark.parametrize("command", [c for c in COMMANDS if c.startswith("tensorboard")])
+def test_tensorboard_commands_find_the_events(command, tmp_path):
+    """`--inspect` makes TensorBoard read the log directory and exit instead of serving it."""
+    from hessian_spectra.events import write_scalars
+
+    assert write_scalars(tmp_path / "results" / "run" / "tensorboard", {"train/loss": [(0, 2.3), (1, 1.1)]})
+    words = shlex.split(command)
+    result = subprocess.run([sys.executable, "-m", "tensorboard.main", *words[1:], "--inspect"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "train/loss" in result.stdout and "last_step            1" in result.stdout

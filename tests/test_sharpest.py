@@ -17,6 +17,8 @@ from conftest import REPO, make_subset, run_checkpoints, snakemake, write_config
 from hessian_spectra import layout
 from hessian_spectra.plots import sharpest_directions as plots
 from hessian_spectra.runs import load_yaml, plan_runs
+from hessian_spectra.spectrum import COLUMNS, result_row
+from hessian_spectra.tables import write_rows
 
 SCHEMA = load_yaml(REPO / "workflow" / "schemas" / "config.schema.yaml")
 TINY = REPO / "tests" / "configs" / "tiny.yaml"
@@ -38,13 +40,13 @@ def fake_study(tmp_path, runs: list[dict], top_k: int = 3) -> list:
         run_dir.mkdir(parents=True)
         (run_dir / "run.json").write_text(json.dumps(run))
         epochs = range(run["epochs"] + 1)
-        pd.DataFrame({"epoch": epochs, "test_acc": [0.1 * e for e in epochs],
-                      "valid_acc": [0.2 * e for e in epochs]}).to_csv(run_dir / "history.tsv", sep="\t", index=False)
-        rows = [{"epoch": e, "block": "full", "quantity": "eigenvalue", "index": i,
-                 "value": (r + 1) * (e + 1) * 10.0 / i, "stderr": math.nan, "residual": 1e-6 * i,
-                 "converged": "false" if (e, i) == (1, 2) else "true", "products": 40}
+        history = {"epoch": epochs, "train_loss": [2.3 / (e + 1) for e in epochs],
+                   "test_acc": [0.1 * e for e in epochs], "valid_acc": [0.2 * e for e in epochs]}
+        pd.DataFrame(history).to_csv(run_dir / "history.tsv", sep="\t", index=False)
+        rows = [{"epoch": e, **result_row("full", "eigenvalue", i, (r + 1) * (e + 1) * 10.0 / i, tolerance=1e-3,
+                                          residual=1.0 if (e, i) == (1, 2) else 1e-6 * i, products=40)}
                 for e in epochs for i in range(1, top_k + 1)]
-        pd.DataFrame(rows).to_csv(run_dir / "trajectory.tsv", sep="\t", index=False)
+        write_rows(run_dir / "trajectory.tsv", COLUMNS, rows)
         dirs.append(run_dir)
     return dirs
 
@@ -127,6 +129,23 @@ def test_sharpness_table_and_figures_from_tables(tmp_path):
     save_figure(plots.grid_figure(tables, "batch_size"), out / "bs_grid.png")
     save_figure(plots.nsgd_gamma_figure(tables), out / "nsgd_gamma.png")
     assert all((out / f"{name}.png").stat().st_size > 5000 for name in FIGURES)
+
+
+def test_a_run_ending_near_chance_is_marked_diverged_in_the_table_and_the_gamma_figure(tmp_path):
+    runs = plan({"optimizer": {"name": "nsgd", "kk": 2}, "grid": {"optimizer.gamma": [0.1, 5.0]}})
+    dirs = fake_study(tmp_path / "runs", runs)
+    history = pd.read_csv(dirs[1] / "history.tsv", sep="\t")
+    history["valid_acc"] = [0.1, 0.3, 0.15]  # digits: 10 classes, below twice chance at the end
+    history.to_csv(dirs[1] / "history.tsv", sep="\t", index=False)
+    tables = plots.load_study(*study_files(dirs))
+    table = plots.sharpness_table(tables).set_index("run")
+    assert not table.loc[runs[0]["key"], "diverged"] and table.loc[runs[0]["key"], "diverged_because"] == ""
+    assert table.loc[runs[1]["key"], "diverged"]
+    assert "below twice chance" in table.loc[runs[1]["key"], "diverged_because"]
+    fig = plots.nsgd_gamma_figure(tables)
+    labels = [line.get_label() for line in fig.axes[1].get_lines()]
+    assert any(label.startswith("γ=5 DIVERGED") for label in labels)
+    assert not any("DIVERGED" in label for label in labels if label.startswith("γ=0.1"))
 
 
 def test_figure_and_table_commands_do_not_import_torch(tmp_path):

@@ -109,11 +109,31 @@ def same_content(a: Path, b: Path) -> bool:
 
 
 def compared_files(root: Path) -> list[Path]:
+    """Every output but logs, benchmarks and TensorBoard events (named by host, time and process: see
+    ``event_scalars``)."""
     return sorted(
         path.relative_to(root)
         for path in root.rglob("*")
-        if path.is_file() and not any(path.relative_to(root).is_relative_to(skip) for skip in NOT_COMPARED)
+        if path.is_file()
+        and not any(path.relative_to(root).is_relative_to(skip) for skip in NOT_COMPARED)
+        and "tensorboard" not in path.relative_to(root).parts
     )
+
+
+def event_scalars(root: Path) -> dict[str, dict[str, list[tuple[int, float]]]]:
+    """Events folder -> tag -> (step, value), read with TensorBoard's reader; wall time left out."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    scalars = {}
+    for folder in sorted({path.parent for path in root.rglob("*tfevents*")}):
+        events = EventAccumulator(str(folder))
+        events.Reload()
+        scalars[str(folder.relative_to(root))] = {
+            tag: [(e.step, e.value) for e in events.Scalars(tag)]
+            for tag in events.Tags()["scalars"]
+            if tag != f"train/{WALL_CLOCK}"
+        }
+    return scalars
 
 
 def test_slurm_run_equals_local_run(slurm_cluster, tmp_path):
@@ -144,3 +164,5 @@ def test_slurm_run_equals_local_run(slurm_cluster, tmp_path):
     assert not missing, f"outputs of the local run missing from the Slurm run: {missing}"
     differing = [str(p) for p in expected if not same_content(tmp_path / "local" / p, tmp_path / "slurm" / p)]
     assert not differing, f"outputs differing between the local and the Slurm run: {differing}"
+    events = event_scalars(tmp_path / "local")
+    assert events and event_scalars(tmp_path / "slurm") == events, "the same TensorBoard scalars"

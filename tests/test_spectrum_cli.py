@@ -156,3 +156,41 @@ def test_compute_spectrum_float32_matches_dense(files):
     exact = torch.linalg.eigvalsh(H).flip(0).numpy()
     values = [row["value"] for row in result.rows if row["quantity"] == "eigenvalue"]
     assert np.allclose(values, exact[:2], rtol=1e-4, atol=0)
+
+
+def _rows_by_quantity(result) -> dict:
+    return {r["quantity"]: r for r in result.rows if r["block"] == "full"}
+
+
+def test_density_and_hutchinson_traces_agree_with_the_dense_trace_within_their_errors(files):
+    """The trace a density implies (n times its mean) and Hutchinson's, each with its probes and standard error,
+    both within 4 standard errors of the dense float64 trace and of each other."""
+    _, model, H = files
+    x, y, _ = load_subset(files[0] / "subset.pt")
+    batches = make_batches(x, y, 16)
+    exact = float(torch.trace(H))
+    request = SpectrumRequest(trace_probes=400, density_steps=20, density_probes=40, dtype="float64")
+    rows = _rows_by_quantity(compute_spectrum(model, batches, request, epoch=0))
+    hutchinson, density = rows["trace"], rows["density_trace"]
+    assert hutchinson["probes"] == 400 and density["probes"] == 40
+    for row in (hutchinson, density, rows["density_mean"], rows["density_second_moment"]):
+        assert row["stderr"] > 0 and row["converged"] is None
+    assert density["value"] == pytest.approx(H.shape[0] * rows["density_mean"]["value"])
+    assert abs(hutchinson["value"] - exact) <= 4 * hutchinson["stderr"]
+    assert abs(density["value"] - exact) <= 4 * density["stderr"]
+    assert abs(hutchinson["value"] - density["value"]) <= 4 * math.hypot(hutchinson["stderr"], density["stderr"])
+
+
+def test_every_checkpoint_and_quantity_draws_its_own_probes_reproducibly(files):
+    """The same weights measured as two checkpoints get independent probes; a rerun gets the same ones; one probe
+    has no standard error."""
+    _, model, _ = files
+    x, y, _ = load_subset(files[0] / "subset.pt")
+    batches = make_batches(x, y, 16)
+    request = SpectrumRequest(trace_probes=4, frobenius_probes=4, density_steps=8, density_probes=1,
+                              dtype="float64")
+    first, second, again = (_rows_by_quantity(compute_spectrum(model, batches, request, epoch=e)) for e in (0, 1, 0))
+    for quantity in ("trace", "frobenius", "density_trace"):
+        assert first[quantity]["value"] != second[quantity]["value"]
+        assert first[quantity]["value"] == again[quantity]["value"]
+    assert first["density_trace"]["probes"] == 1 and math.isnan(first["density_trace"]["stderr"])

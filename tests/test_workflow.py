@@ -4,6 +4,7 @@ import re
 import subprocess
 import sys
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -60,11 +61,19 @@ def test_one_final_checkpoint_trains_only_that_run(tmp_path):
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
 
 
-@pytest.mark.slow
-def test_tiny_run_end_to_end_and_report(tmp_path):
-    """Every study's figures from one run of the tiny config, all of them in `snakemake --report`."""
-    result = snakemake(tmp_path, "--cores", "2", configfile=TINY)
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """A scratch directory where the tiny config has run to the end (shared by the tests that read its outputs)."""
+    workdir = tmp_path_factory.mktemp("tiny")
+    result = snakemake(workdir, "--cores", "2", configfile=TINY)
     assert result.returncode == 0, result.stderr[-3000:]
+    return workdir
+
+
+@pytest.mark.slow
+def test_tiny_run_end_to_end_and_report(tiny_run):
+    """Every study's figures from one run of the tiny config, all of them in `snakemake --report`."""
+    tmp_path = tiny_run
     dry = snakemake(tmp_path, "-n", "--cores", "2", configfile=TINY)
     assert "Nothing to be done" in dry.stdout + dry.stderr
     figures = sorted((tmp_path / "results" / "figures").rglob("*.*"))
@@ -76,3 +85,60 @@ def test_tiny_run_end_to_end_and_report(tmp_path):
     html = (tmp_path / "report.html").read_text()
     missing = [p.name for p in figures if p.name not in html]
     assert not missing, f"not in the report: {missing}"
+    assert "findings.tsv" in html
+
+
+@pytest.mark.slow
+def test_tiny_run_findings_scorecard(tiny_run):
+    """findings.tsv: one row per claim of the sources (the tiny config runs every study with one seed), each with a
+    valid verdict, its rule and the numbers behind it."""
+    from hessian_spectra.findings import CLAIMS, COLUMNS, SOURCES, VERDICTS
+
+    table = pd.read_csv(tiny_run / layout.FINDINGS, sep="\t", keep_default_na=False)
+    assert list(table.columns) == list(COLUMNS)
+    assert table["claim"].tolist() == [claim.claim for claim in CLAIMS]
+    assert set(table["verdict"]) <= set(VERDICTS)
+    assert (table["source"].astype(str).str.zfill(3) == table["study"].map(SOURCES)).all()
+    assert (table["rule"] != "").all() and (table["why"] != "").all()
+    # every study ran, so no claim is left at "study not run"
+    assert not table["why"].str.contains("study not run").any()
+
+
+STOCHASTIC = ("trace", "frobenius", "density_")  # quantity prefixes of the estimates drawn from random probes
+
+
+def _truthy(column: pd.Series) -> pd.Series:
+    return column.astype(str).str.lower().eq("true")
+
+
+@pytest.mark.slow
+def test_every_table_of_the_tiny_run_is_honest_about_convergence_and_error(tiny_run):
+    """No row claims convergence its relative residual denies; every eigenvalue states its relative residual and
+    tolerance; every stochastic estimate states its probes and a standard error (NaN exactly when one probe)."""
+    tables = sorted(p for p in (tiny_run / "results" / "tables").rglob("*") if p.suffix in (".tsv", ".csv"))
+    assert len(tables) > 10
+    flagged = stochastic = 0
+    for path in tables:
+        table = pd.read_csv(path, sep="," if path.suffix == ".csv" else "\t", keep_default_na=False,
+                            na_values=["nan", ""])
+        for column in [c for c in table.columns if "converged" in c]:
+            relative, tolerance = column.replace("converged", "relative_residual"), "tolerance"
+            assert {relative, tolerance} <= set(table.columns), f"{path}: {column} without {relative}, {tolerance}"
+            claimed = _truthy(table[column])
+            bad = table[claimed & ~(table[relative] <= table[tolerance])]
+            assert bad.empty, f"{path}: converged with relative residual above tolerance:\n{bad.head()}"
+            flagged += int(claimed.sum())
+        if "distance" in table.columns:  # layer-vs-full distances of stochastic densities
+            assert "probes" in table.columns and (table["probes"] >= 1).all(), path
+        if "quantity" not in table.columns:
+            continue
+        eigen = table["quantity"].str.contains("eig")
+        assert table.loc[eigen, ["relative_residual", "tolerance"]].notna().all().all(), path
+        random = table["quantity"].str.startswith(STOCHASTIC)
+        if random.any():
+            assert {"probes", "stderr"} <= set(table.columns), f"{path}: stochastic rows without probes/stderr"
+            rows = table[random]
+            assert (rows["probes"] >= 1).all(), path
+            assert rows["stderr"].isna().eq(rows["probes"] == 1).all(), f"{path}: stderr NaN iff one probe"
+            stochastic += len(rows)
+    assert flagged and stochastic, "the tiny run has converged eigenvalues and stochastic estimates to check"

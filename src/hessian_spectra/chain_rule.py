@@ -18,13 +18,14 @@ from torch import Tensor, nn
 
 from hessian_spectra.curvature import CurvatureOperator, eval_mode, frobenius, lanczos
 from hessian_spectra.curvature.operator import Batch, LossFn
-from hessian_spectra.spectrum import result_row, stream_seed
+from hessian_spectra.spectrum import ROW_COLUMNS, result_row, stream_seed
 from hessian_spectra.tables import FULL
 
 TERMS = ("H", "G", "H_minus_G")
-COLUMNS = ("block", "quantity", "index", "value", "stderr", "residual", "converged", "products")
+COLUMNS = ROW_COLUMNS
 
-# Frobenius probes are shared by the three terms (one stream), so their ratio is not diluted by probe noise.
+# Every term, block and checkpoint draws its own probes (the stream is keyed by all three), so the errors of
+# a curve's points, and of two terms, are independent.
 _STREAMS = {"frobenius": 1, "top_eig": 2}
 
 
@@ -93,27 +94,41 @@ def track_checkpoint(
     *,
     l2: float = 0.0,
     check_determinism: bool = True,
+    epoch: int = 0,
 ) -> list[dict]:
-    """Rows (``COLUMNS``) of one checkpoint: the loss, and for the tracked block and the full Hessian the
-    Frobenius norm (with standard error) and top-k eigenvalues (with residuals and converged flags) of H, G, H - G."""
+    """Rows (``COLUMNS``) of checkpoint ``epoch``: the loss, and for the tracked block and the full Hessian the
+    Frobenius norm (with its probes and standard error) and top-k eigenvalues (with relative residuals, tolerance
+    and converged flags) of H, G, H - G."""
     rows = [result_row(FULL, "loss", 0, average_loss(model, batches))]
-    for block, params in ((block_label(request.block), [request.block]), (FULL, None)):
+    for b, (block, params) in enumerate(((block_label(request.block), [request.block]), (FULL, None))):
         ops = chain_rule_operators(model, batches, params, l2=l2, check_determinism=check_determinism)
-        for term, op in ops.items():
-            est = frobenius(op, request.frobenius_probes, seed=stream_seed(request.seed, _STREAMS["frobenius"]))
-            rows.append(result_row(block, f"frobenius_{term}", 0, est.value, stderr=est.stderr, products=est.products))
+        for t, (term, op) in enumerate(ops.items()):
+            keys = (b, t, epoch)
+            est = frobenius(op, request.frobenius_probes, seed=stream_seed(request.seed, _STREAMS["frobenius"], *keys))
+            rows.append(
+                result_row(
+                    block,
+                    f"frobenius_{term}",
+                    0,
+                    est.value,
+                    stderr=est.stderr,
+                    probes=request.frobenius_probes,
+                    products=est.products,
+                )
+            )
             res = lanczos(
                 op,
                 k=request.top_k,
                 tol=request.tol,
                 max_steps=request.max_steps,
-                seed=stream_seed(request.seed, _STREAMS["top_eig"]),
+                seed=stream_seed(request.seed, _STREAMS["top_eig"], *keys),
                 check_every=1,  # top-k of a few: a convergence check costs far less than a product
             )
-            for i, (value, residual, ok) in enumerate(zip(res.eigenvalues, res.residuals, res.converged), start=1):
+            for i, (value, residual) in enumerate(zip(res.eigenvalues, res.residuals), start=1):
                 if not math.isnan(value):
                     row = result_row(
-                        block, f"top_eig_{term}", i, value, residual=residual, converged=ok, products=res.products
+                        block, f"top_eig_{term}", i, value, residual=residual, tolerance=request.tol,
+                        products=res.products,
                     )
                     rows.append(row)
             op.cache.clear()  # the next term's operator builds its own graphs

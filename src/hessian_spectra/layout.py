@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 RESULTS = "results"
+RESOURCES = "resources"
 RUN_PATTERN = "{study}/runs/{model}/{dataset}/bs{batch_size}/seed{seed}/{variant}"
 
 
@@ -39,6 +40,11 @@ class RunFiles:
     def checkpoints(self, epochs: int) -> list[str]:
         """Every checkpoint of a run of ``epochs`` epochs, epoch 0 first."""
         return [self.checkpoint(epoch) for epoch in range(epochs + 1)]
+
+    @property
+    def events(self) -> str:
+        """TensorBoard event files of the run's training curves (training rewrites the folder every epoch)."""
+        return f"{self.root}/tensorboard"
 
     def stored(self, epoch: int) -> str:
         """Training's own copy (a hard link) of a checkpoint: not a workflow output, so it survives Snakemake
@@ -89,6 +95,24 @@ def log(name: str) -> str:
 def benchmark(name: str) -> str:
     """A job's Snakemake benchmark file."""
     return f"{RESULTS}/benchmarks/{name}.tsv"
+
+
+def table_events(table: str | Path) -> str:
+    """TensorBoard event files of a per-run curvature table, beside it: the job that writes the table rewrites
+    them after it (``results/tables/{study}/runs/.../tensorboard/<table stem>``)."""
+    table = Path(table)
+    return str(table.parent / "tensorboard" / table.stem)
+
+
+def exported_images(dataset: str) -> str:
+    """A built-in dataset exported as an ImageFolder tree (``train/``, ``test/``, a folder per class)."""
+    return f"{RESOURCES}/images/{dataset}"
+
+
+def exported_source(path: str) -> str | None:
+    """The built-in dataset whose export ``path`` is (``exported_images``), or None."""
+    path = Path(path)
+    return path.name if path.parent == Path(exported_images("x")).parent else None
 
 
 def resume_dir(output: str | Path) -> Path:
@@ -143,3 +167,5 @@ STUDY_TABLES = {
     "sharpest_directions": "sharpness_table.csv",
     "init_chain_rule": "chain_rule.tsv",
 }
+# The findings scorecard: every source's claims with a verdict computed from the tables above.
+FINDINGS = f"{RESULTS}/tables/findings.tsv"

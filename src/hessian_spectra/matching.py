@@ -34,6 +34,7 @@ COLUMNS = (
     "block",
     "metric",
     "distance",
+    "probes",
     "summed",
     "peak_epoch",
     "peak_rule",
@@ -144,7 +145,8 @@ def scaled_spectral_w1(a: Spectrum, b: Spectrum) -> float:
 
 def layer_distances(spectra: Mapping[str, Spectrum], eps: float | None = None) -> list[dict]:
     """Both distances between every layer block's spectrum and the full one: rows of (layer, block, metric,
-    distance), layers numbered from 1 in the file's order."""
+    distance, probes), layers numbered from 1 in the file's order; ``probes`` is the fewer of the two densities'
+    SLQ probes (one probe: a single random draw, with no error estimate)."""
     blocks = layer_blocks_of(spectra)
     full = spectra[FULL]
     rows = []
@@ -154,7 +156,8 @@ def layer_distances(spectra: Mapping[str, Spectrum], eps: float | None = None) -
             (SOURCE, source_distance(spectrum.density, full.density, eps)),
             (SPECTRAL_W1, scaled_spectral_w1(spectrum, full)),
         ):
-            rows.append({"layer": layer, "block": block, "metric": metric, "distance": value})
+            probes = min(len(spectrum.nodes), len(full.nodes))
+            rows.append({"layer": layer, "block": block, "metric": metric, "distance": value, "probes": probes})
     return rows
 
 
@@ -169,8 +172,10 @@ class RunSpectra:
 
     @property
     def label(self) -> str:
-        """The name a peak-epoch override uses: ``<model>/<dataset>``."""
-        return f"{self.model}/{self.dataset}"
+        """The name a peak-epoch override uses: ``<model>/<dataset>``, as they are named in paths."""
+        from hessian_spectra.runs import dataset_key, model_key
+
+        return f"{model_key(self.model)}/{dataset_key(self.dataset)}"
 
 
 def peak_epochs(table: pd.DataFrame) -> pd.Series:
@@ -246,7 +251,7 @@ def layer_profile(table: pd.DataFrame, kind: str) -> pd.DataFrame:
         picked = table[table["epoch"] == table["peak_epoch"]]
     else:
         raise ValueError(f"kind must be wasserstein or peak, got {kind!r}")
-    keys = ["run", "model", "dataset", "metric", "layer", "num_layers", "block", "peak_epoch"]
+    keys = ["run", "model", "dataset", "metric", "layer", "num_layers", "block", "peak_epoch", "probes"]
     profile = picked.groupby(keys, as_index=False)["distance"].sum()
     profile["relative"] = profile["distance"] / profile.groupby(["run", "metric"])["distance"].transform("max")
     depth = (profile["num_layers"] - 1).clip(lower=1)

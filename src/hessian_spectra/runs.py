@@ -9,12 +9,16 @@ import copy
 import itertools
 import json
 import math
+import re
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from hessian_spectra.data.catalog import dataset_info
+from hessian_spectra import layout
+from hessian_spectra.data.catalog import DatasetInfo, dataset_info
+from hessian_spectra.data.files import inspect_data, is_data_path
 from hessian_spectra.layout import RUN_PATTERN
-from hessian_spectra.models.catalog import MODEL_OPTIONS
+from hessian_spectra.models.catalog import MODEL_OPTIONS, is_factory, layer_block_count
 
 STUDIES = ("layerhessians", "large_batch", "sharpest_directions", "hessianflow", "init_chain_rule")
 REQUIRED_RUN_KEYS = ("model", "dataset", "batch_size", "epochs", "lr")
@@ -23,7 +27,7 @@ REQUIRED_RUN_KEYS = ("model", "dataset", "batch_size", "epochs", "lr")
 SUBSET_OPTIMIZERS = ("nsgd",)
 # defaults of the data keys that name a run directory only when changed
 DATA_DEFAULTS = {"image_size": 32, "normalization": "unit", "valid_size": 0, "augment": False, "steps_per_epoch": None}
-PLAN_ONLY = ("subset",)  # planning fields of a run that are not part of its training identity
+PLAN_ONLY = ("subset", "layer_blocks")  # planning fields of a run that are not part of its training identity
 
 
 class ConfigError(ValueError):
@@ -114,17 +118,52 @@ def subset_spec(run: dict, selection: dict) -> dict:
     return {**data, **selection}
 
 
+def model_key(model: str) -> str:
+    """A model's name in paths: a built-in name as is, a factory ``module:function`` as ``function``."""
+    return model.partition(":")[2] if is_factory(model) else model
+
+
+def dataset_key(dataset: str) -> str:
+    """A dataset's name in paths: a built-in name as is, a path with every run of other characters as ``-``
+    (``resources/images/digits`` -> ``resources-images-digits``)."""
+    return re.sub(r"[^A-Za-z0-9_]+", "-", dataset).strip("-") if is_data_path(dataset) else dataset
+
+
 def subset_key(spec: dict) -> str:
     """The subset's file key below ``results/subsets/``: dataset, preprocessing, selection."""
     data = f"{spec['image_size']}px-{spec['normalization']}"
     if spec["valid_size"]:
         data += f"-valid{spec['valid_size']}-seed{spec['split_seed']}"
-    return f"{spec['dataset']}/{data}/{subset_tag(spec)}"
+    return f"{dataset_key(spec['dataset'])}/{data}/{subset_tag(spec)}"
 
 
 def run_key(run: dict) -> str:
     """Path of the run below ``results/`` (the workflow's wildcards, filled in)."""
-    return RUN_PATTERN.format(**run)
+    return RUN_PATTERN.format(**{**run, "model": model_key(run["model"]), "dataset": dataset_key(run["dataset"])})
+
+
+def data_info(dataset: str) -> DatasetInfo | None:
+    """What a run's dataset holds, or None for a path that is not there yet and that no rule of ours makes.
+
+    A folder the workflow exports from a built-in dataset (``layout.exported_images``) is known before it exists.
+    """
+    if not is_data_path(dataset):
+        return dataset_info(dataset)
+    info = inspect_data(dataset)
+    if info is None:
+        source = layout.exported_source(dataset)
+        if source is not None:
+            built_in = dataset_info(source)
+            info = DatasetInfo(dataset, built_in.num_classes, built_in.in_channels, built_in.native_size, "folder",
+                               built_in.train_size, built_in.test_size)
+    return info
+
+
+def block_count(run: dict) -> int:
+    """The number of layer blocks of a planned run's model: those listed or found at parse time, or the catalogue's."""
+    if "layer_blocks" in run:
+        return len(run["layer_blocks"])
+    return layer_block_count(run["model"], run["model_options"])
 
 
 def _check_required(run: dict, where: str) -> None:
@@ -133,36 +172,104 @@ def _check_required(run: dict, where: str) -> None:
         raise ConfigError(f"{where}: missing key(s) {', '.join(missing)} (set them in the run or in the study's defaults)")
 
 
-def _train_samples(run: dict) -> int:
-    return dataset_info(run["dataset"]).train_size - run["valid_size"]
+def _train_samples(run: dict, info: DatasetInfo) -> int:
+    return info.train_size - run["valid_size"]
 
 
-def _check_run(run: dict, where: str) -> None:
-    allowed = MODEL_OPTIONS[run["model"]]
-    for option in run["model_options"]:
-        if option not in allowed:
+def _run_data(run: dict, where: str) -> DatasetInfo | None:
+    try:
+        return data_info(run["dataset"])
+    except ValueError as err:
+        raise ConfigError(f"{where}.dataset: {err}") from None
+
+
+@lru_cache(maxsize=None)
+def _model_facts(model: str, in_channels: int, image_size: int, num_classes: int, options: str) -> tuple:
+    """Build the model once at parse time: (output shape on two zero images, Conv/Linear weights, parameters)."""
+    import torch
+
+    from hessian_spectra.models import build_model, layer_blocks
+
+    net = build_model(model, in_channels, image_size, num_classes, **json.loads(options)).eval()
+    with torch.no_grad():
+        out = net(torch.zeros(2, in_channels, image_size, image_size))
+    return tuple(out.shape), tuple(layer_blocks(net)), tuple(name for name, _ in net.named_parameters())
+
+
+def _check_model(run: dict, info: DatasetInfo | None, where: str) -> None:
+    """Factories and listed layer blocks are checked by building the model on the data's shape, where it is known."""
+    if is_factory(run["model"]):
+        from hessian_spectra.models.factory import load_factory
+
+        try:
+            load_factory(run["model"])
+        except ValueError as err:
+            raise ConfigError(f"{where}.model: {err}") from None
+    if not is_factory(run["model"]) and "layer_blocks" not in run:
+        return
+    if info is None:
+        if "layer_blocks" not in run and run["study"] == "layerhessians":
             raise ConfigError(
-                f"{where}.model_options.{option}: not an option of {run['model']}; allowed: {', '.join(allowed)}"
+                f"{where}.layer_blocks: {run['dataset']} is not there yet, so the model's layer blocks are unknown; "
+                "list them, or make the data before running Snakemake"
             )
-    info = dataset_info(run["dataset"])
+        return
+    size, classes = run["image_size"], info.num_classes
+    try:
+        shape, weights, params = _model_facts(
+            run["model"], info.in_channels, size, classes, json.dumps(run["model_options"], sort_keys=True)
+        )
+    except Exception as err:  # the user's factory or forward pass failed on the data's shape
+        raise ConfigError(
+            f"{where}.model: {run['model']} with in_channels={info.in_channels}, image_size={size}, "
+            f"num_classes={classes}, model_options={run['model_options']} failed: {type(err).__name__}: {err}"
+        ) from None
+    if shape != (2, classes):
+        raise ConfigError(
+            f"{where}.model: {run['model']} maps 2 images of {info.in_channels}x{size}x{size} ({run['dataset']}) to "
+            f"outputs of shape {list(shape)}; expected [2, {classes}] (one logit per class)"
+        )
+    for index, name in enumerate(run.get("layer_blocks", [])):
+        if name not in params:
+            raise ConfigError(
+                f"{where}.layer_blocks[{index}]: {name!r} is not a parameter of {run['model']}; "
+                f"its Conv/Linear weights: {', '.join(weights)}"
+            )
+    run.setdefault("layer_blocks", list(weights))
+
+
+def _check_run(run: dict, where: str) -> DatasetInfo | None:
+    if not is_factory(run["model"]):
+        allowed = MODEL_OPTIONS[run["model"]]
+        for option in run["model_options"]:
+            if option not in allowed:
+                raise ConfigError(
+                    f"{where}.model_options.{option}: not an option of {run['model']}; allowed: {', '.join(allowed)}"
+                )
+    info = _run_data(run, where)
+    _check_model(run, info, where)
+    if info is None:
+        return None
     if run["valid_size"] >= info.train_size:
         raise ConfigError(
             f"{where}.valid_size: {run['valid_size']} leaves no training data ({run['dataset']} has "
             f"{info.train_size} training samples); allowed: 0 to {info.train_size - 1}"
         )
-    train = _train_samples(run)
+    train = _train_samples(run, info)
     if run["batch_size"] > train and run["steps_per_epoch"] is None:
         raise ConfigError(
             f"{where}.batch_size: {run['batch_size']} is larger than the {train} training samples of "
             f"{run['dataset']} (every step would be full-batch); allowed: 1 to {train}"
         )
+    return info
 
 
-def _check_subset(selection: dict, run: dict, where: str) -> None:
+def _check_subset(selection: dict, run: dict, info: DatasetInfo | None, where: str) -> None:
     if (selection["per_class"] is None) == (selection["size"] is None):
         raise ConfigError(f"{where}: set exactly one of per_class and size")
-    info = dataset_info(run["dataset"])
-    available = _train_samples(run) if selection["split"] == "train" else info.test_size
+    if info is None:
+        return
+    available = _train_samples(run, info) if selection["split"] == "train" else info.test_size
     if selection["size"] is not None and selection["size"] > available:
         raise ConfigError(
             f"{where}.size: {selection['size']} is more than the {available} samples of the {selection['split']} "
@@ -193,6 +300,10 @@ def _describe(error: Any, prefix: str = "", root: dict | None = None) -> str:
     path = prefix + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)
     path = path.lstrip(".") or "(top level)"
     message = error.message
+    if error.parent is not None and error.parent.validator == "anyOf":  # a name, or a factory or path
+        names = [e.message for e in error.parent.context if e.validator == "enum"]
+        alternatives = [e.schema["title"] for e in error.parent.context if "title" in e.schema]
+        message = ", nor ".join(names[:1] + alternatives) or message
     if error.validator in ("additionalProperties", "unevaluatedProperties") and root is not None:
         message += f"; allowed keys: {', '.join(sorted(_property_names(error.schema, root)))}"
     return f"{path}: {message}"
@@ -282,9 +393,9 @@ def plan_runs(config: dict, schema: dict) -> dict[str, dict]:
                 _check_required(run, where)
                 _validate_complete(run, validator, where)
                 run["study"] = study
-                _check_run(run, where)
+                info = _check_run(run, where)
                 selection = copy.deepcopy(study_cfg["hessian_subset"])
-                _check_subset(selection, run, f"studies.{study}.hessian_subset")
+                _check_subset(selection, run, info, f"studies.{study}.hessian_subset")
                 run["subset"] = subset_spec(run, selection)
                 if run["optimizer"]["name"] in SUBSET_OPTIMIZERS:
                     run["hessian_subset"] = selection

@@ -33,16 +33,35 @@ from hessian_spectra.curvature import (
     power_iteration,
     slq,
 )
+from hessian_spectra.curvature.convergence import converged_within, relative_residual
 from hessian_spectra.data.subset import load_subset
 from hessian_spectra.tables import FULL, write_rows
 from hessian_spectra.walk import file_digest, walk_checkpoints
 
 log = logging.getLogger(__name__)
 
-COLUMNS = ("epoch", "block", "quantity", "index", "value", "stderr", "residual", "converged", "products")
+# ``result_row``'s columns after the epoch. Eigenvalues: residual ||Hv - lambda v||, its relative form, the
+# tolerance, ``converged`` (relative residual <= tolerance) and, for power iteration, ``stopped`` (the source's
+# relative-change rule). Stochastic estimates (trace, norms, density moments): ``stderr`` over ``probes``.
+ROW_COLUMNS = (
+    "block",
+    "quantity",
+    "index",
+    "value",
+    "stderr",
+    "probes",
+    "residual",
+    "relative_residual",
+    "tolerance",
+    "converged",
+    "stopped",
+    "products",
+)
+COLUMNS = ("epoch", *ROW_COLUMNS)
 MAX_DENSE = 20_000  # a dense float64 matrix of 3.2 GB
 
-# Each randomised quantity draws its probes from its own stream of the run's seed.
+# Each randomised quantity draws its probes from its own stream of the run's seed, keyed further by the operator
+# (full or layer blocks) and the checkpoint's epoch (``compute_spectrum``).
 _STREAMS = {"top_k": 1, "smallest_k": 2, "power": 3, "trace": 4, "frobenius": 5, "density": 6}
 
 
@@ -66,6 +85,7 @@ class SpectrumRequest:
     grid_points: int = 1024
     sigma_rel: float = 0.01
     layers: bool = False
+    blocks: tuple[str, ...] | None = None  # the layer blocks; None = every Conv2d/Linear weight
     params: str = "all"
     curvature: str = "hessian"
     l2: float = 0.0
@@ -97,7 +117,7 @@ class SpectrumResult:
     epoch: int | None = None
 
     def add(self, block: str, quantity: str, index: int, value: float, **fields: Any) -> None:
-        """Append a ``result_row`` (``fields``: its stderr, residual, converged, products) of this epoch."""
+        """Append a ``result_row`` (``fields``: its stderr, probes, residual, tolerance, stopped, products)."""
         self.rows.append({"epoch": self.epoch, **result_row(block, quantity, index, value, **fields)})
 
 
@@ -108,26 +128,36 @@ def result_row(
     value: float,
     *,
     stderr: float = math.nan,
+    probes: int | None = None,
     residual: float = math.nan,
-    converged: bool = True,
+    tolerance: float = math.nan,
+    stopped: bool | None = None,
     products: int = 0,
 ) -> dict:
-    """One row of the long-format result tables (the columns after the table's own label columns)."""
+    """One row of the long-format result tables (``ROW_COLUMNS``). An eigenvalue (a row with a residual) is
+    ``converged`` exactly when its relative residual is within ``tolerance``; other rows leave it empty."""
+    relative = relative_residual(value, residual)
     return {
         "block": block,
         "quantity": quantity,
         "index": int(index),
         "value": float(value),
         "stderr": float(stderr),
+        "probes": None if probes is None else int(probes),
         "residual": float(residual),
-        "converged": bool(converged),
+        "relative_residual": relative,
+        "tolerance": float(tolerance),
+        "converged": None if math.isnan(residual) else converged_within(value, residual, tolerance),
+        "stopped": None if stopped is None else bool(stopped),
         "products": int(products),
     }
 
 
-def stream_seed(seed: int, stream: int) -> int:
-    """An independent seed per random stream (probes of one estimator) derived from the run's seed."""
-    return int(np.random.SeedSequence([seed, stream]).generate_state(1)[0])
+def stream_seed(seed: int, stream: int, *keys: int | None) -> int:
+    """An independent seed per random stream (probes of one estimator), derived from the run's seed and ``keys``
+    (e.g. the checkpoint's epoch and the block), so no two quantities or checkpoints share their probes."""
+    entropy = [int(seed), int(stream), *(int(key) for key in keys if key is not None)]
+    return int(np.random.SeedSequence(entropy).generate_state(1)[0])
 
 
 def resolve_params(model: nn.Module, params: str) -> tuple[str, list[str] | None]:
@@ -145,10 +175,23 @@ def resolve_params(model: nn.Module, params: str) -> tuple[str, list[str] | None
     return ",".join(names), names
 
 
-def _eigen_rows(result: SpectrumResult, block: str, quantity: str, values, residuals, converged, products) -> None:
-    for i, (value, residual, ok) in enumerate(zip(values, residuals, converged), start=1):
+def _eigen_rows(result: SpectrumResult, block: str, quantity: str, values, residuals, tolerance, products) -> None:
+    for i, (value, residual) in enumerate(zip(values, residuals), start=1):
         if not math.isnan(value):
-            result.add(block, quantity, i, value, residual=residual, converged=ok, products=products)
+            result.add(block, quantity, i, value, residual=residual, tolerance=tolerance, products=products)
+
+
+def _eigen_arrays(result: SpectrumResult, suffix: str, values, residuals, tolerance: float) -> None:
+    """The npz's eigenvalues with their residuals, relative residuals, tolerance and converged flags."""
+    result.arrays.update(
+        {
+            f"eigenvalues{suffix}": values,
+            f"residuals{suffix}": residuals,
+            f"relative_residuals{suffix}": relative_residual(values, residuals),
+            f"converged{suffix}": converged_within(values, residuals, tolerance),
+            f"tolerance{suffix}": np.float64(tolerance),
+        }
+    )
 
 
 def _log(block: str, quantity: str, text: str, started: float) -> None:
@@ -160,7 +203,7 @@ def _fmt(values, limit: int = 5) -> str:
     return f"[{shown}{', ...' if len(values) > limit else ''}]"
 
 
-def _lanczos_quantity(result, op, block_names, quantity, k, which, request, stream, keep_vectors):
+def _lanczos_quantity(result, op, block_names, quantity, k, which, request, seed, keep_vectors):
     started = time.perf_counter()
     res = lanczos(
         op,
@@ -168,26 +211,29 @@ def _lanczos_quantity(result, op, block_names, quantity, k, which, request, stre
         which=which,
         tol=request.tol,
         max_steps=request.max_steps,
-        seed=stream_seed(request.seed, _STREAMS[stream]),
+        seed=seed,
         eigenvectors=keep_vectors,
     )
     values = np.atleast_2d(res.eigenvalues)
     residuals = np.atleast_2d(res.residuals)
-    converged = np.atleast_2d(res.converged)
     for b, block in enumerate(block_names):
-        _eigen_rows(result, block, quantity, values[b], residuals[b], converged[b], res.products)
+        _eigen_rows(result, block, quantity, values[b], residuals[b], request.tol, res.products)
         result.raw[(block, quantity)] = res
+        found = ~np.isnan(values[b])
+        relative = relative_residual(values[b][found], residuals[b][found])
         _log(
             block,
             quantity,
-            f"{_fmt(values[b])} max residual {np.nanmax(residuals[b]):.3g}, "
-            f"converged {bool(converged[b][~np.isnan(values[b])].all())}, {res.steps} steps",
+            f"{_fmt(values[b])} max relative residual {np.max(relative):.3g}, "
+            f"converged {bool(np.all(relative <= request.tol))} (tol {request.tol:g}), {res.steps} steps",
             started,
         )
     return res
 
 
-def _densities(result, op, block_names, request) -> None:
+def _densities(result, op, block_names, request, seed) -> None:
+    """SLQ densities of every block, with their moments and the trace they imply (n * mean), each with its
+    standard error over the probes."""
     started = time.perf_counter()
     densities = slq(
         op,
@@ -195,13 +241,16 @@ def _densities(result, op, block_names, request) -> None:
         num_steps=request.density_steps,
         grid_points=request.grid_points,
         sigma_rel=request.sigma_rel,
-        seed=stream_seed(request.seed, _STREAMS["density"]),
+        seed=seed,
     )
     for block, density in zip(block_names, densities):
         result.densities[block] = density
-        for quantity, power in (("density_mean", 1), ("density_second_moment", 2)):
-            value, stderr = density.moment(power)
-            result.add(block, quantity, 0, value, stderr=stderr, products=density.products)
+        mean, mean_stderr = density.moment(1)
+        moments = {"density_mean": (mean, mean_stderr), "density_second_moment": density.moment(2),
+                   "density_trace": (density.dim * mean, density.dim * mean_stderr)}
+        for quantity, (value, stderr) in moments.items():
+            result.add(block, quantity, 0, value, stderr=stderr, probes=request.density_probes,
+                       products=density.products)
         _log(
             block,
             "density",
@@ -227,39 +276,41 @@ def compute_spectrum(
     op = CurvatureOperator(model, batches, params=names, **common)
     result.arrays["param_names"] = np.array(op.param_names)
 
+    def seed(stream: str, layers: bool = False) -> int:
+        return stream_seed(request.seed, _STREAMS[stream], int(layers), epoch)
+
     if request.dense:
         if op.shape[0] > MAX_DENSE:
             raise ValueError(f"--dense: {op.shape[0]} parameters is too many for a dense eigh (at most {MAX_DENSE})")
         started = time.perf_counter()
         values, vectors, residuals = (t.cpu().numpy() for t in dense_eigh(dense_matrix(op)))
         n = len(values)
-        _eigen_rows(result, block, "eigenvalue", values, residuals, [True] * n, n)
+        _eigen_rows(result, block, "eigenvalue", values, residuals, request.tol, n)
         if request.smallest_k:
             k = min(request.smallest_k, n)
-            _eigen_rows(result, block, "eigenvalue_smallest", values[::-1][:k], residuals[::-1][:k], [True] * k, n)
-        result.arrays["eigenvalues"], result.arrays["residuals"] = values, residuals
+            _eigen_rows(result, block, "eigenvalue_smallest", values[::-1][:k], residuals[::-1][:k], request.tol, n)
+        _eigen_arrays(result, "", values, residuals, request.tol)
         if request.eigenvectors:
             result.arrays["eigenvectors"] = vectors[:, : request.top_k or n]
         _log(block, "dense eigh", f"{n} eigenvalues, top {_fmt(values)}", started)
     else:
         if request.top_k:
             res = _lanczos_quantity(
-                result, op, [block], "eigenvalue", request.top_k, request.which, request, "top_k", request.eigenvectors
+                result, op, [block], "eigenvalue", request.top_k, request.which, request, seed("top_k"),
+                request.eigenvectors,
             )
-            result.arrays["eigenvalues"], result.arrays["residuals"] = res.eigenvalues, res.residuals
+            _eigen_arrays(result, "", res.eigenvalues, res.residuals, request.tol)
             if request.eigenvectors:
                 result.arrays["eigenvectors"] = res.eigenvectors.cpu().numpy()
         if request.smallest_k:
             res = _lanczos_quantity(
-                result, op, [block], "eigenvalue_smallest", request.smallest_k, "SA", request, "smallest_k", False
+                result, op, [block], "eigenvalue_smallest", request.smallest_k, "SA", request, seed("smallest_k"), False
             )
-            result.arrays["eigenvalues_smallest"], result.arrays["residuals_smallest"] = res.eigenvalues, res.residuals
+            _eigen_arrays(result, "_smallest", res.eigenvalues, res.residuals, request.tol)
 
     if request.power_iters:
         started = time.perf_counter()
-        res = power_iteration(
-            op, max_iter=request.power_iters, tol=request.power_tol, seed=stream_seed(request.seed, _STREAMS["power"])
-        )
+        res = power_iteration(op, max_iter=request.power_iters, tol=request.power_tol, seed=seed("power"))
         result.raw[(block, "power_eigenvalue")] = res
         result.add(
             block,
@@ -267,13 +318,15 @@ def compute_spectrum(
             1,
             res.eigenvalue,
             residual=res.residual,
-            converged=res.converged,
+            tolerance=request.tol,
+            stopped=res.stopped,
             products=res.products,
         )
         _log(
             block,
             "power_eigenvalue",
-            f"{res.eigenvalue:.6g} residual {res.residual:.3g}, " f"{res.iterations} iterations",
+            f"{res.eigenvalue:.6g} relative residual {relative_residual(res.eigenvalue, res.residual):.3g}, "
+            f"{res.iterations} iterations (stopping rule {'met' if res.stopped else 'not met'})",
             started,
         )
     for quantity, probes, estimator in (
@@ -282,22 +335,23 @@ def compute_spectrum(
     ):
         if probes:
             started = time.perf_counter()
-            est = estimator(op, probes, seed=stream_seed(request.seed, _STREAMS[quantity]))
+            est = estimator(op, probes, seed=seed(quantity))
             result.raw[(block, quantity)] = est
-            result.add(block, quantity, 0, est.value, stderr=est.stderr, products=est.products)
+            result.add(block, quantity, 0, est.value, stderr=est.stderr, probes=probes, products=est.products)
             _log(block, quantity, f"{est.value:.6g} +- {est.stderr:.3g}", started)
     if request.density_steps:
-        _densities(result, op, [block], request)
+        _densities(result, op, [block], request, seed("density"))
 
     if request.layers and (request.density_steps or request.top_k or request.smallest_k):
         from hessian_spectra.models import layer_blocks
 
-        layer_names = layer_blocks(model)
+        layer_names = list(request.blocks) if request.blocks else layer_blocks(model)
         op.cache.clear()  # done with the full operator: the layer operator builds its own graphs
         layer_op = CurvatureOperator(model, batches, blocks=layer_names, check_determinism=False, **common)
         if request.top_k:
             _lanczos_quantity(
-                result, layer_op, layer_names, "eigenvalue", request.top_k, request.which, request, "top_k", False
+                result, layer_op, layer_names, "eigenvalue", request.top_k, request.which, request,
+                seed("top_k", layers=True), False,
             )
         if request.smallest_k:
             _lanczos_quantity(
@@ -308,11 +362,11 @@ def compute_spectrum(
                 request.smallest_k,
                 "SA",
                 request,
-                "smallest_k",
+                seed("smallest_k", layers=True),
                 False,
             )
         if request.density_steps:
-            _densities(result, layer_op, layer_names, request)
+            _densities(result, layer_op, layer_names, request, seed("density", layers=True))
 
     density_blocks = list(result.densities)
     if density_blocks:

@@ -45,11 +45,14 @@ def write_rows(path: str | Path, columns: Sequence[str], rows: Iterable[dict]) -
 
 
 def write_table(table: pd.DataFrame, path: str | Path) -> None:
-    """Write a DataFrame as a TSV (or CSV, by suffix) atomically, booleans spelled true/false."""
+    """Write a DataFrame as a TSV (or CSV, by suffix) atomically, booleans spelled true/false (also in a column
+    that leaves some rows empty, such as ``converged`` beside rows that are no eigenvalue)."""
     spelled = table.copy()
     for column in spelled.columns:
-        if spelled[column].dtype == bool:
-            spelled[column] = spelled[column].map({True: "true", False: "false"})
+        values = spelled[column]
+        flags = values.dropna()
+        if values.dtype == bool or (values.dtype == object and len(flags) and flags.map(type).eq(bool).all()):
+            spelled[column] = values.map({True: "true", False: "false"})
     sep = "," if Path(path).suffix == ".csv" else "\t"
     atomic_write(path, lambda tmp: spelled.to_csv(tmp, sep=sep, index=False, na_rep="nan"))
 

@@ -15,7 +15,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from hessian_spectra.atomic import atomic_write
-from hessian_spectra.layout import checkpoint_name, resume_dir
+from hessian_spectra.events import table_scalars, write_scalars
+from hessian_spectra.layout import checkpoint_name, resume_dir, table_events
 from hessian_spectra.tables import cell
 
 log = logging.getLogger(__name__)
@@ -70,4 +71,5 @@ def walk_checkpoints(
         log.info("every epoch was finished by an earlier run; writing the table")
     header = "\t".join(columns)
     atomic_write(out, lambda tmp: Path(tmp).write_text("".join(f"{line}\n" for line in [header, *lines])))
+    write_scalars(table_events(out), table_scalars(out))
     shutil.rmtree(parts, ignore_errors=True)

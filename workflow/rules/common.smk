@@ -10,6 +10,7 @@ from snakemake_interface_executor_plugins.settings import DeploymentMethod
 
 from hessian_spectra import layout
 from hessian_spectra.data.catalog import needs_download
+from hessian_spectra.data.files import is_data_path
 from hessian_spectra.layout import RUN_PATTERN
 from hessian_spectra.runs import (
     STUDIES,
@@ -68,8 +69,8 @@ TARGETS = {}
 
 wildcard_constraints:
     study="|".join(STUDIES),
-    model=r"[a-z0-9_]+",
-    dataset=r"[a-z0-9]+",
+    model=r"[A-Za-z0-9_]+",
+    dataset=r"[A-Za-z0-9_-]+",
     batch_size=r"\d+",
     seed=r"\d+",
     variant=r"[A-Za-z0-9_.+-]+",
@@ -128,7 +129,10 @@ def dataset_root(dataset):
 
 
 def dataset_ready(dataset):
-    """The marker a job reading `dataset` waits for: a verified download or `data_root` (none for digits)."""
+    """What a job reading `dataset` waits for: a verified download or `data_root`, or the user's folder or file
+    (which a rule may make); none for digits."""
+    if is_data_path(dataset):
+        return dataset
     if not needs_download(dataset):
         return []
     if config["data_root"]:
@@ -176,10 +180,15 @@ def study_enabled(study):
 
 
 def all_targets():
-    """Every figure and table of the enabled studies, and any lost checkpoint (the default target)."""
-    return [
-        target
-        for study in STUDIES
-        if study_enabled(study)
-        for target in TARGETS.get(study, [])
-    ] + LOST_CHECKPOINTS
+    """Every figure and table of the enabled studies, the findings scorecard, and any lost checkpoint (the default
+    target)."""
+    return (
+        [
+            target
+            for study in STUDIES
+            if study_enabled(study)
+            for target in TARGETS.get(study, [])
+        ]
+        + TARGETS.get("findings", [])
+        + LOST_CHECKPOINTS
+    )

@@ -1,8 +1,11 @@
-"""Datasets: torchvision downloads with checksums into resources/, or a verified pre-downloaded `data_root`; and the
-fixed, seeded Hessian subsets, one file each, keyed by what defines them (dataset, preprocessing, selection).
+"""Datasets: torchvision downloads with checksums into resources/, or a verified pre-downloaded `data_root`; a
+built-in dataset exported as an ImageFolder tree (what a run whose `dataset` is that folder reads); and the fixed,
+seeded Hessian subsets, one file each, keyed by what defines them (dataset, preprocessing, selection).
 """
 
 import json
+
+from hessian_spectra.data.catalog import DATASET_NAMES
 
 
 localrules:
@@ -51,3 +54,21 @@ rule hessian_subset:
         data_root=lambda wildcards: dataset_root(SUBSETS[wildcards.subset]["dataset"]),
     shell:
         "hessian-spectra subset --spec {params.spec:q} --out {output} --data-root {params.data_root} > {log} 2>&1"
+
+
+rule export_images:
+    input:
+        lambda wildcards: dataset_ready(wildcards.dataset),
+    output:
+        directory(layout.exported_images("{dataset}")),
+    log:
+        layout.log("export_images/{dataset}"),
+    wildcard_constraints:
+        dataset="|".join(DATASET_NAMES),
+    conda:
+        ENV
+    params:
+        data_root=lambda wildcards: dataset_root(wildcards.dataset),
+    shell:
+        "hessian-spectra export-images --dataset {wildcards.dataset} --out {output} "
+        "--data-root {params.data_root} > {log} 2>&1"

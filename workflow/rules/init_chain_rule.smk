@@ -16,11 +16,16 @@ ICR_SD_FIGURES = [
     for sd in dict.fromkeys(run["model_options"]["init_sd"] for run in ICR_RUNS)
 ]
 ICR_TERMS_FIGURE = layout.figure("init_chain_rule", "chain_rule_terms.png")
+ICR_ALL_SDS_FIGURE = layout.figure("init_chain_rule", "init_sd_all.png")
 ICR_TABLE = layout.study_table(
     "init_chain_rule", layout.STUDY_TABLES["init_chain_rule"]
 )
 if ICR_RUNS:
-    TARGETS["init_chain_rule"] = ICR_SD_FIGURES + [ICR_TERMS_FIGURE, ICR_TABLE]
+    TARGETS["init_chain_rule"] = ICR_SD_FIGURES + [
+        ICR_ALL_SDS_FIGURE,
+        ICR_TERMS_FIGURE,
+        ICR_TABLE,
+    ]
 
 
 localrules:
@@ -84,6 +89,11 @@ rule chain_rule_figures:
             )
             for path in ICR_SD_FIGURES
         ],
+        all_sds=report(
+            ICR_ALL_SDS_FIGURE,
+            caption="../report/init_chain_rule/init_sd_all.rst",
+            category="init_chain_rule",
+        ),
         terms=report(
             ICR_TERMS_FIGURE,
             caption="../report/init_chain_rule/chain_rule_terms.rst",

@@ -1,10 +1,10 @@
 """Study `layerhessians` (seed 004): full and layer-block spectra after every epoch, their distances, figures.
 
-Figures are named by `{model}_{dataset}` and the 1-based layer-block index (derived from the model and its
-options without torch), so two runs of this study with the same model and dataset are refused at parse time.
+Figures are named by `{model}_{dataset}` (their names in paths) and the 1-based layer-block index (from the model
+and its options without torch, or the blocks planning found or the config lists), so two runs of this study with the same model and dataset are refused at parse time.
 """
 
-from hessian_spectra.models.catalog import layer_block_count
+from hessian_spectra.runs import block_count, dataset_key, model_key
 
 LAYERHESSIANS = config["studies"].get("layerhessians", {})
 LH_RUNS = runs_of(RUNS, "layerhessians")
@@ -17,7 +17,7 @@ LH_BY_NAME = {}
 LH_BY_LABEL = {}
 LH_SPECTRUM_FILES = {}
 for _run in LH_RUNS:
-    _name = f"{_run['model']}_{_run['dataset']}"
+    _name = f"{model_key(_run['model'])}_{dataset_key(_run['dataset'])}"
     if _name in LH_BY_NAME:
         raise WorkflowError(
             f"invalid config: studies.layerhessians: results/{LH_BY_NAME[_name]['key']} and "
@@ -25,7 +25,7 @@ for _run in LH_RUNS:
             "those two; keep one of them (run the other with its own config)"
         )
     LH_BY_NAME[_name] = _run
-    LH_BY_LABEL[f"{_run['model']}/{_run['dataset']}"] = _run
+    LH_BY_LABEL[f"{model_key(_run['model'])}/{dataset_key(_run['dataset'])}"] = _run
     LH_SPECTRUM_FILES[_run["key"]] = [
         layout.layer_spectrum(_run["key"], epoch, "npz")
         for epoch in range(_run["epochs"] + 1)
@@ -84,7 +84,7 @@ TARGETS["layerhessians"] = (
     + [
         layout.figure("layerhessians", f"training_eigvals_epochwise_{name}_{layer}.png")
         for name, run in LH_BY_NAME.items()
-        for layer in range(1, layer_block_count(run["model"], run["model_options"]) + 1)
+        for layer in range(1, block_count(run) + 1)
     ]
     + [LH_TABLE]
     if LH_RUNS
@@ -119,11 +119,16 @@ rule layerhessians_spectrum:
         gpu=gpu_request,
     params:
         seed=lambda wildcards: run_of(wildcards)["seed"],
+        blocks=lambda wildcards: (
+            f"--blocks {','.join(run_of(wildcards)['layer_blocks'])}"
+            if "layer_blocks" in run_of(wildcards)
+            else ""
+        ),
         settings=LH_SPECTRUM_FLAGS,
         runtime=RUNTIME_FLAGS,
     shell:
         "hessian-spectra spectrum --checkpoint {input.checkpoint} --data {input.subset} "
-        "--out {output.table} --npz {output.npz} --layers {params.settings} --seed {params.seed} "
+        "--out {output.table} --npz {output.npz} --layers {params.blocks} {params.settings} --seed {params.seed} "
         "{params.runtime} --threads {threads} > {log} 2>&1"
 
 
@@ -149,7 +154,7 @@ rule layerhessians_match:
 # per layer-block count, as for training; each figure stays a target of its own.
 LH_LAYER_COUNTS = {}
 for _name, _run in LH_BY_NAME.items():
-    _count = layer_block_count(_run["model"], _run["model_options"])
+    _count = block_count(_run)
     LH_LAYER_COUNTS.setdefault(_count, []).append(_name)
 
 for _count, _names in sorted(LH_LAYER_COUNTS.items()):

@@ -1,8 +1,7 @@
 """``hessian-spectra chain-rule``: loss, ||H||_F and the Hessian chain-rule split at every checkpoint of a run.
 
 One job per run: loops over the run's checkpoints (epoch 0 = init) on its Hessian subset and writes one long table
-(run, sd, activation, epoch, step, block, quantity, index, value, stderr, residual, converged, products)
-atomically at the end; a killed job resumes at its first unfinished epoch.
+(run, sd, activation, epoch, step and ``chain_rule.COLUMNS``) atomically at the end; a killed job resumes at its first unfinished epoch.
 """
 
 from __future__ import annotations
@@ -27,7 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tol", type=float, default=1e-4, help="Lanczos relative Ritz residual tolerance (1e-4)")
     parser.add_argument("--max-steps", type=int, default=100, help="Lanczos steps at most (100)")
     parser.add_argument("--batch-size", type=int, default=1024, help="samples per product batch (1024)")
-    parser.add_argument("--seed", type=int, default=0, help="seeds the probes (the same at every checkpoint)")
+    parser.add_argument("--seed", type=int, default=0, help="seeds the probes (their own per term and checkpoint)")
     add_runtime_arguments(parser)
 
 
@@ -59,7 +58,9 @@ def run(args: argparse.Namespace) -> None:
         ckpt = load_checkpoint(path)
         model = model_from_checkpoint(ckpt, map_location=device)
         step = int(ckpt["trainer"]["history"][-1]["steps"])
-        found = track_checkpoint(model, batches, request, l2=run_cfg["l2"], check_determinism=not checked)
+        found = track_checkpoint(
+            model, batches, request, l2=run_cfg["l2"], check_determinism=not checked, epoch=epoch
+        )
         checked.append(epoch)
         value = {(r["block"], r["quantity"]): r["value"] for r in found if r["index"] == 0}
         log.info(
@@ -73,10 +74,14 @@ def run(args: argparse.Namespace) -> None:
             value[(block, "frobenius_H_minus_G")],
             value[("full", "frobenius_H_minus_G")] / value[("full", "frobenius_G")],
         )
-        unconverged = [f"{r['block']} {r['quantity']}" for r in found if not r["converged"]]
+        unconverged = [f"{r['block']} {r['quantity']}" for r in found if r["converged"] is False]
         if unconverged:
             log.warning(
-                "epoch %d: not converged in %d Lanczos steps: %s", epoch, args.max_steps, ", ".join(unconverged)
+                "epoch %d: relative residual above %g after at most %d Lanczos steps: %s",
+                epoch,
+                args.tol,
+                args.max_steps,
+                ", ".join(unconverged),
             )
         return [{**labels, "epoch": epoch, "step": step, **row} for row in found]
 

@@ -35,10 +35,14 @@ def labels(runs: list[dict]) -> list[str]:
 
 
 def collect(args: argparse.Namespace) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Tidy tables of all runs: (eigen, history, density, trace), each with ``model`` and ``label`` columns."""
+    """Tidy tables of all runs: (eigen, history, density, trace), each with ``model`` and ``label`` columns (and
+    ``diverged``, why the run diverged or empty, on eigen and history);
+    ``trace`` holds the Hutchinson trace and the density's (quantities ``trace`` and ``density_trace``)."""
     import numpy as np
     import pandas as pd
 
+    from hessian_spectra.data.catalog import dataset_info
+    from hessian_spectra.divergence import divergence
     from hessian_spectra.tables import FULL, read_table
 
     runs = [json.loads(open(path).read()) for path in args.runs]
@@ -47,12 +51,15 @@ def collect(args: argparse.Namespace) -> tuple[pd.DataFrame, pd.DataFrame, pd.Da
         raise ValueError("give one history, eigen table, final table and density npz per run.json")
     eigen, history, density, trace = [], [], [], []
     for i, (run, label) in enumerate(zip(runs, labels(runs))):
-        tag = {"model": run["model"], "label": label, "run": run["key"]}
+        runs_history = read_table(args.histories[i])
+        diverged = divergence(runs_history, dataset_info(run["dataset"]).num_classes)
+        tag = {"model": run["model"], "label": label, "run": run["key"], "diverged": diverged}
         table = read_table(args.eigen[i], required=("block", "quantity", "epoch", "value"))
         eigen.append(table[table["block"] == FULL].assign(**tag))
-        history.append(read_table(args.histories[i]).assign(**tag))
+        history.append(runs_history.assign(**tag))
         final = read_table(args.final[i], required=("block", "quantity", "value"))
-        trace.append(final[(final["block"] == FULL) & (final["quantity"] == "trace")].assign(**tag))
+        traces = final["quantity"].isin(["trace", "density_trace"])
+        trace.append(final[(final["block"] == FULL) & traces].assign(**tag))
         with np.load(args.densities[i]) as arrays:
             k = list(arrays["blocks"]).index(FULL)
             density.append(pd.DataFrame({"eigenvalue": arrays[f"grid_{k}"], "density": arrays[f"density_{k}"], **tag}))

@@ -1,7 +1,8 @@
 """``hessian-spectra init-chain-rule``: the table and figures of study init_chain_rule (torch-free).
 
 ``table`` concatenates the runs' ``chain-rule`` tables into the study's table; ``figures`` reads it and writes
-``init_sd_{sd}.png`` for every init sd in it (sd formatted as ``f"{sd:g}"``) and ``chain_rule_terms.png``.
+``init_sd_{sd}.png`` for every init sd in it (sd formatted as ``f"{sd:g}"``), ``init_sd_all.png`` (every sd on
+shared log axes) and ``chain_rule_terms.png``.
 """
 
 from __future__ import annotations
@@ -31,7 +32,13 @@ def run(args: argparse.Namespace) -> None:
         write_table(read_tables(args.tables), args.out)
         return
     from hessian_spectra.plots.common import save_figure, use_style
-    from hessian_spectra.plots.init_chain_rule import chain_rule_terms_figure, init_sd_figure, sd_label
+    from hessian_spectra.plots.init_chain_rule import (
+        ALL_SDS_FIGURE,
+        all_sds_figure,
+        chain_rule_terms_figure,
+        init_sd_figure,
+        sd_label,
+    )
 
     table = read_tables([args.table])
     use_style()
@@ -40,6 +47,9 @@ def run(args: argparse.Namespace) -> None:
         path = out_dir / f"init_sd_{sd_label(sd)}.png"
         save_figure(init_sd_figure(table, sd), path)
         log.info("wrote %s", path)
+    path = out_dir / ALL_SDS_FIGURE
+    save_figure(all_sds_figure(table), path)
+    log.info("wrote %s", path)
     path = out_dir / "chain_rule_terms.png"
     save_figure(chain_rule_terms_figure(table), path)
     log.info("wrote %s", path)

@@ -2,8 +2,8 @@
 filter-normalised random directions.
 
 Writes one long table (``--out``): a row per direction kind and grid point with ``c1, c2``, the mean loss and
-accuracy over the data at theta + c1 v1 + c2 v2, and for eigenvector directions their eigenvalues and residuals
-||H v - lambda v|| (NaN for random directions).
+accuracy over the data at theta + c1 v1 + c2 v2, and for eigenvector directions their eigenvalues, residuals
+||H v - lambda v||, relative residuals, the spectrum's tolerance and converged flags (empty for random directions).
 """
 
 from __future__ import annotations
@@ -11,14 +11,24 @@ from __future__ import annotations
 import argparse
 import csv
 import logging
-import math
 
 from hessian_spectra.atomic import atomic_write
 from hessian_spectra.runtime import add_runtime_arguments, setup_runtime
+from hessian_spectra.tables import cell
 
 log = logging.getLogger(__name__)
 
-EIGENPAIR_COLUMNS = ("lambda1", "lambda2", "residual1", "residual2")
+EIGENPAIR_COLUMNS = (
+    "lambda1",
+    "lambda2",
+    "residual1",
+    "residual2",
+    "relative_residual1",
+    "relative_residual2",
+    "tolerance",
+    "converged1",
+    "converged2",
+)
 COLUMNS = ("epoch", "direction", "space", "i", "j", "c1", "c2", "loss", "accuracy", *EIGENPAIR_COLUMNS)
 DIRECTIONS = ("eigen", "random")
 
@@ -43,7 +53,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _eigen_directions(model, path: str):
-    """(v1, v2, space, {lambda1, lambda2, residual1, residual2}) from a spectrum npz holding eigenvectors."""
+    """(v1, v2, space, ``EIGENPAIR_COLUMNS``) from a spectrum npz holding eigenvectors."""
     import numpy as np
 
     from hessian_spectra.landscape import unflatten_direction
@@ -52,14 +62,24 @@ def _eigen_directions(model, path: str):
         if "eigenvectors" not in npz:
             raise ValueError(f"{path}: no eigenvectors (run `hessian-spectra spectrum` with --eigenvectors)")
         vectors, values, residuals = npz["eigenvectors"], npz["eigenvalues"], npz["residuals"]
+        relative, converged, tolerance = npz["relative_residuals"], npz["converged"], float(npz["tolerance"])
         names = [str(n) for n in npz["param_names"]]
     if vectors.ndim != 2 or vectors.shape[1] < 2:
         raise ValueError(f"{path}: needs at least two eigenvectors, has shape {vectors.shape}")
     trainable = [name for name, p in model.named_parameters() if p.requires_grad]
     space = "full" if names == trainable else ",".join(names)
     v1, v2 = (unflatten_direction(model, names, vectors[:, k]) for k in (0, 1))
-    pairs = {"lambda1": values[0], "lambda2": values[1], "residual1": residuals[0], "residual2": residuals[1]}
-    return v1, v2, space, {key: float(value) for key, value in pairs.items()}
+    pairs = {"tolerance": tolerance}
+    for k in (0, 1):
+        pairs.update(
+            {
+                f"lambda{k + 1}": float(values[k]),
+                f"residual{k + 1}": float(residuals[k]),
+                f"relative_residual{k + 1}": float(relative[k]),
+                f"converged{k + 1}": bool(converged[k]),
+            }
+        )
+    return v1, v2, space, pairs
 
 
 def _write_table(path: str, rows: list[dict]) -> None:
@@ -99,7 +119,7 @@ def run(args: argparse.Namespace) -> None:
             space, names = resolve_params(model, args.random_params)
             generator = torch.Generator().manual_seed(args.seed)
             v1, v2 = (filter_normalized_direction(model, names, generator) for _ in range(2))
-            eigenpairs = dict.fromkeys(EIGENPAIR_COLUMNS, math.nan)
+            eigenpairs = dict.fromkeys(EIGENPAIR_COLUMNS)
         surface = loss_surface(model, batches, v1, v2, coords, dtype=dtype)
         log.info(
             "%s directions over %s: %d evaluations on %d samples, loss in [%.6g, %.6g]",
@@ -123,7 +143,7 @@ def run(args: argparse.Namespace) -> None:
                         "c2": repr(float(c2)),
                         "loss": repr(float(surface.loss[i, j])),
                         "accuracy": repr(float(surface.accuracy[i, j])),
-                        **{key: repr(value) for key, value in eigenpairs.items()},
+                        **{key: cell(value) for key, value in eigenpairs.items()},
                     }
                 )
     _write_table(args.out, rows)

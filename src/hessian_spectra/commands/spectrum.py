@@ -39,6 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     est.add_argument("--sigma-rel", type=float, default=0.01, help="smoothing width / spectrum range (0.01)")
     what = parser.add_argument_group("what and how")
     what.add_argument("--layers", action="store_true", help="densities (and top-k) of every layer block too")
+    what.add_argument("--blocks", default=None, help="with --layers: NAME[,NAME...] (every Conv2d/Linear weight)")
     what.add_argument("--params", default="all", help="all | last_layer | NAME[,NAME...] (all)")
     what.add_argument("--curvature", choices=["hessian", "ggn"], default="hessian")
     what.add_argument("--l2", type=float, default=0.0, help="add l2 * I (the L2 penalty's Hessian)")
@@ -54,6 +55,8 @@ def run(args: argparse.Namespace) -> None:
     from hessian_spectra.checkpoint import load_checkpoint, model_from_checkpoint
     from hessian_spectra.curvature import make_batches
     from hessian_spectra.data.subset import load_subset
+    from hessian_spectra.events import table_scalars, write_scalars
+    from hessian_spectra.layout import table_events
     from hessian_spectra.spectrum import SpectrumRequest, compute_spectrum, write_spectrum
 
     ckpt = load_checkpoint(args.checkpoint)
@@ -78,6 +81,7 @@ def run(args: argparse.Namespace) -> None:
         grid_points=args.grid_points,
         sigma_rel=args.sigma_rel,
         layers=args.layers,
+        blocks=tuple(args.blocks.split(",")) if args.blocks else None,
         params=args.params,
         curvature=args.curvature,
         l2=args.l2,
@@ -90,3 +94,4 @@ def run(args: argparse.Namespace) -> None:
     batches = make_batches(x.to(device), y.to(device), args.batch_size)
     result = compute_spectrum(model, batches, request, epoch=ckpt.get("epoch"))
     write_spectrum(result, args.out, args.npz)
+    write_scalars(table_events(args.out), table_scalars(args.out))

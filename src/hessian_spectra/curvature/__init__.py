@@ -4,10 +4,12 @@ Operator: ``CurvatureOperator`` (any parameter subset or layer blocks; its produ
 ``cached.py``, the default reusing each batch's first-order graph under a memory budget), and
 ``ShiftedOperator``. Algorithms: ``lanczos`` (top-k / bottom-k with residuals), ``lanczos_tridiagonal``
 (raw lanes), ``slq`` (spectral densities), ``hutchinson`` / ``hutchpp`` (trace), ``frobenius``,
-``power_iteration``, and dense forms for small problems (``dense_hessian``: the test oracle).
+``power_iteration``, and dense forms for small problems (``dense_hessian``: the test oracle). What "converged"
+means for any of their eigenvalues: ``relative_residual`` within a tolerance (``converged_within``).
 """
 
 from hessian_spectra.curvature.cache import set_default_memory_budget
+from hessian_spectra.curvature.convergence import converged_within, relative_residual
 from hessian_spectra.curvature.dense import dense_eigh, dense_hessian, dense_matrix
 from hessian_spectra.curvature.lanczos import LanczosResult, LanczosRun, lanczos, lanczos_tridiagonal
 from hessian_spectra.curvature.operator import (
@@ -33,6 +35,7 @@ __all__ = [
     "PowerResult",
     "ShiftedOperator",
     "SpectralDensity",
+    "converged_within",
     "dense_eigh",
     "dense_hessian",
     "dense_matrix",
@@ -44,8 +47,9 @@ __all__ = [
     "lanczos_tridiagonal",
     "make_batches",
     "power_iteration",
-    "set_default_memory_budget",
     "random_probes",
+    "relative_residual",
+    "set_default_memory_budget",
     "slq",
     "smooth_density",
 ]

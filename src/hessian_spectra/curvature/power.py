@@ -14,13 +14,14 @@ from hessian_spectra.curvature.probes import random_probes, segment_dot, squeeze
 @dataclass
 class PowerResult:
     """Rayleigh quotient ``eigenvalue`` of unit vector ``eigenvector`` (n,), with ``residual`` ||Hv - lambda v||
-    of that same pair, per segment (scalars for an ordinary operator). ``converged``: the relative change of
-    the estimate fell below ``tol`` before ``max_iter`` iterations."""
+    of that same pair, per segment (scalars for an ordinary operator). ``stopped``: PyHessian's stopping rule
+    fired (the relative change of the estimate fell below ``tol`` before ``max_iter`` iterations); it says nothing
+    about convergence, which only the residual tells (``curvature.convergence``)."""
 
     eigenvalue: np.ndarray | float
     eigenvector: Tensor
     residual: np.ndarray | float
-    converged: np.ndarray | bool
+    stopped: np.ndarray | bool
     iterations: int
     products: int
 
@@ -34,14 +35,14 @@ def power_iteration(op, max_iter: int = 10, tol: float = 1e-2, seed: int | torch
     products0 = op.products
     v = random_probes(op, 1, "gaussian", seed, normalise=True)
     previous = None
-    converged = np.zeros(len(op.segments), dtype=bool)
+    stopped = np.zeros(len(op.segments), dtype=bool)
     for iteration in range(1, max_iter + 1):
         Hv = op.matmat(v)
         value = segment_dot(v, Hv, op.segments)[:, 0]
         current = value.cpu().numpy()
         if previous is not None:
-            converged = np.abs(current - previous) / (np.abs(previous) + 1e-6) < tol
-        if converged.all() or iteration == max_iter:
+            stopped = np.abs(current - previous) / (np.abs(previous) + 1e-6) < tol
+        if stopped.all() or iteration == max_iter:
             break
         previous = current
         nxt = Hv.clone()
@@ -58,7 +59,7 @@ def power_iteration(op, max_iter: int = 10, tol: float = 1e-2, seed: int | torch
         eigenvalue=squeeze_segments(op, current),
         eigenvector=v[:, 0],
         residual=squeeze_segments(op, residual),
-        converged=squeeze_segments(op, converged),
+        stopped=squeeze_segments(op, stopped),
         iterations=iteration,
         products=op.products - products0,
     )

@@ -16,7 +16,7 @@ class DatasetInfo:
     num_classes: int
     in_channels: int
     native_size: int
-    source: str  # "sklearn" (embedded, no network) or "torchvision" (downloaded with checksums)
+    source: str  # "sklearn" (embedded), "torchvision" (downloaded with checksums), "folder" or "tensors" (a path)
     train_size: int  # samples in the training split as loaded (digits: the fixed 80% split)
     test_size: int
 
@@ -41,7 +41,14 @@ DATASET_NAMES: tuple[str, ...] = tuple(_CATALOG)
 
 
 def dataset_info(name: str) -> DatasetInfo:
-    """The catalogue entry of ``name``; ``ValueError`` naming it and the allowed names if unknown."""
+    """The catalogue entry of ``name``, or what a dataset path holds (``data.files``); ``ValueError`` if unknown."""
+    from hessian_spectra.data.files import inspect_data, is_data_path
+
+    if isinstance(name, str) and is_data_path(name):
+        info = inspect_data(name)
+        if info is None:
+            raise ValueError(f"dataset {name}: no such folder or file")
+        return info
     try:
         return _CATALOG[name]
     except (KeyError, TypeError):
@@ -49,5 +56,7 @@ def dataset_info(name: str) -> DatasetInfo:
 
 
 def needs_download(name: str) -> bool:
-    """Whether ``name`` is fetched from the network (torchvision) rather than embedded (scikit-learn)."""
-    return dataset_info(name).needs_download
+    """Whether ``name`` is fetched from the network (torchvision) rather than embedded or a path of the user's."""
+    from hessian_spectra.data.files import is_data_path
+
+    return not is_data_path(name) and dataset_info(name).needs_download

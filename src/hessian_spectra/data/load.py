@@ -87,8 +87,14 @@ def _load_torchvision(name: str, train: bool, root: str | Path | None) -> tuple[
 
 
 def _load_raw(name: str, train: bool, root: str | Path | None) -> tuple[Tensor, Tensor]:
-    if dataset_info(name).source == "sklearn":
+    source = dataset_info(name).source
+    if source == "sklearn":
         return _load_digits(train)
+    if source in ("folder", "tensors"):
+        from hessian_spectra.data.files import load_data_path
+
+        x, y = load_data_path(name, train)
+        return torch.from_numpy(x), torch.from_numpy(y)
     return _load_torchvision(name, train, root)
 
 

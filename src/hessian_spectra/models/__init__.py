@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from hessian_spectra.models.catalog import MODEL_NAMES, MODEL_OPTIONS, layer_block_count
+from hessian_spectra.models.catalog import MODEL_NAMES, MODEL_OPTIONS, is_factory, layer_block_count
 
 if TYPE_CHECKING:
     from torch import nn
@@ -33,8 +33,13 @@ _CONSTRUCTORS: dict[str, tuple[str, str]] = {
 def build_model(name: str, in_channels: int, image_size: int, num_classes: int, **options: Any) -> nn.Module:
     """A freshly initialised model; seed torch before calling for a reproducible init.
 
-    Every model takes ``width`` (multiplier on hidden widths); ``MODEL_OPTIONS[name]`` lists the rest.
+    Every model takes ``width`` (multiplier on hidden widths); ``MODEL_OPTIONS[name]`` lists the rest. A
+    ``module:function`` name calls that factory with the same arguments (``models.factory``).
     """
+    if is_factory(name):
+        from hessian_spectra.models.factory import build_factory_model
+
+        return build_factory_model(name, in_channels, image_size, num_classes, **options)
     if name not in MODEL_NAMES:
         raise ValueError(f"unknown model {name!r}; allowed: {', '.join(MODEL_NAMES)}")
     allowed = MODEL_OPTIONS[name]

@@ -42,4 +42,10 @@ MODEL_OPTIONS: dict[str, tuple[str, ...]] = {name: ("width",) for name in MODEL_
 MODEL_OPTIONS["resnet32_nobn"] = ("width", "init_scale")
 MODEL_OPTIONS["mlp"] = ("width", "activation", "init_sd", "hidden")
 
+
+def is_factory(model: str) -> bool:
+    """Whether a run's ``model`` names an importable factory (``module:function``) rather than a built-in model."""
+    return ":" in model
+
+
 MLP_ACTIVATIONS: tuple[str, ...] = ("relu", "tanh", "linear")

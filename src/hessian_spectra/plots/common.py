@@ -1,4 +1,5 @@
-"""The look every figure shares and an atomic save, so a killed plot job never leaves a half-written PNG."""
+"""The look every figure shares, how unconverged eigenvalues are marked, and an atomic save, so a killed plot job
+never leaves a half-written PNG."""
 
 from __future__ import annotations
 
@@ -11,9 +12,22 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import seaborn as sns  # noqa: E402
 
+from matplotlib.lines import Line2D  # noqa: E402
+
 from hessian_spectra.atomic import atomic_write  # noqa: E402
 
 DPI = 150
+# scatter style of an eigenvalue whose relative residual is above its tolerance: it must stand out on any line
+UNCONVERGED = dict(marker="X", s=70, color="crimson", edgecolors="black", linewidths=0.6, zorder=5)
+
+
+def unconverged_handle(table) -> Line2D:
+    """The legend entry of ``UNCONVERGED`` markers, naming the tolerance of ``table``'s unconverged rows."""
+    tolerance = table.loc[table["converged"].eq(False), "tolerance"].max()
+    return Line2D(
+        [], [], ls="", marker="X", markersize=9, markerfacecolor="crimson", markeredgecolor="black",
+        label=f"not converged (relative residual > {tolerance:g})",
+    )
 
 
 def use_style() -> None:

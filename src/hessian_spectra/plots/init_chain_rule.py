@@ -1,7 +1,8 @@
 """Figures of study ``init_chain_rule`` (seed 003), read from the ``chain-rule`` tables of its runs.
 
 ``init_sd_figure``: loss and ||H||_F of the tracked block against step for one init sd (the source's twin-axes
-plot, one line per activation on each axis). ``chain_rule_terms_figure``: ||G||_F, ||H - G||_F and their ratio
+plot, one line per activation on each axis). ``all_sds_figure``: every init sd on shared log axes (loss and
+||H||_F), the comparison across scales. ``chain_rule_terms_figure``: ||G||_F, ||H - G||_F and their ratio
 against step, per init sd, for the tracked block and the full Hessian.
 """
 
@@ -14,11 +15,14 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
+from matplotlib import ticker
 from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
 
 from hessian_spectra.tables import FULL, read_table
 
 NORM = r"\|{}\|_F"
+ALL_SDS_FIGURE = "init_sd_all.png"  # every init sd on shared axes (the per-sd figures are init_sd_{sd}.png)
 
 
 def read_tables(paths: Iterable[str | Path]) -> pd.DataFrame:
@@ -27,6 +31,8 @@ def read_tables(paths: Iterable[str | Path]) -> pd.DataFrame:
                       ignore_index=True)
     if table.empty:
         raise ValueError("the chain-rule tables hold no rows")
+    if "probes" in table:
+        table["probes"] = table["probes"].astype("Int64")  # a count, empty where a row has no probes
     if table["sd"].isna().any():
         raise ValueError("a run has no init sd (model_options.init_sd): the figures are one per init sd")
     return table
@@ -108,6 +114,39 @@ def init_sd_figure(table: pd.DataFrame, sd: float) -> plt.Figure:
     handles = ax_loss.get_legend_handles_labels()[0] + ax_h.get_legend_handles_labels()[0]
     ax_loss.legend(handles=handles, loc="best", fontsize="small")
     fig.tight_layout()
+    return fig
+
+
+def all_sds_figure(table: pd.DataFrame) -> plt.Figure:
+    """Every init sd on shared log axes, the comparison the study exists for: loss on the Hessian subset (left) and
+    ||H||_F of the tracked block with its standard-error band (right) against step; colour = init sd, line style =
+    activation; the legend sits outside the axes so it covers no curve."""
+    block = tracked_block(table)
+    runs = table.drop_duplicates("run").sort_values(["sd", "activation"])
+    sds = sorted(runs["sd"].unique())
+    palette = dict(zip(sds, sns.color_palette("viridis", len(sds))))
+    styles = dict(zip(sorted(runs["activation"].astype(str).unique()), ("-", "--", ":", "-.")))
+    fig, (ax_loss, ax_h) = plt.subplots(1, 2, figsize=(11.5, 4.3), sharex=True, layout="constrained")
+    for run in runs.itertuples():
+        color, style = palette[run.sd], styles[str(run.activation)]
+        loss = _series(table, run.run, FULL, "loss")
+        ax_loss.plot(loss["step"], loss["value"], color=color, linestyle=style, marker="o", markersize=3)
+        norm = _series(table, run.run, block, "frobenius_H")
+        ax_h.plot(norm["step"], norm["value"].where(norm["value"] > 0), color=color, linestyle=style, marker="s",
+                  markersize=3)
+        _band(ax_h, norm, color)
+    for ax in (ax_loss, ax_h):
+        ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(ticker.LogFormatter(labelOnlyBase=False))
+        ax.yaxis.set_minor_formatter(ticker.LogFormatter(labelOnlyBase=False, minor_thresholds=(1, 0.4)))
+        ax.set_xlabel("training step")
+    ax_loss.set(ylabel="loss on the Hessian subset", title="loss, every init sd")
+    norm = NORM.format("H")
+    ax_h.set(ylabel=f"${norm}$ of the {block} block", title=f"${norm}$ of {block}, every init sd")
+    handles = [Line2D([], [], color=palette[sd], lw=2, label=f"init sd {sd_label(sd)}") for sd in sds]
+    handles += [Line2D([], [], color="0.3", linestyle=style, label=name) for name, style in styles.items()]
+    handles.append(Patch(color="0.3", alpha=0.15, label="$\\pm$ 1 standard error"))
+    fig.legend(handles=handles, loc="outside right upper", fontsize="small")
     return fig
 
 

@@ -14,7 +14,7 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.lines import Line2D
 
-from hessian_spectra.plots.common import use_style
+from hessian_spectra.plots.common import UNCONVERGED, unconverged_handle, use_style
 
 HESSIAN_TITLES = {"last_layer": "last-layer Hessian (exact, dense eigh)", "full": "full Hessian (Lanczos)"}
 DIRECTION_TITLES = {"eigen": "top-2 Hessian eigenvectors", "random": "filter-normalised random directions"}
@@ -32,8 +32,8 @@ def symlog_threshold(values: np.ndarray) -> float:
 
 def spectral_figure(table: pd.DataFrame, hessians: list[str]) -> plt.Figure:
     """Eigenvalue vs index (1..k), one line per run coloured by batch size, one panel per Hessian in
-    ``hessians``; a symlog y axis keeps eigenvalues <= 0 visible (below the linear band around 0) and hollow
-    markers flag eigenvalues whose Lanczos residual did not converge."""
+    ``hessians``; a symlog y axis keeps eigenvalues <= 0 visible (below the linear band around 0) and a red X
+    marks every eigenvalue whose relative residual is above its tolerance (not converged)."""
     use_style()
     sizes = sorted(table["batch_size"].unique())
     colours = dict(zip(sizes, sns.color_palette("viridis", len(sizes))))
@@ -42,12 +42,10 @@ def spectral_figure(table: pd.DataFrame, hessians: list[str]) -> plt.Figure:
         panel = table[table["hessian"] == hessian]
         for (size, _run), rows in panel.groupby(["batch_size", "run"], sort=True):
             rows = rows.sort_values("index")
-            ok = rows["converged"].astype(bool).to_numpy()
+            ok = rows["converged"].eq(True).to_numpy()
             ax.plot(rows["index"], rows["value"], "-", color=colours[size], lw=1.5)
             ax.scatter(rows["index"][ok], rows["value"][ok], color=colours[size], s=18, zorder=3)
-            ax.scatter(
-                rows["index"][~ok], rows["value"][~ok], facecolors="none", edgecolors=colours[size], s=18, zorder=3
-            )
+            ax.scatter(rows["index"][~ok], rows["value"][~ok], **UNCONVERGED)
         threshold = symlog_threshold(panel["value"].to_numpy())
         ax.set_yscale("symlog", linthresh=threshold)
         ax.axhspan(-threshold, threshold, color="0.9", zorder=0)
@@ -58,10 +56,20 @@ def spectral_figure(table: pd.DataFrame, hessians: list[str]) -> plt.Figure:
     handles = [
         Line2D([], [], color=colour, marker="o", lw=1.5, label=f"batch size {size}") for size, colour in colours.items()
     ]
-    if not table["converged"].astype(bool).all():
-        handles.append(Line2D([], [], color="0.3", ls="", marker="o", markerfacecolor="none", label="not converged"))
+    if not table["converged"].eq(True).all():
+        handles.append(unconverged_handle(table))
     axes[0, -1].legend(handles=handles, loc="upper right", fontsize="small")
     return fig
+
+
+THETA_MARK = dict(marker="P", s=90, color="white", edgecolors="black", linewidths=1.0, zorder=6)
+MINIMUM_MARK = dict(marker="*", s=150, color="crimson", edgecolors="black", linewidths=0.6, zorder=6)
+
+
+def _legend_style(style: dict) -> dict:
+    """A scatter style as Line2D keywords, for a legend entry."""
+    return dict(marker=style["marker"], markersize=math.sqrt(style["s"]), markerfacecolor=style["color"],
+                markeredgecolor=style["edgecolors"])
 
 
 def _surface_title(rows: pd.DataFrame, direction: str) -> str:
@@ -72,31 +80,49 @@ def _surface_title(rows: pd.DataFrame, direction: str) -> str:
     return title
 
 
-def surface_figure(table: pd.DataFrame, kind: str) -> plt.Figure:
+def surface_figure(table: pd.DataFrame, kind: str, zrange: tuple[float, float] | None = None) -> plt.Figure:
     """Training loss over (c1, c2): one row per run (label), one column per direction kind; ``kind`` is
-    ``surface`` (3-D) or ``contour`` (filled contours, the centre theta marked)."""
+    ``surface`` (3-D) or ``contour`` (filled contours). Every panel shares the loss range ``zrange`` (default: this
+    table's), so figures drawn with one range compare; theta (the centre) and the grid's minimum are marked."""
     if kind not in ("surface", "contour"):
         raise ValueError(f"kind must be surface or contour, got {kind!r}")
     use_style()
+    low, high = zrange if zrange is not None else (float(table["loss"].min()), float(table["loss"].max()))
+    levels = np.linspace(low, high, 21)
     labels = list(dict.fromkeys(table["label"]))
     directions = [d for d in DIRECTION_TITLES if d in set(table["direction"])]
-    fig = plt.figure(figsize=(5.0 * len(directions), 4.2 * len(labels)), layout="constrained")
+    fig = plt.figure(figsize=(5.0 * len(directions), 4.4 * len(labels)), layout="constrained")
     for r, label in enumerate(labels):
         for c, direction in enumerate(directions):
             rows = table[(table["label"] == label) & (table["direction"] == direction)]
             loss = rows.pivot(index="i", columns="j", values="loss").to_numpy()
             c1 = rows.pivot(index="i", columns="j", values="c1").to_numpy()
             c2 = rows.pivot(index="i", columns="j", values="c2").to_numpy()
+            centre = rows[np.isclose(rows["c1"], 0.0, atol=1e-12) & np.isclose(rows["c2"], 0.0, atol=1e-12)]
+            best = rows.loc[rows["loss"].idxmin()]
+            marks = [(0.0, 0.0, float(centre["loss"].iloc[0]) if len(centre) else math.nan, THETA_MARK),
+                     (best["c1"], best["c2"], best["loss"], MINIMUM_MARK)]
             position = r * len(directions) + c + 1
             if kind == "surface":
-                ax = fig.add_subplot(len(labels), len(directions), position, projection="3d")
-                ax.plot_surface(c1, c2, loss, cmap="viridis", linewidth=0, antialiased=True)
+                ax = fig.add_subplot(
+                    len(labels), len(directions), position, projection="3d", computed_zorder=False
+                )
+                ax.plot_surface(c1, c2, loss, cmap="viridis", vmin=low, vmax=high, linewidth=0, antialiased=True,
+                                alpha=0.85)
+                ax.set_zlim(low, high)
                 ax.set_zlabel("training loss")
+                for x, y, z, style in marks:
+                    ax.scatter([x], [y], [z], **style, depthshade=False)
             else:
                 ax = fig.add_subplot(len(labels), len(directions), position)
-                filled = ax.contourf(c1, c2, loss, levels=20, cmap="viridis")
-                ax.plot([0], [0], "w+", ms=10, mew=2)
+                filled = ax.contourf(c1, c2, np.clip(loss, low, high), levels=levels, cmap="viridis")
                 fig.colorbar(filled, ax=ax, label="training loss")
+                for x, y, _, style in marks:
+                    ax.scatter([x], [y], **style)
             ax.set(xlabel="$c_1$", ylabel="$c_2$")
-            ax.set_title(f"{label}: {_surface_title(rows, direction)}", fontsize="small")
+            where = f"loss {marks[0][2]:.3g} at θ, min {best['loss']:.3g} at ({best['c1']:.2g}, {best['c2']:.2g})"
+            ax.set_title(f"{label}: {_surface_title(rows, direction)}\n{where}", fontsize="small")
+    handles = [Line2D([], [], ls="", **_legend_style(THETA_MARK), label="θ (the checkpoint)"),
+               Line2D([], [], ls="", **_legend_style(MINIMUM_MARK), label="the grid's lowest loss")]
+    fig.legend(handles=handles, loc="outside lower center", ncol=2, fontsize="small")
     return fig

@@ -20,7 +20,9 @@ from matplotlib import ticker
 import numpy as np
 import pandas as pd
 
-from hessian_spectra.plots.common import use_style
+from hessian_spectra.data.catalog import dataset_info
+from hessian_spectra.divergence import divergence
+from hessian_spectra.plots.common import UNCONVERGED, unconverged_handle, use_style
 from hessian_spectra.tables import read_table
 
 # run keys that never distinguish runs of this study (bookkeeping, or the same for all of its runs)
@@ -106,13 +108,19 @@ def load_study(
     for run_file, history, trajectory in zip(run_files, histories, trajectories):
         run = json.loads(Path(run_file).read_text())
         runs.append(run_row(run))
-        table = read_table(trajectory, required=("block", "quantity", "epoch", "index", "value", "converged"))
+        columns = ("epoch", "index", "value", "residual", "relative_residual", "tolerance", "converged")
+        table = read_table(trajectory, required=("block", "quantity", *columns))
         table = table[(table["block"] == "full") & (table["quantity"] == "eigenvalue")]
-        traj_parts.append(table[["epoch", "index", "value", "residual", "converged"]].assign(run=run["key"]))
+        traj_parts.append(table[list(columns)].assign(run=run["key"]))
         history_parts.append(read_table(history).assign(run=run["key"]))
     traj = pd.concat(traj_parts, ignore_index=True)
     traj["converged"] = traj["converged"].astype(str).str.lower().eq("true")
-    return StudyTables(pd.DataFrame(runs), traj, pd.concat(history_parts, ignore_index=True))
+    runs = pd.DataFrame(runs)
+    runs["diverged"] = [
+        divergence(history, dataset_info(dataset).num_classes)
+        for history, dataset in zip(history_parts, runs["dataset"])
+    ]
+    return StudyTables(runs, traj, pd.concat(history_parts, ignore_index=True))
 
 
 def _identity(settings: dict, ignore: Sequence[str]) -> tuple:
@@ -176,12 +184,13 @@ def _positive_log(ax, values: pd.Series) -> None:
 def _mark_unconverged(ax, table: pd.DataFrame) -> bool:
     bad = table[~table["converged"]]
     if len(bad):
-        ax.scatter(bad["epoch"], bad["value"], marker="x", color="black", zorder=5, label="not converged")
+        ax.scatter(bad["epoch"], bad["value"], **UNCONVERGED, label=unconverged_handle(table).get_label())
     return bool(len(bad))
 
 
 def spectrum_trajectory_figure(tables: StudyTables) -> plt.Figure:
-    """lambda_i vs epoch, i = 1..K, one panel per run (x marks eigenvalues whose Lanczos residual missed tol)."""
+    """lambda_i vs epoch, i = 1..K, one panel per run (a red X marks eigenvalues whose relative residual is above
+    the tolerance)."""
     use_style()
     runs = tables.runs
     cols = min(4, len(runs))
@@ -238,7 +247,8 @@ def grid_figure(tables: StudyTables, varied: str) -> plt.Figure:
 
 
 def nsgd_gamma_figure(tables: StudyTables) -> plt.Figure:
-    """lambda_1 and validation accuracy vs epoch, one line per gamma (the matching SGD run is gamma = 1)."""
+    """lambda_1 and validation accuracy vs epoch, one line per gamma (the matching SGD run is gamma = 1); a run
+    that diverged (``divergence``) is drawn dotted and grey, its legend entry saying why, never as a result."""
     use_style()
     groups = gamma_groups(tables.runs)
     if not groups:
@@ -250,11 +260,15 @@ def nsgd_gamma_figure(tables: StudyTables) -> plt.Figure:
         palette = plt.get_cmap("coolwarm")(np.linspace(0, 1, len(group)))
         for color, (_, run) in zip(palette, group.iterrows()):
             label = f"γ={run['gamma']:g}" + (" (SGD)" if run["optimizer"] == "sgd" else "")
+            style = dict(color=color)
+            if run["diverged"]:
+                label += f" DIVERGED: {run['diverged']}"
+                style = dict(color="0.55", linestyle=":", marker="x")
             traj = tables.eigen(run["run"], 1)
-            ax_eig.plot(traj["epoch"], traj["value"], color=color, label=label)
+            ax_eig.plot(traj["epoch"], traj["value"], label=label, **style)
             _mark_unconverged(ax_eig, traj)
             hist = tables.history(run["run"])
-            ax_acc.plot(hist["epoch"], hist[acc], color=color, label=label)
+            ax_acc.plot(hist["epoch"], hist[acc], label=label, **style)
         kk = group["kk"].dropna().iloc[0]
         title = f"{_group_title(group, ['lr', 'batch_size', 'momentum', 'l2'])}, KK={kk:g}"
         _positive_log(ax_eig, tables.eigen(group["run"], 1)["value"])
@@ -268,8 +282,9 @@ def nsgd_gamma_figure(tables: StudyTables) -> plt.Figure:
 
 
 def sharpness_table(tables: StudyTables) -> pd.DataFrame:
-    """Per run at its last epoch: lambda_max and ||H||_F ~ sqrt(sum of top-K lambda_i^2), with Lanczos residuals
-    and convergence, plus the largest lambda_max along training and the final accuracies."""
+    """Per run at its last epoch: lambda_max and ||H||_F ~ sqrt(sum of top-K lambda_i^2), with their Lanczos
+    relative residuals (the top-K's largest), the tolerance and convergence (relative residual <= tolerance), plus
+    the largest lambda_max along training, the final accuracies, and whether the run diverged (and why)."""
     rows = []
     for _, run in tables.runs.iterrows():
         traj = tables.eigen(run["run"])
@@ -293,15 +308,20 @@ def sharpness_table(tables: StudyTables) -> pd.DataFrame:
                 "top_k": len(last),
                 "lambda_max": last["value"].iloc[0],
                 "lambda_max_residual": last["residual"].iloc[0],
+                "lambda_max_relative_residual": last["relative_residual"].iloc[0],
                 "lambda_max_converged": bool(last["converged"].iloc[0]),
                 "frobenius_topk": float(np.sqrt((last["value"] ** 2).sum())),
-                "topk_max_residual": last["residual"].max(),
+                "topk_relative_residual": last["relative_residual"].max(),
                 "topk_converged": bool(last["converged"].all()),
                 "peak_lambda_max": peak["value"],
                 "peak_epoch": int(peak["epoch"]),
+                "peak_relative_residual": peak["relative_residual"],
                 "peak_converged": bool(peak["converged"]),
+                "tolerance": traj["tolerance"].max(),
                 "final_valid_acc": hist.get("valid_acc", math.nan),
                 "final_test_acc": hist["test_acc"],
+                "diverged": bool(run["diverged"]),
+                "diverged_because": run["diverged"],
             }
         )
     return pd.DataFrame(rows)

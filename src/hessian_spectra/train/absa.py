@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from hessian_spectra.curvature import CurvatureOperator, PowerResult, power_iteration
+from hessian_spectra.curvature.convergence import relative_residual
 from hessian_spectra.curvature.operator import LossFn, eval_mode
 from hessian_spectra.train.loop import epoch_generator
 from hessian_spectra.train.strategies import EpochPlan, Strategy, TrainContext
@@ -150,7 +151,8 @@ class ABSAStrategy(Strategy):
             "adv_ratio": schedule.adversarial_ratio(epoch),
             "lambda": math.nan,
             "lambda_residual": math.nan,
-            "lambda_converged": "",
+            "lambda_relative_residual": math.nan,
+            "lambda_stopped": "",
         }
         if schedule.checking:
             result = self.dominant_eigenvalue(epoch)
@@ -159,7 +161,8 @@ class ABSAStrategy(Strategy):
                 {
                     "lambda": float(result.eigenvalue),
                     "lambda_residual": float(result.residual),
-                    "lambda_converged": bool(result.converged),
+                    "lambda_relative_residual": relative_residual(result.eigenvalue, result.residual),
+                    "lambda_stopped": bool(result.stopped),
                 }
             )
         row["lambda_ref"] = math.nan if schedule.lambda_ref is None else schedule.lambda_ref

@@ -35,6 +35,7 @@ from hessian_spectra.checkpoint import (
     save_atomic,
 )
 from hessian_spectra.data import dataset_info, load_splits, load_subset, shift_flip
+from hessian_spectra.events import history_scalars, write_scalars
 from hessian_spectra.layout import RunFiles
 from hessian_spectra.runs import run_json, training_config
 from hessian_spectra.train.schedules import LrSchedule
@@ -264,6 +265,7 @@ def train_run(
         start = resumed["epoch"]
         for epoch in range(start + 1):
             _publish(files, epoch)
+        write_scalars(files.events, history_scalars(history))
         log.info("run %s: resuming after epoch %d (%s)", run["key"], start, files.stored(start))
     else:
         train_loss, train_acc = evaluate(model, *data["train"])
@@ -276,6 +278,7 @@ def train_run(
         history = [row]
         save_atomic(_checkpoint(run, model, strategy, schedule, 0, history, spec), files.stored(0))
         _publish(files, 0)
+        write_scalars(files.events, history_scalars(history))
         start = 0
         log.info("run %s: initial weights saved; test_loss=%.4f test_acc=%.4f", run["key"], test_loss, test_acc)
 
@@ -296,6 +299,7 @@ def train_run(
         history.append(row)
         save_atomic(_checkpoint(run, model, strategy, schedule, epoch, history, spec), files.stored(epoch))
         _publish(files, epoch)
+        write_scalars(files.events, history_scalars(history))
         log.info(
             "run %s: epoch %d/%d train_loss=%.4f train_acc=%.4f test_loss=%.4f test_acc=%.4f lr=%.4g (%.1f s)",
             run["key"], epoch, run["epochs"], row["train_loss"], row["train_acc"], row["test_loss"],

@@ -22,6 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from hessian_spectra.curvature import CurvatureOperator, lanczos, make_batches
+from hessian_spectra.curvature.convergence import converged_within, relative_residual
 from hessian_spectra.train.loop import epoch_generator
 from hessian_spectra.train.strategies import Strategy, TrainContext
 
@@ -102,8 +103,9 @@ class NSGDStrategy(Strategy):
     """NSGD in the training loop: P refreshed by Lanczos at the start of every epoch on the run's Hessian subset.
 
     The start vector is drawn from ``epoch_generator(seed, epoch, 2)``, so a resumed run recomputes exactly the
-    P of an uninterrupted one. History columns per epoch (at its start): ``nsgd_lambda{i}``, ``nsgd_residual{i}``
-    and ``nsgd_converged{i}`` for i = 1..kk, and ``nsgd_lanczos_steps``. The state in checkpoint e is the P that
+    P of an uninterrupted one. History columns per epoch (at its start): ``nsgd_lambda{i}``, ``nsgd_residual{i}``,
+    ``nsgd_relative_residual{i}`` and ``nsgd_converged{i}`` (relative residual <= ``LANCZOS_TOL``) for i = 1..kk,
+    and ``nsgd_lanczos_steps``. The state in checkpoint e is the P that
     epoch e used.
     """
 
@@ -141,10 +143,11 @@ class NSGDStrategy(Strategy):
         log.info("nsgd epoch %d: top-%d eigenvalues %s (max residual %.3g, %d Lanczos steps)", epoch, k,
                  np.array2string(result.eigenvalues, precision=4), np.nanmax(result.residuals), result.steps)
         row: dict = {}
-        for i, (value, residual, ok) in enumerate(zip(result.eigenvalues, result.residuals, result.converged), 1):
+        for i, (value, residual) in enumerate(zip(result.eigenvalues, result.residuals), 1):
             row[f"nsgd_lambda{i}"] = float(value)
             row[f"nsgd_residual{i}"] = float(residual)
-            row[f"nsgd_converged{i}"] = bool(ok)
+            row[f"nsgd_relative_residual{i}"] = relative_residual(value, residual)
+            row[f"nsgd_converged{i}"] = converged_within(value, residual, LANCZOS_TOL)
         row["nsgd_lanczos_steps"] = result.steps
         return row
 
