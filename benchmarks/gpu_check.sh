@@ -2,13 +2,14 @@
 # Device check on one GPU machine in at most 8 minutes: (a) the tiny config end to end on CUDA, recording the
 # device every GPU job saw, then (b) the benchmark harness on CUDA, written to RESULTS-cuda.md.
 #
-#   bash benchmarks/gpu_check.sh [--cpu] [--smoke] [--dry-run] [--cores N] [--sections "1 2 4"]
+#   bash benchmarks/gpu_check.sh [--cpu] [--smoke] [--dry-run] [--cores N] [--sections "1 2 4"] [--configfile F]
 #
 #   --cpu      the same steps on the CPU (device cpu, no GPU resources): checks the script without a GPU
 #   --smoke    the harness at its smoke sizes (default: full sizes, sections 1 2 4, cut off at the time limit)
 #   --dry-run  print every command; run only the Python check and `snakemake -n` (which plans the CUDA config)
 #   --cores N  Snakemake's --cores (default 8)
 #   --sections the harness sections to run (default "1 2 4"; 2 is dropped when the peers are not installed)
+#   --configfile the workflow config of step (a) (default tests/configs/tiny.yaml)
 #
 # Everything is written under $OUT when it is set (the device tool's output folder), else under
 # benchmarks/.cache/gpu-check/ (git-ignored) with RESULTS-cuda.md (RESULTS-cpu.md with --cpu) in benchmarks/.
@@ -24,7 +25,7 @@ set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 LIMIT=${GPU_CHECK_SECONDS:-480}
 HARNESS_SHARE=200
-DEVICE=cuda CORES=8 SMOKE=0 DRY=0 SECTIONS=(1 2 4)
+DEVICE=cuda CORES=8 SMOKE=0 DRY=0 SECTIONS=(1 2 4) CONFIG=$REPO/tests/configs/tiny.yaml
 while [ $# -gt 0 ]; do
     case "$1" in
     --cpu) DEVICE=cpu ;;
@@ -32,6 +33,7 @@ while [ $# -gt 0 ]; do
     --dry-run) DRY=1 ;;
     --cores) CORES=$2 && shift ;;
     --sections) read -r -a SECTIONS <<<"$2" && shift ;;
+    --configfile) CONFIG=$(realpath "$2") && shift ;;
     *) echo "gpu_check.sh: unknown option $1" >&2 && exit 2 ;;
     esac
     shift
@@ -76,7 +78,7 @@ SNAKEMAKE=("$PY" -m snakemake --snakefile "$REPO/Snakefile" --directory "$WORK" 
 if [ "$DEVICE" = cuda ]; then
     SNAKEMAKE+=(--resources gpu=1 --config device=cuda gpus=1)
 fi
-TINY=(--configfile "$REPO/tests/configs/tiny.yaml") # last: --configfile takes several values
+TINY=(--configfile "$CONFIG") # last: --configfile takes several values
 rm -rf "$WORK" && mkdir -p "$WORK"
 "${SNAKEMAKE[@]}" -n "${TINY[@]}" >"$DEST/plan.txt"
 grep -A 40 "^Job stats" "$DEST/plan.txt" | grep -E "^[a-z_]+ +[0-9]+$" || true

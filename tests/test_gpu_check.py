@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 from benchmarks.run import parse_args
 
@@ -48,8 +49,15 @@ def test_dry_run_plans_the_tiny_config_on_cuda_and_names_accepted_harness_flags(
 
 
 @pytest.mark.slow
-def test_cpu_mode_runs_the_tiny_config_and_the_smoke_harness(tmp_path):
-    done = gpu_check(tmp_path, "--cpu", "--smoke", "--cores", "2", "--sections", "1 4", seconds=2400)
+def test_cpu_mode_runs_a_config_and_the_smoke_harness(tmp_path):
+    """Every step on the CPU, with the tiny config cut to one study (the whole tiny run is test_workflow's)."""
+    config = yaml.safe_load((REPO / "tests" / "configs" / "tiny.yaml").read_text())
+    for name, study in config["studies"].items():
+        study["enabled"] = name == "layerhessians"
+    configfile = tmp_path / "layerhessians.yaml"
+    configfile.write_text(yaml.safe_dump(config))
+    flags = ("--cpu", "--smoke", "--cores", "2", "--sections", "1 4", "--configfile", str(configfile))
+    done = gpu_check(tmp_path, *flags, seconds=2400)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "failed or was stopped" not in done.stdout, done.stdout
     report = (tmp_path / "RESULTS-cpu.md").read_text()
