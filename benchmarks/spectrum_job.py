@@ -76,11 +76,13 @@ def run_job(argv: list[str], workdir: Path, out: Path, mode: str) -> tuple[float
     args = parser.parse_args(argv)
     args.out, args.npz = str(out / "t.tsv"), str(out / "t.npz")
     threads = torch.get_num_threads()  # the job sets its own; the harness's other sections keep theirs
-    with product_mode(mode), contextlib.chdir(workdir):  # the job's paths are relative to the workflow's directory
-        start = time.perf_counter()
-        command.run(args)
-        seconds = time.perf_counter() - start
-    torch.set_num_threads(threads)
+    try:
+        with product_mode(mode), contextlib.chdir(workdir):  # the job's paths are relative to the workflow's directory
+            start = time.perf_counter()
+            command.run(args)
+            seconds = time.perf_counter() - start
+    finally:
+        torch.set_num_threads(threads)
     return seconds, pd.read_csv(out / "t.tsv", sep="\t")
 
 

@@ -43,9 +43,13 @@ def available_memory(device: torch.device) -> int:
 def set_default_memory_budget(nbytes: int | None) -> None:
     """The budget, in bytes, of every later cache built without one (None: the fraction of available memory)."""
     global _default_budget
+    _default_budget = _checked_budget(nbytes)
+
+
+def _checked_budget(nbytes: int | None) -> int | None:
     if nbytes is not None and nbytes < 0:
         raise ValueError(f"memory_budget must be >= 0 bytes, got {nbytes}")
-    _default_budget = nbytes
+    return nbytes
 
 
 def graph_bytes(held: Iterable[Tensor], existing: Iterable[Tensor]) -> int:
@@ -61,9 +65,7 @@ class GraphCache:
     """Graphs by batch index under ``budget`` bytes (None: the process's default budget, see the module)."""
 
     def __init__(self, budget: int | None, device: torch.device) -> None:
-        if budget is not None and budget < 0:
-            raise ValueError(f"memory_budget must be >= 0 bytes, got {budget}")
-        self.budget, self.device = (_default_budget if budget is None else budget), device
+        self.budget, self.device = (_default_budget if budget is None else _checked_budget(budget)), device
         self.sizes: dict[int, int] = {}  # kept batch -> bytes
         self._graphs: dict[int, object] = {}
         self._refused: set[int] = set()
