@@ -34,6 +34,18 @@ def test_grid_expands_to_one_run_per_combination():
     assert len({r["variant"] for r in runs.values()}) == 4
 
 
+def test_seeds_repeat_every_run_with_consecutive_seeds():
+    config = _study(runs=[{"model": "lenet", "seed": 4}, {"model": "mlp"}], seeds=3)
+    config["seeds"] = 2
+    runs = plan_runs(config, SCHEMA)
+    assert sorted((r["model"], r["seed"]) for r in runs.values()) == [
+        ("lenet", 4), ("lenet", 5), ("lenet", 6), ("mlp", 0), ("mlp", 1), ("mlp", 2)]
+    lenet = [r for r in runs.values() if r["model"] == "lenet"]
+    assert {r["variant"] for r in lenet} == {lenet[0]["variant"]} and len({r["key"] for r in lenet}) == 3
+    config["studies"]["layerhessians"].pop("seeds")
+    assert sorted(r["seed"] for r in plan_runs(config, SCHEMA).values()) == [0, 1, 4, 5]
+
+
 def test_every_training_setting_names_the_run_directory():
     """Runs whose weights can differ never share a directory: epochs, data settings and NSGD's subset included."""
     config = _study(runs=[{"model": "lenet", "epochs": 2}, {"model": "lenet", "epochs": 3},
@@ -88,9 +100,10 @@ def test_variant_names_nsgd_options():
          r"studies: .*'layerhesians' was unexpected.*allowed keys: .*layerhessians"),
         (lambda c: c.update(device="tpu"), r"device: 'tpu' is not one of \['cpu', 'cuda'\]"),
         (lambda c: c.pop("studies"), r"'studies' is a required property"),
+        (lambda c: c["studies"]["layerhessians"].update(seeds=0), r"studies\.layerhessians\.seeds: 0 is less than the minimum of 1"),
     ],
     ids=["unknown-model", "unknown-dataset", "batch-size-zero", "batch-size-negative", "misspelt-key",
-         "unknown-study", "unknown-device", "missing-studies"],
+         "unknown-study", "unknown-device", "missing-studies", "seeds-zero"],
 )
 def test_schema_errors_name_the_key(mutate, message):
     config = copy.deepcopy(_study())

@@ -389,26 +389,37 @@ def plan_runs(config: dict, schema: dict) -> dict[str, dict]:
             base = deep_merge(defaults, entry)
             grid = base.pop("grid", {})
             for point in _grid_points(grid, where):
-                run = deep_merge(base, point)
-                _check_required(run, where)
-                _validate_complete(run, validator, where)
-                run["study"] = study
-                info = _check_run(run, where)
-                selection = copy.deepcopy(study_cfg["hessian_subset"])
-                _check_subset(selection, run, info, f"studies.{study}.hessian_subset")
-                run["subset"] = subset_spec(run, selection)
-                if run["optimizer"]["name"] in SUBSET_OPTIMIZERS:
-                    run["hessian_subset"] = selection
-                run["variant"] = run.pop("name", None) or variant_name(run)
-                key = run_key(run)
-                if key in runs:
-                    raise ConfigError(
-                        f"{where}: two runs map to results/{key}; they differ only in keys that are not part "
-                        "of the run directory, so give one of them a distinct `name`"
-                    )
-                run["key"] = key
-                runs[key] = run
+                first = deep_merge(base, point)
+                _check_required(first, where)
+                _validate_complete(first, validator, where)
+                for run in seed_repeats(first, study_cfg.get("seeds") or config["seeds"]):
+                    _plan_run(run, study, study_cfg, where, runs)
     return runs
+
+
+def seed_repeats(run: dict, seeds: int) -> list[dict]:
+    """The run with its own ``seed`` s, then with s+1, ..., s+seeds-1: the same training but for the seed."""
+    return [{**copy.deepcopy(run), "seed": run["seed"] + offset} for offset in range(seeds)]
+
+
+def _plan_run(run: dict, study: str, study_cfg: dict, where: str, runs: dict[str, dict]) -> None:
+    """Check one complete run, give it its Hessian subset, variant and key, and add it to ``runs``."""
+    run["study"] = study
+    info = _check_run(run, where)
+    selection = copy.deepcopy(study_cfg["hessian_subset"])
+    _check_subset(selection, run, info, f"studies.{study}.hessian_subset")
+    run["subset"] = subset_spec(run, selection)
+    if run["optimizer"]["name"] in SUBSET_OPTIMIZERS:
+        run["hessian_subset"] = selection
+    run["variant"] = run.pop("name", None) or variant_name(run)
+    key = run_key(run)
+    if key in runs:
+        raise ConfigError(
+            f"{where}: two runs map to results/{key}; they differ only in keys that are not part "
+            "of the run directory, so give one of them a distinct `name`"
+        )
+    run["key"] = key
+    runs[key] = run
 
 
 def runs_of(runs: dict[str, dict], study: str) -> list[dict]:
