@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -17,6 +18,7 @@ from hessian_spectra.chain_rule import COLUMNS, TERMS
 from hessian_spectra.commands.chain_rule import RUN_COLUMNS
 from hessian_spectra.layout import RunFiles
 from hessian_spectra.models import build_model
+from hessian_spectra.plots.init_chain_rule import all_sds_figure, chain_rule_terms_figure, init_sd_figure, read_tables
 from hessian_spectra.runs import load_yaml, plan_runs, plan_subsets
 from hessian_spectra.train.loop import train_run
 
@@ -162,6 +164,92 @@ def test_figures_are_drawn_without_torch(trained, tmp_path):
         assert data.startswith(PNG) and len(data) > 10_000, name
     combined = pd.read_csv(tmp_path / "all.tsv", sep="\t")
     assert len(combined) == sum(len(pd.read_csv(path, sep="\t")) for path in tables)
+
+
+def synthetic_table(path: Path, seed: int, sd: float, activation: str) -> Path:
+    """A chain-rule table of one run in the command's format, its values scaled by the seed and init sd."""
+    key = f"init_chain_rule/runs/mlp/digits/bs32/seed{seed}/sgd-lr0.01-activation{activation}-init_sd{sd:g}"
+    rows = []
+    for epoch in range(EPOCHS + 1):
+        base = {"run": key, "sd": sd, "activation": activation, "epoch": epoch, "step": epoch * STEPS, "index": 0}
+        rows.append({**base, "block": "full", "quantity": "loss", "value": (2 + seed) / (1 + epoch)})
+        for block in ("dense1", "full"):
+            for i, term in enumerate(TERMS):
+                value = sd * (1 + epoch) * (1 + seed) * (i + 1)
+                rows.append({**base, "block": block, "quantity": f"frobenius_{term}", "value": value,
+                             "stderr": 0.1 * value, "probes": 4})
+    pd.DataFrame(rows, columns=RUN_COLUMNS + COLUMNS).to_csv(path, sep="\t", index=False)
+    return path
+
+
+@pytest.fixture
+def seeds_table(tmp_path) -> pd.DataFrame:
+    """The study table of two configurations (sd 0.01 relu, sd 1 tanh), two seeds each."""
+    paths = [synthetic_table(tmp_path / f"{sd}-{seed}.tsv", seed, sd, activation)
+             for sd, activation in ((0.01, "relu"), (1.0, "tanh")) for seed in (0, 1)]
+    out = tmp_path / "chain_rule.tsv"
+    assert cli.main(["init-chain-rule", "table", "--tables", *map(str, paths), "--out", str(out)]) == 0
+    return pd.read_csv(out, sep="\t")
+
+
+def test_study_table_has_every_seed_in_a_seed_column(seeds_table):
+    assert list(seeds_table.columns[:2]) == ["run", "seed"]
+    assert seeds_table.groupby("sd")["seed"].unique().map(sorted).tolist() == [[0, 1], [0, 1]]
+    assert len(seeds_table) == 4 * (EPOCHS + 1) * (1 + 2 * len(TERMS))
+
+
+def _mean_and_range(table: pd.DataFrame, sd: float, block: str, quantity: str) -> pd.DataFrame:
+    rows = table[(table["sd"] == sd) & (table["block"] == block) & (table["quantity"] == quantity)]
+    return rows.groupby("step")["value"].agg(["mean", "min", "max"])
+
+
+def _band(ax, index: int) -> np.ndarray:
+    return ax.collections[index].get_paths()[0].vertices[:, 1]
+
+
+def _legend(legend) -> list[str]:
+    return [text.get_text() for text in legend.get_texts()]
+
+
+def test_all_sds_figure_draws_the_mean_over_seeds_with_their_range(seeds_table, tmp_path):
+    table = read_tables([tmp_path / "chain_rule.tsv"])
+    fig = all_sds_figure(table)
+    ax_loss, ax_h = fig.axes
+    for i, sd in enumerate((0.01, 1.0)):
+        for ax, block, quantity in ((ax_loss, "full", "loss"), (ax_h, "dense1", "frobenius_H")):
+            expected = _mean_and_range(table, sd, block, quantity)
+            line = ax.get_lines()[i]
+            np.testing.assert_allclose(line.get_xdata(), expected.index)
+            np.testing.assert_allclose(line.get_ydata(), expected["mean"])
+            band = _band(ax, i)
+            assert band.min() == pytest.approx(expected["min"].min()) and band.max() == pytest.approx(expected["max"].max())
+    assert "range over 2 seeds (line: mean)" in _legend(fig.legends[0]) and "$\\pm$ 1 standard error" not in _legend(fig.legends[0])
+
+
+def test_one_seed_draws_the_estimates_standard_error(seeds_table, tmp_path):
+    table = read_tables([tmp_path / "chain_rule.tsv"])
+    one = table[table["seed"] == 1]
+    fig = all_sds_figure(one)
+    ax_loss, ax_h = fig.axes
+    assert not ax_loss.collections
+    rows = one[(one["sd"] == 1.0) & (one["block"] == "dense1") & (one["quantity"] == "frobenius_H")]
+    np.testing.assert_allclose(ax_h.get_lines()[1].get_ydata(), rows["value"])
+    band = _band(ax_h, 1)
+    assert band.min() == pytest.approx(0.9 * rows["value"].min()) and band.max() == pytest.approx(1.1 * rows["value"].max())
+    assert "$\\pm$ 1 standard error" in _legend(fig.legends[0])
+    sd_fig = init_sd_figure(one, 1.0)
+    assert len(sd_fig.axes[1].collections) == 1 and not sd_fig.axes[0].collections
+
+
+def test_chain_rule_terms_average_each_seeds_ratio(seeds_table, tmp_path):
+    table = read_tables([tmp_path / "chain_rule.tsv"])
+    fig = chain_rule_terms_figure(table)
+    assert "range over 2 seeds (line: mean)" in _legend(fig.legends[0])
+    block_ax, ratio_ax = fig.axes[1], fig.axes[5]  # sd = 1: dense1 block (row 0) and ratio (row 2)
+    ggn = _mean_and_range(table, 1.0, "dense1", "frobenius_G")
+    np.testing.assert_allclose(block_ax.get_lines()[0].get_ydata(), ggn["mean"])
+    assert _band(block_ax, 0).max() == pytest.approx(ggn["max"].max())
+    np.testing.assert_allclose(ratio_ax.get_lines()[0].get_ydata(), 1.5)  # every seed's ||H-G|| / ||G|| = 3 / 2
 
 
 def only_init_chain_rule(config: dict) -> dict:

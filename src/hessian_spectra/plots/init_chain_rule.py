@@ -4,6 +4,9 @@
 plot, one line per activation on each axis). ``all_sds_figure``: every init sd on shared log axes (loss and
 ||H||_F), the comparison across scales. ``chain_rule_terms_figure``: ||G||_F, ||H - G||_F and their ratio
 against step, per init sd, for the tracked block and the full Hessian.
+
+Runs that differ only by their training seed are one configuration, drawn as one line: the mean over its seeds,
+with a band from the lowest to the highest seed; with one seed the band is the estimate's standard error.
 """
 
 from __future__ import annotations
@@ -19,18 +22,23 @@ from matplotlib import ticker
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
+from hessian_spectra.plots.seeds import BAND_ALPHA, band_handle, seed_of, seed_stats, without_seed
 from hessian_spectra.tables import FULL, read_table
 
 NORM = r"\|{}\|_F"
 ALL_SDS_FIGURE = "init_sd_all.png"  # every init sd on shared axes (the per-sd figures are init_sd_{sd}.png)
+STDERR_ALPHA = 0.15
 
 
 def read_tables(paths: Iterable[str | Path]) -> pd.DataFrame:
-    """The runs' tables, concatenated (one row per run x step x block x quantity x index)."""
+    """The runs' tables, concatenated (one row per run x step x block x quantity x index), with each run's
+    training ``seed`` (from its key) beside ``run``."""
     table = pd.concat([read_table(path, required=("run", "sd", "block", "quantity")) for path in paths],
                       ignore_index=True)
     if table.empty:
         raise ValueError("the chain-rule tables hold no rows")
+    if "seed" not in table:
+        table.insert(table.columns.get_loc("run") + 1, "seed", table["run"].map(seed_of))
     if "probes" in table:
         table["probes"] = table["probes"].astype("Int64")  # a count, empty where a row has no probes
     if table["sd"].isna().any():
@@ -51,11 +59,22 @@ def tracked_block(table: pd.DataFrame) -> str:
     return blocks[0]
 
 
-def activation_labels(table: pd.DataFrame) -> dict[str, str]:
-    """Legend label of every run: its activation, plus its run key where several runs share an sd and activation."""
-    runs = table.drop_duplicates("run").set_index("run")
-    shared = runs.duplicated(["sd", "activation"], keep=False)
-    return {run: f"{row.activation} ({run})" if shared[run] else str(row.activation) for run, row in runs.iterrows()}
+def configurations(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per configuration (its runs differ only by seed), by sd and activation: ``config`` (the run key
+    without its seed), ``sd``, ``activation``, ``seeds`` and ``label``, the activation plus the configuration
+    where several share an sd and activation."""
+    runs = table.drop_duplicates("run").assign(config=lambda runs: runs["run"].map(without_seed))
+    configs = (
+        runs.groupby("config", as_index=False)
+        .agg(sd=("sd", "first"), activation=("activation", "first"), seeds=("run", "size"))
+        .sort_values(["sd", "activation", "config"], ignore_index=True)
+    )
+    shared = configs.duplicated(["sd", "activation"], keep=False)
+    configs["label"] = [
+        f"{row.activation} ({row.config})" if several else str(row.activation)
+        for row, several in zip(configs.itertuples(), shared)
+    ]
+    return configs
 
 
 def _colors(labels: Sequence[str]) -> dict[str, tuple]:
@@ -63,14 +82,37 @@ def _colors(labels: Sequence[str]) -> dict[str, tuple]:
     return {label: palette[i] for i, label in enumerate(sorted(labels))}
 
 
-def _series(table: pd.DataFrame, run: str, block: str, quantity: str) -> pd.DataFrame:
-    rows = table[(table["run"] == run) & (table["block"] == block) & (table["quantity"] == quantity)]
-    return rows.sort_values("step")
+def _with_configs(table: pd.DataFrame) -> pd.DataFrame:
+    return table.assign(config=table["run"].map(without_seed))
 
 
-def _band(ax: plt.Axes, rows: pd.DataFrame, color) -> None:
-    low, high = rows["value"] - rows["stderr"], rows["value"] + rows["stderr"]
-    ax.fill_between(rows["step"], low, high, color=color, alpha=0.15, linewidth=0)
+def _series(table: pd.DataFrame, config: str, block: str, quantity: str) -> pd.DataFrame:
+    """Every seed's rows of one configuration, block and quantity (``table`` from ``_with_configs``)."""
+    rows = table[(table["config"] == config) & (table["block"] == block) & (table["quantity"] == quantity)]
+    return rows.sort_values(["step", "seed"])
+
+
+def _curve(ax: plt.Axes, rows: pd.DataFrame, color, stderr: bool = True, **line) -> pd.DataFrame:
+    """The mean over seeds of ``rows``' values against step (left out where not positive, which a log axis
+    cannot draw), with a band: the seeds' range with several seeds, else one standard error of the one seed's
+    estimate (``stderr``); returns the statistics drawn."""
+    stats = seed_stats(rows, "step", "value")
+    ax.plot(stats["step"], stats["mean"].where(stats["mean"] > 0), color=color, **line)
+    if stats["seeds"].max() > 1:
+        ax.fill_between(stats["step"], stats["low"], stats["high"], color=color, alpha=BAND_ALPHA, linewidth=0)
+    elif stderr:
+        low, high = rows["value"] - rows["stderr"], rows["value"] + rows["stderr"]
+        ax.fill_between(rows["step"], low, high, color=color, alpha=STDERR_ALPHA, linewidth=0)
+    return stats
+
+
+def _band_handles(configs: pd.DataFrame) -> list[Patch]:
+    """The legend entry of the bands: the seeds' range, or one standard error where every configuration has one
+    seed."""
+    seeds = int(configs["seeds"].max())
+    if seeds > 1:
+        return [band_handle(seeds)]
+    return [Patch(color="0.3", alpha=STDERR_ALPHA, label="$\\pm$ 1 standard error")]
 
 
 def _spans_decades(values: np.ndarray) -> bool:
@@ -79,39 +121,31 @@ def _spans_decades(values: np.ndarray) -> bool:
 
 
 def init_sd_figure(table: pd.DataFrame, sd: float) -> plt.Figure:
-    """Twin axes: loss on the Hessian subset (left, solid) and ||H||_F of the tracked block (right, dashed, with
-    its standard error) against training step, one colour per activation."""
+    """Twin axes: loss on the Hessian subset (left, solid) and ||H||_F of the tracked block (right, dashed) against
+    training step, one colour per activation; each line the mean over seeds, with ``_curve``'s band."""
     block = tracked_block(table)
-    labels = activation_labels(table)
-    colors = _colors(list(set(labels.values())))
-    runs = [run for run in labels if table.loc[table["run"] == run, "sd"].iloc[0] == sd]
+    table = _with_configs(table)
+    configs = configurations(table)
+    colors = _colors(list(set(configs["label"])))
     fig, ax_loss = plt.subplots(figsize=(7.5, 4.5))
     ax_h = ax_loss.twinx()
     ax_h.grid(False)
     norms = []
-    for run in runs:
-        color = colors[labels[run]]
-        loss = _series(table, run, FULL, "loss")
-        ax_loss.plot(loss["step"], loss["value"], color=color, marker="o", markersize=3, label=f"loss, {labels[run]}")
-        norm = _series(table, run, block, "frobenius_H")
-        ax_h.plot(
-            norm["step"],
-            norm["value"],
-            color=color,
-            linestyle="--",
-            marker="s",
-            markersize=3,
-            label=f"${NORM.format('H')}$ {block}, {labels[run]}",
-        )
-        _band(ax_h, norm, color)
-        norms.append(norm["value"].to_numpy())
+    for config in configs[configs["sd"] == sd].itertuples():
+        color = colors[config.label]
+        loss = _series(table, config.config, FULL, "loss")
+        _curve(ax_loss, loss, color, stderr=False, marker="o", markersize=3, label=f"loss, {config.label}")
+        norm = _series(table, config.config, block, "frobenius_H")
+        stats = _curve(ax_h, norm, color, linestyle="--", marker="s", markersize=3,
+                       label=f"${NORM.format('H')}$ {block}, {config.label}")
+        norms.append(stats[["mean", "low", "high"]].to_numpy().ravel())
     if norms and _spans_decades(np.concatenate(norms)):
         ax_h.set_yscale("log")
     ax_loss.set_xlabel("training step")
     ax_loss.set_ylabel("loss on the Hessian subset (solid)")
     ax_h.set_ylabel(f"${NORM.format('H')}$ of the {block} block (dashed)")
     ax_loss.set_title(f"init sd of {block} = {sd_label(sd)}")
-    handles = ax_loss.get_legend_handles_labels()[0] + ax_h.get_legend_handles_labels()[0]
+    handles = ax_loss.get_legend_handles_labels()[0] + ax_h.get_legend_handles_labels()[0] + _band_handles(configs)
     ax_loss.legend(handles=handles, loc="best", fontsize="small")
     fig.tight_layout()
     return fig
@@ -119,22 +153,21 @@ def init_sd_figure(table: pd.DataFrame, sd: float) -> plt.Figure:
 
 def all_sds_figure(table: pd.DataFrame) -> plt.Figure:
     """Every init sd on shared log axes, the comparison the study exists for: loss on the Hessian subset (left) and
-    ||H||_F of the tracked block with its standard-error band (right) against step; colour = init sd, line style =
-    activation; the legend sits outside the axes so it covers no curve."""
+    ||H||_F of the tracked block (right) against step, each the mean over seeds with ``_curve``'s band; colour =
+    init sd, line style = activation; the legend sits outside the axes so it covers no curve."""
     block = tracked_block(table)
-    runs = table.drop_duplicates("run").sort_values(["sd", "activation"])
-    sds = sorted(runs["sd"].unique())
+    table = _with_configs(table)
+    configs = configurations(table)
+    sds = sorted(configs["sd"].unique())
     palette = dict(zip(sds, sns.color_palette("viridis", len(sds))))
-    styles = dict(zip(sorted(runs["activation"].astype(str).unique()), ("-", "--", ":", "-.")))
+    styles = dict(zip(sorted(configs["activation"].astype(str).unique()), ("-", "--", ":", "-.")))
     fig, (ax_loss, ax_h) = plt.subplots(1, 2, figsize=(11.5, 4.3), sharex=True, layout="constrained")
-    for run in runs.itertuples():
-        color, style = palette[run.sd], styles[str(run.activation)]
-        loss = _series(table, run.run, FULL, "loss")
-        ax_loss.plot(loss["step"], loss["value"], color=color, linestyle=style, marker="o", markersize=3)
-        norm = _series(table, run.run, block, "frobenius_H")
-        ax_h.plot(norm["step"], norm["value"].where(norm["value"] > 0), color=color, linestyle=style, marker="s",
-                  markersize=3)
-        _band(ax_h, norm, color)
+    for config in configs.itertuples():
+        color, style = palette[config.sd], styles[str(config.activation)]
+        loss = _series(table, config.config, FULL, "loss")
+        _curve(ax_loss, loss, color, stderr=False, linestyle=style, marker="o", markersize=3)
+        norm = _series(table, config.config, block, "frobenius_H")
+        _curve(ax_h, norm, color, linestyle=style, marker="s", markersize=3)
     for ax in (ax_loss, ax_h):
         ax.set_yscale("log")
         ax.yaxis.set_major_formatter(ticker.LogFormatter(labelOnlyBase=False))
@@ -145,7 +178,7 @@ def all_sds_figure(table: pd.DataFrame) -> plt.Figure:
     ax_h.set(ylabel=f"${norm}$ of the {block} block", title=f"${norm}$ of {block}, every init sd")
     handles = [Line2D([], [], color=palette[sd], lw=2, label=f"init sd {sd_label(sd)}") for sd in sds]
     handles += [Line2D([], [], color="0.3", linestyle=style, label=name) for name, style in styles.items()]
-    handles.append(Patch(color="0.3", alpha=0.15, label="$\\pm$ 1 standard error"))
+    handles += _band_handles(configs)
     fig.legend(handles=handles, loc="outside right upper", fontsize="small")
     return fig
 
@@ -164,34 +197,38 @@ def _zero_note(ax: plt.Axes, what: str, names: list[str]) -> None:
         )
 
 
+def _ratio(ggn: pd.DataFrame, term: pd.DataFrame) -> pd.DataFrame:
+    """Every seed's ||H - G||_F / ||G||_F against step (rows of ``_series``, matched on seed and step)."""
+    both = ggn.merge(term, on=["seed", "step"], suffixes=("_G", "_HG"))
+    return both.assign(value=both["value_HG"] / both["value_G"])[["seed", "step", "value"]]
+
+
 def chain_rule_terms_figure(table: pd.DataFrame) -> plt.Figure:
     """Columns: init sd. Rows: ||G||_F (solid) and ||H - G||_F (dashed) of the tracked block, the same for the full
-    Hessian, and the ratio ||H - G||_F / ||G||_F (solid: tracked block, dotted: full). One colour per activation."""
+    Hessian, and the ratio ||H - G||_F / ||G||_F (solid: tracked block, dotted: full). One colour per activation;
+    each line the mean over seeds with ``_curve``'s band (the ratio's: the seeds' range only)."""
     block = tracked_block(table)
-    labels = activation_labels(table)
-    colors = _colors(list(set(labels.values())))
-    sds = sorted(table["sd"].unique())
+    table = _with_configs(table)
+    configs = configurations(table)
+    colors = _colors(list(set(configs["label"])))
+    sds = sorted(configs["sd"].unique())
     fig, axes = plt.subplots(3, len(sds), figsize=(4.3 * len(sds), 10), sharex=True, squeeze=False)
     for col, sd in enumerate(sds):
-        runs = [run for run in labels if table.loc[table["run"] == run, "sd"].iloc[0] == sd]
         ratio_ax, ratio_zero = axes[2, col], []
         for row, which in enumerate((block, FULL)):
             ax, zero = axes[row, col], []
-            for run in runs:
-                color = colors[labels[run]]
-                ggn = _series(table, run, which, "frobenius_G")
-                term = _series(table, run, which, "frobenius_H_minus_G")
+            for config in configs[configs["sd"] == sd].itertuples():
+                color = colors[config.label]
+                ggn = _series(table, config.config, which, "frobenius_G")
+                term = _series(table, config.config, which, "frobenius_H_minus_G")
                 for rows, style in ((ggn, "-"), (term, "--")):
-                    ax.plot(rows["step"], rows["value"].where(rows["value"] > 0), color=color, linestyle=style)
-                    _band(ax, rows, color)
+                    _curve(ax, rows, color, linestyle=style)
                 if not (term["value"] > 0).any():
-                    zero.append(labels[run])
-                ratio = term["value"].to_numpy() / ggn["value"].to_numpy()
-                ratio_ax.plot(
-                    ggn["step"], np.where(ratio > 0, ratio, np.nan), color=color, linestyle="-" if row == 0 else ":"
-                )
-                if not (ratio > 0).any():
-                    ratio_zero.append(f"{labels[run]} ({which})")
+                    zero.append(config.label)
+                ratio = _ratio(ggn, term)
+                _curve(ratio_ax, ratio, color, stderr=False, linestyle="-" if row == 0 else ":")
+                if not (ratio["value"] > 0).any():
+                    ratio_zero.append(f"{config.label} ({which})")
             ax.set_yscale("log")
             _zero_note(ax, f"${NORM.format('H-G')}$", zero)
             ax.set_title(f"sd = {sd_label(sd)}: {'full Hessian' if which == FULL else block + ' block'}")
@@ -208,6 +245,7 @@ def chain_rule_terms_figure(table: pd.DataFrame) -> plt.Figure:
         Line2D([], [], color="black", linestyle="-", label=f"${NORM.format('G')}$ (Gauss-Newton) / ratio of {block}"),
         Line2D([], [], color="black", linestyle="--", label=f"${NORM.format('H-G')}$ (curvature term)"),
         Line2D([], [], color="black", linestyle=":", label="ratio of the full Hessian"),
+        *_band_handles(configs),
     ]
     fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 4), fontsize="small", frameon=False)
     fig.tight_layout(rect=(0, 0.06, 1, 1))
