@@ -115,6 +115,26 @@ def test_peak_figure_builds_only_what_it_needs(tmp_path):
     }
 
 
+def test_runs_that_differ_only_by_seed_share_every_figure(tmp_path, default_config):
+    config = only_layerhessians(default_config)
+    config["studies"]["layerhessians"]["seeds"] = 2
+    epochs = config["studies"]["layerhessians"]["defaults"]["epochs"]
+    result = snakemake(tmp_path, "-n", "-p", configfile=write_config(tmp_path / "seeds.yaml", config))
+    assert result.returncode == 0, result.stderr
+    planned = [run for run in plan_runs(config, SCHEMA).values() if run["study"] == "layerhessians"]
+    names = {(run["model"], run["dataset"]) for run in planned}
+    assert len(planned) == 2 * len(names) and {run["seed"] for run in planned} == {0, 1}
+    jobs = planned_jobs(result.stdout)
+    assert jobs["layerhessians_spectrum"] == len(planned) * (epochs + 1)
+    assert sum(n for rule, n in jobs.items() if rule.startswith("layerhessians_epochwise")) == len(names)
+    commands = [line for line in result.stdout.splitlines() if "layerhessians epochwise" in line]
+    assert len(commands) == len(names)
+    for command, (model, dataset) in zip(sorted(commands), sorted(names)):
+        runs = [f"--run results/layerhessians/runs/{model}/{dataset}/bs{run['batch_size']}/seed{run['seed']}/"
+                for run in planned if (run["model"], run["dataset"]) == (model, dataset)]
+        assert command.count("--run ") == 2 and all(run in command for run in runs)
+
+
 def lenet_key(default_config, name=None):
     """The run key of the default config's lenet run, or of a copy of it named ``name``."""
     run = {**default_config["studies"]["layerhessians"]["runs"][0], **({"name": name} if name else {})}

@@ -133,9 +133,9 @@ def run_files(tmp_path):
         directory = tmp_path / name
         directory.mkdir()
         files = {e: write_spectra(directory / f"epoch_{e:04d}.npz", epoch_blocks(c)) for e, c in enumerate(closeness)}
-        meta = {"key": f"layerhessians/runs/lenet/{name}", "model": "lenet", "dataset": f"data{name}"}
+        meta = {"key": f"layerhessians/runs/lenet/{name}", "seed": 0, "model": "lenet", "dataset": f"data{name}"}
         (directory / "run.json").write_text(json.dumps(meta))
-        runs.append((directory / "run.json", RunSpectra(meta["key"], meta["model"], meta["dataset"], files)))
+        runs.append((directory / "run.json", RunSpectra(meta["key"], 0, meta["model"], meta["dataset"], files)))
     return runs
 
 
@@ -224,10 +224,10 @@ def test_match_command_and_figures(run_files, tmp_path):
     spectra = [str(run.files[e]) for e in sorted(run.files)]
     blocks = layer_blocks_of(load_spectra(spectra[0]))
     pngs = [str(tmp_path / f"epochwise_{layer}.png") for layer in range(1, len(blocks) + 1)]
-    rc = cli.main(["layerhessians", "epochwise", "--run-json", str(run_json), "--spectra", *spectra, "--out", *pngs])
+    rc = cli.main(["layerhessians", "epochwise", "--run", str(run_json), *spectra, "--out", *pngs])
     assert rc == 0 and all(Path(png).stat().st_size > 10_000 for png in pngs)
     extra = [str(tmp_path / f"no_{layer}.png") for layer in range(len(blocks) + 1)]
-    rc = cli.main(["layerhessians", "epochwise", "--run-json", str(run_json), "--spectra", *spectra, "--out", *extra])
+    rc = cli.main(["layerhessians", "epochwise", "--run", str(run_json), *spectra, "--out", *extra])
     assert rc == 2 and not any(Path(png).exists() for png in extra)
 
 
@@ -238,3 +238,90 @@ def test_match_command_refuses_misnamed_files(run_files, tmp_path):
     rc = cli.main(["layerhessians", "match", "--run", str(run_json), str(odd), "--out", str(tmp_path / "t.tsv"),
                    "--profiles", str(tmp_path / "p.tsv")])
     assert rc == 2 and not (tmp_path / "t.tsv").exists() and not (tmp_path / "p.tsv").exists()
+
+
+@pytest.fixture
+def seed_files(tmp_path):
+    """One model and dataset with two seeds: seed 0 closest to its full spectrum at epoch 2, seed 1 at epoch 3."""
+    runs = []
+    for seed, closeness in ((0, [0.3, 0.4, 0.05, 0.3]), (1, [0.3, 0.2, 0.45, 0.1])):
+        directory = tmp_path / f"seed{seed}"
+        directory.mkdir()
+        files = {e: write_spectra(directory / f"epoch_{e:04d}.npz", epoch_blocks(c)) for e, c in enumerate(closeness)}
+        meta = {"key": f"layerhessians/runs/lenet/digits/bs64/seed{seed}/sgd", "seed": seed, "model": "lenet",
+                "dataset": "digits"}
+        (directory / "run.json").write_text(json.dumps(meta))
+        runs.append((directory / "run.json", RunSpectra(meta["key"], seed, meta["model"], meta["dataset"], files)))
+    return runs
+
+
+def test_match_table_keeps_every_seed_with_its_own_peak_epoch(seed_files):
+    table = match_table([run for _, run in seed_files])
+    assert list(table.columns[:2]) == ["run", "seed"] and set(table["seed"]) == {0, 1}
+    assert len(table) == 2 * 4 * 3 * 2
+    w1 = table[table["metric"] == SPECTRAL_W1]
+    assert set(w1[w1["seed"] == 0]["peak_epoch"]) == {2} and set(w1[w1["seed"] == 1]["peak_epoch"]) == {3}
+    for kind in ("wasserstein", "peak"):
+        profile = layer_profile(table, kind)
+        assert set(profile["seed"]) == {0, 1}
+        assert (profile.groupby(["seed", "metric"])["relative"].max() == 1.0).all()
+    fixed = match_table([run for _, run in seed_files], peak_overrides={"lenet/digits": 1})
+    assert set(fixed["peak_epoch"]) == {1} and set(fixed["peak_rule"]) == {PEAK_CONFIG}
+
+
+def _band_span(ax) -> tuple[float, float]:
+    (band,) = ax.collections
+    y = band.get_paths()[0].vertices[:, 1]
+    return y.min(), y.max()
+
+
+def test_match_figure_draws_the_mean_over_seeds_with_their_range(seed_files):
+    from matplotlib.collections import PolyCollection
+
+    from hessian_spectra.matching import layer_profiles
+    from hessian_spectra.plots.layerhessians import match_distros_figure
+
+    profiles = layer_profiles(match_table([run for _, run in seed_files]))
+    for kind in ("wasserstein", "peak"):
+        fig = match_distros_figure(profiles, kind)
+        for ax, metric in zip(fig.axes, (SOURCE, SPECTRAL_W1)):
+            rows = profiles[(profiles["kind"] == kind) & (profiles["metric"] == metric)]
+            by_depth = rows.groupby("depth")["relative"]
+            (line,) = ax.get_lines()
+            np.testing.assert_allclose(line.get_xdata(), by_depth.mean().index)
+            np.testing.assert_allclose(line.get_ydata(), by_depth.mean().to_numpy())
+            assert isinstance(ax.collections[0], PolyCollection)
+            assert _band_span(ax) == pytest.approx((by_depth.min().min(), by_depth.max().max()))
+            legend = [text.get_text() for text in ax.get_legend().get_texts()]
+            assert "range over 2 seeds (line: mean)" in legend
+        peaks = [text.get_text() for text in fig.axes[1].get_legend().get_texts()] if kind == "peak" else []
+        assert not peaks or peaks[0] == "lenet+digits (epochs 2 (seed 0), 3 (seed 1))"
+    one = match_distros_figure(profiles[profiles["seed"] == 0], "peak")
+    assert all(not ax.collections for ax in one.axes)
+    assert [text.get_text() for text in one.axes[1].get_legend().get_texts()] == ["lenet+digits (epoch 2)"]
+
+
+def test_epochwise_draws_every_seed_in_every_panel(seed_files, tmp_path):
+    from hessian_spectra.plots.layerhessians import epochwise_figure
+
+    spectra = {run.seed: {e: load_spectra(path) for e, path in run.files.items()} for _, run in seed_files}
+    fig = epochwise_figure(spectra, "layer1.weight", "title")
+    assert len(fig.axes) == 4 * 2
+    for ax in fig.axes:
+        assert len(ax.get_lines()) == 2 and [line.get_label() for line in ax.get_lines()] == ["seed 0", "seed 1"]
+    assert [text.get_text() for text in fig.legends[0].get_texts()] == ["seed 0", "seed 1"]
+    one = epochwise_figure({0: spectra[0]}, "layer1.weight", "title")
+    assert all(len(ax.get_lines()) == 1 for ax in one.axes) and not one.legends
+    args = ["layerhessians", "epochwise"]
+    for run_json, run in seed_files:
+        args += ["--run", str(run_json), *(str(run.files[e]) for e in sorted(run.files))]
+    pngs = [str(tmp_path / f"epochwise_{layer}.png") for layer in range(1, 4)]
+    assert cli.main([*args, "--out", *pngs]) == 0 and all(Path(png).stat().st_size > 10_000 for png in pngs)
+
+
+def test_epochwise_refuses_runs_that_differ_in_more_than_the_seed(run_files, tmp_path):
+    args = ["layerhessians", "epochwise"]
+    for run_json, run in run_files:
+        args += ["--run", str(run_json), *(str(run.files[e]) for e in sorted(run.files))]
+    pngs = [str(tmp_path / f"epochwise_{layer}.png") for layer in range(1, 4)]
+    assert cli.main([*args, "--out", *pngs]) == 2 and not any(Path(png).exists() for png in pngs)

@@ -26,6 +26,7 @@ PEAK_MIN_SUM = "min_summed_distance"
 PEAK_CONFIG = "config"
 COLUMNS = (
     "run",
+    "seed",
     "model",
     "dataset",
     "epoch",
@@ -163,9 +164,10 @@ def layer_distances(spectra: Mapping[str, Spectrum], eps: float | None = None) -
 
 @dataclass(frozen=True)
 class RunSpectra:
-    """One run's spectrum files: its key, model and dataset, and ``epoch -> npz path``."""
+    """One run's spectrum files: its key, training seed, model and dataset, and ``epoch -> npz path``."""
 
     key: str
+    seed: int
     model: str
     dataset: str
     files: Mapping[int, str | Path]
@@ -194,14 +196,14 @@ def match_table(
 
     ``summed`` marks the epochs from ``first_epoch`` on: those summed over training and searched for the peak
     (the source's spectra start after the first epoch). ``peak_overrides`` maps ``<model>/<dataset>`` to a
-    fixed peak epoch (``peak_rule`` then reads ``config``).
+    fixed peak epoch for every seed of that model and dataset (``peak_rule`` then reads ``config``).
     """
     runs = list(runs)
     overrides = dict(peak_overrides or {})
-    labels = {run.label: run for run in runs}
-    unknown = sorted(set(overrides) - set(labels))
+    labels = {run.label for run in runs}
+    unknown = sorted(set(overrides) - labels)
     if unknown:
-        raise ValueError(f"peak epoch given for {', '.join(unknown)}: no such run (runs: {', '.join(labels)})")
+        raise ValueError(f"peak epoch given for {', '.join(unknown)}: no such run (runs: {', '.join(sorted(labels))})")
     rows = []
     for run in runs:
         blocks = None
@@ -215,6 +217,7 @@ def match_table(
                 rows.append(
                     {
                         "run": run.key,
+                        "seed": run.seed,
                         "model": run.model,
                         "dataset": run.dataset,
                         "epoch": epoch,
@@ -225,16 +228,16 @@ def match_table(
                 )
         if run.label in overrides:
             if overrides[run.label] not in run.files:
-                raise ValueError(f"peak epoch {overrides[run.label]} of {run.label}: no spectrum of that epoch")
+                raise ValueError(f"peak epoch {overrides[run.label]} of {run.key}: no spectrum of that epoch")
         elif max(run.files) < first_epoch:
             raise ValueError(f"{run.key}: no spectrum from epoch {first_epoch} on, where the peak is searched")
     table = pd.DataFrame(rows, columns=[c for c in COLUMNS if c not in ("peak_epoch", "peak_rule")])
     table["peak_epoch"] = peak_epochs(table).reindex(pd.MultiIndex.from_frame(table[["run", "metric"]])).to_numpy()
     table["peak_rule"] = PEAK_MIN_SUM
-    for label, epoch in overrides.items():
-        chosen = table["run"] == labels[label].key
-        table.loc[chosen, "peak_epoch"] = epoch
-        table.loc[chosen, "peak_rule"] = PEAK_CONFIG
+    fixed = table["run"].map({run.key: overrides[run.label] for run in runs if run.label in overrides})
+    chosen = fixed.notna()
+    table.loc[chosen, "peak_epoch"] = fixed[chosen]
+    table.loc[chosen, "peak_rule"] = PEAK_CONFIG
     table["peak_epoch"] = table["peak_epoch"].astype(int)
     return table[list(COLUMNS)]
 
@@ -251,7 +254,7 @@ def layer_profile(table: pd.DataFrame, kind: str) -> pd.DataFrame:
         picked = table[table["epoch"] == table["peak_epoch"]]
     else:
         raise ValueError(f"kind must be wasserstein or peak, got {kind!r}")
-    keys = ["run", "model", "dataset", "metric", "layer", "num_layers", "block", "peak_epoch", "probes"]
+    keys = ["run", "seed", "model", "dataset", "metric", "layer", "num_layers", "block", "peak_epoch", "probes"]
     profile = picked.groupby(keys, as_index=False)["distance"].sum()
     profile["relative"] = profile["distance"] / profile.groupby(["run", "metric"])["distance"].transform("max")
     depth = (profile["num_layers"] - 1).clip(lower=1)

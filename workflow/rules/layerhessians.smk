@@ -1,7 +1,8 @@
 """Study `layerhessians` (seed 004): full and layer-block spectra after every epoch, their distances, figures.
 
 Figures are named by `{model}_{dataset}` (their names in paths) and the 1-based layer-block index (from the model
-and its options without torch, or the blocks planning found or the config lists), so two runs of this study with the same model and dataset are refused at parse time.
+and its options without torch, or the blocks planning found or the config lists): runs of one model and dataset
+that differ only by their seed share each figure, and two that differ in anything else are refused at parse time.
 """
 
 from hessian_spectra.runs import block_count, dataset_key, model_key
@@ -11,21 +12,26 @@ LH_RUNS = runs_of(RUNS, "layerhessians")
 LH_TABLE = layout.study_table("layerhessians", layout.STUDY_TABLES["layerhessians"])
 LH_PROFILES = layout.study_table("layerhessians", layout.MATCH_PROFILES)
 
-# figure name `{model}_{dataset}` and label `<model>/<dataset>` -> run; spectrum files of every epoch
-# (0 = initial weights) per run key
+# figure name `{model}_{dataset}` and label `<model>/<dataset>` -> its runs (one per seed); spectrum files of
+# every epoch (0 = initial weights) per run key
 LH_BY_NAME = {}
 LH_BY_LABEL = {}
 LH_SPECTRUM_FILES = {}
 for _run in LH_RUNS:
     _name = f"{model_key(_run['model'])}_{dataset_key(_run['dataset'])}"
-    if _name in LH_BY_NAME:
+    _seeds = LH_BY_NAME.setdefault(_name, [])
+    if _seeds and (_seeds[0]["batch_size"], _seeds[0]["variant"]) != (
+        _run["batch_size"],
+        _run["variant"],
+    ):
         raise WorkflowError(
-            f"invalid config: studies.layerhessians: results/{LH_BY_NAME[_name]['key']} and "
-            f"results/{_run['key']} have the same model and dataset, and this study's figures are named by "
-            "those two; keep one of them (run the other with its own config)"
+            f"invalid config: studies.layerhessians: results/{_seeds[0]['key']} and "
+            f"results/{_run['key']} have the same model and dataset but differ in more than their seed, and "
+            "this study's figures are named by model and dataset; keep one of them (run the other with its "
+            "own config)"
         )
-    LH_BY_NAME[_name] = _run
-    LH_BY_LABEL[f"{model_key(_run['model'])}/{dataset_key(_run['dataset'])}"] = _run
+    _seeds.append(_run)
+    LH_BY_LABEL[f"{model_key(_run['model'])}/{dataset_key(_run['dataset'])}"] = _seeds
     LH_SPECTRUM_FILES[_run["key"]] = [
         layout.layer_spectrum(_run["key"], epoch, "npz")
         for epoch in range(_run["epochs"] + 1)
@@ -35,16 +41,16 @@ for _run in LH_RUNS:
 for _label, _epoch in (
     LAYERHESSIANS["matching"]["peak_epoch"] if LH_RUNS else {}
 ).items():
-    _run = LH_BY_LABEL.get(_label)
-    if _run is None:
+    _seeds = LH_BY_LABEL.get(_label)
+    if _seeds is None:
         raise WorkflowError(
             f"invalid config: studies.layerhessians.matching.peak_epoch.{_label}: no such run "
             f"(runs: {', '.join(LH_BY_LABEL)})"
         )
-    if _epoch > _run["epochs"]:
+    if _epoch > _seeds[0]["epochs"]:
         raise WorkflowError(
             f"invalid config: studies.layerhessians.matching.peak_epoch.{_label}: epoch {_epoch} is past "
-            f"the run's last epoch {_run['epochs']}"
+            f"the run's last epoch {_seeds[0]['epochs']}"
         )
 
 LH_SPECTRUM_FLAGS = (
@@ -83,8 +89,8 @@ TARGETS["layerhessians"] = (
     ]
     + [
         layout.figure("layerhessians", f"training_eigvals_epochwise_{name}_{layer}.png")
-        for name, run in LH_BY_NAME.items()
-        for layer in range(1, block_count(run) + 1)
+        for name, runs in LH_BY_NAME.items()
+        for layer in range(1, block_count(runs[0]) + 1)
     ]
     + [LH_TABLE]
     if LH_RUNS
@@ -150,11 +156,11 @@ rule layerhessians_match:
         "--profiles {output.profiles} > {log} 2>&1"
 
 
-# One job draws all of a run's epochwise figures (its start-up is most of a figure's time), so there is one rule
-# per layer-block count, as for training; each figure stays a target of its own.
+# One job draws all epochwise figures of a model and dataset, every seed in each (its start-up is most of a
+# figure's time), so there is one rule per layer-block count, as for training; each figure stays a target of its own.
 LH_LAYER_COUNTS = {}
-for _name, _run in LH_BY_NAME.items():
-    _count = block_count(_run)
+for _name, _seeds in LH_BY_NAME.items():
+    _count = block_count(_seeds[0])
     LH_LAYER_COUNTS.setdefault(_count, []).append(_name)
 
 for _count, _names in sorted(LH_LAYER_COUNTS.items()):
@@ -163,11 +169,14 @@ for _count, _names in sorted(LH_LAYER_COUNTS.items()):
         name:
             f"layerhessians_epochwise_figures_{_count}_layers"
         input:
-            run=lambda wildcards: layout.run_files(
-                LH_BY_NAME[wildcards.name]["key"]
-            ).run_json,
-            spectra=lambda wildcards: LH_SPECTRUM_FILES[
-                LH_BY_NAME[wildcards.name]["key"]
+            runs=lambda wildcards: [
+                layout.run_files(run["key"]).run_json
+                for run in LH_BY_NAME[wildcards.name]
+            ],
+            spectra=lambda wildcards: [
+                path
+                for run in LH_BY_NAME[wildcards.name]
+                for path in LH_SPECTRUM_FILES[run["key"]]
             ],
         output:
             [
@@ -189,9 +198,14 @@ for _count, _names in sorted(LH_LAYER_COUNTS.items()):
         localrule: True
         conda:
             ENV
+        params:
+            runs=lambda wildcards: " ".join(
+                f"--run {layout.run_files(run['key']).run_json} "
+                + " ".join(LH_SPECTRUM_FILES[run["key"]])
+                for run in LH_BY_NAME[wildcards.name]
+            ),
         shell:
-            "hessian-spectra layerhessians epochwise --run-json {input.run} --spectra {input.spectra} "
-            "--out {output} > {log} 2>&1"
+            "hessian-spectra layerhessians epochwise {params.runs} --out {output} > {log} 2>&1"
 
 
 rule layerhessians_match_figure:

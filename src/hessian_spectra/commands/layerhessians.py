@@ -3,8 +3,8 @@
 ``match``: layer-vs-full spectral distances per run, layer and epoch, and each run's peak epoch, from the npz files
 of ``hessian-spectra spectrum --layers --density-steps N`` (one per epoch, ``epoch_NNNN.npz``), as one long TSV
 (``matching.COLUMNS``), and each layer's distance against relative depth (``matching.layer_profiles``);
-``epochwise``: ``training_eigvals_epochwise_*.png`` of one run, one per layer block, from its spectrum
-files; ``match-distros``: ``match_distros_{wasserstein,peak}.png`` from the ``match`` profiles table.
+``epochwise``: ``training_eigvals_epochwise_*.png`` of one model and dataset (every seed's run in each), one per
+layer block, from the runs' spectrum files; ``match-distros``: ``match_distros_{wasserstein,peak}.png`` from the ``match`` profiles table.
 """
 
 from __future__ import annotations
@@ -23,17 +23,14 @@ def _peak(text: str) -> tuple[str, int]:
     return label, int(epoch)
 
 
+def _add_runs(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("--run", nargs="+", action="append", required=True, metavar=("RUN_JSON", "NPZ"), help=what)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     commands = parser.add_subparsers(dest="what", required=True)
     match = commands.add_parser("match", help="layer-vs-full distances and peak epochs (the study's table)")
-    match.add_argument(
-        "--run",
-        nargs="+",
-        action="append",
-        required=True,
-        metavar=("RUN_JSON", "NPZ"),
-        help="a run's run.json and its spectrum files epoch_NNNN.npz (repeat per run)",
-    )
+    _add_runs(match, "a run's run.json and its spectrum files epoch_NNNN.npz (repeat per run)")
     match.add_argument("--out", required=True, help="output table (TSV, long format)")
     match.add_argument("--profiles", required=True, help="output table: each layer's distance vs relative depth")
     match.add_argument(
@@ -51,9 +48,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="MODEL/DATASET=EPOCH",
         help="fix a run's peak epoch instead of the epoch of smallest summed distance (repeatable)",
     )
-    epochwise = commands.add_parser("epochwise", help="one run's layer vs full densities after every epoch")
-    epochwise.add_argument("--run-json", required=True, help="the run's run.json (model, dataset)")
-    epochwise.add_argument("--spectra", nargs="+", required=True, help="spectrum files epoch_NNNN.npz")
+    epochwise = commands.add_parser("epochwise", help="layer vs full densities after every epoch, every seed")
+    _add_runs(
+        epochwise,
+        "a run's run.json and its spectrum files epoch_NNNN.npz (repeat per seed; the runs differ only by seed)",
+    )
     epochwise.add_argument(
         "--out", nargs="+", required=True, help="one PNG per layer block, in forward order (layer 1 first)"
     )
@@ -63,9 +62,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     distros.add_argument("--out", required=True, help="output PNG")
 
 
-def _match(args: argparse.Namespace) -> None:
-    from hessian_spectra.matching import RunSpectra, epoch_of, layer_profiles, match_table
-    from hessian_spectra.tables import write_table
+def _runs(args: argparse.Namespace) -> list[tuple[dict, dict[int, str]]]:
+    """Every ``--run``: its run.json and ``epoch -> spectrum file``."""
+    from hessian_spectra.matching import epoch_of
 
     runs = []
     for run_json, *files in args.run:
@@ -76,7 +75,15 @@ def _match(args: argparse.Namespace) -> None:
         by_epoch = {epoch_of(path): path for path in files}
         if len(by_epoch) != len(files):
             raise ValueError(f"--run {run_json}: two spectrum files of the same epoch")
-        runs.append(RunSpectra(meta["key"], meta["model"], meta["dataset"], by_epoch))
+        runs.append((meta, by_epoch))
+    return runs
+
+
+def _match(args: argparse.Namespace) -> None:
+    from hessian_spectra.matching import RunSpectra, layer_profiles, match_table
+    from hessian_spectra.tables import write_table
+
+    runs = [RunSpectra(meta["key"], meta["seed"], meta["model"], meta["dataset"], files) for meta, files in _runs(args)]
     table = match_table(runs, eps=args.eps, first_epoch=args.first_epoch, peak_overrides=dict(args.peak_epoch))
     for (key, metric), group in table.groupby(["run", "metric"]):
         log.info("%s %s: peak epoch %d (%s)", key, metric, group["peak_epoch"].iloc[0], group["peak_rule"].iloc[0])
@@ -85,14 +92,21 @@ def _match(args: argparse.Namespace) -> None:
 
 
 def _epochwise(args: argparse.Namespace) -> None:
-    from hessian_spectra.matching import epoch_of, layer_blocks_of, load_spectra
+    from hessian_spectra.matching import layer_blocks_of, load_spectra
     from hessian_spectra.plots.common import save_figure, use_style
     from hessian_spectra.plots.layerhessians import epochwise_figure
+    from hessian_spectra.plots.seeds import without_seed
 
-    with open(args.run_json) as handle:
-        run = json.load(handle)
-    spectra = {epoch_of(path): load_spectra(path) for path in args.spectra}
-    blocks = layer_blocks_of(spectra[min(spectra)])
+    runs = _runs(args)
+    configs = {without_seed(meta["key"]) for meta, _ in runs}
+    if len(configs) != 1:
+        raise ValueError(f"--run: the runs differ in more than their seed ({', '.join(sorted(configs))})")
+    spectra = {meta["seed"]: {epoch: load_spectra(path) for epoch, path in files.items()} for meta, files in runs}
+    if len(spectra) != len(runs):
+        raise ValueError("--run: two runs of the same seed")
+    run = runs[0][0]
+    by_epoch = spectra[run["seed"]]
+    blocks = layer_blocks_of(by_epoch[min(by_epoch)])
     if len(args.out) != len(blocks):
         raise ValueError(f"--out: {len(args.out)} files for the {len(blocks)} layer blocks of {run['model']}")
     use_style()
