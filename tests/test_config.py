@@ -46,6 +46,15 @@ def test_seeds_repeat_every_run_with_consecutive_seeds():
     assert sorted(r["seed"] for r in plan_runs(config, SCHEMA).values()) == [0, 1, 4, 5]
 
 
+def test_the_seeds_overlay_repeats_every_default_run_three_times():
+    default = load_yaml(REPO / "config.yaml")
+    overlay = load_yaml(REPO / "configs" / "seeds.yaml")
+    runs = plan_runs(default, SCHEMA)
+    seeded = plan_runs({**default, **overlay}, SCHEMA)
+    assert len(seeded) == 3 * len(runs) and set(runs) <= set(seeded)
+    assert sorted({run["seed"] for run in seeded.values()}) == [0, 1, 2]
+
+
 def test_every_training_setting_names_the_run_directory():
     """Runs whose weights can differ never share a directory: epochs, data settings and NSGD's subset included."""
     config = _study(runs=[{"model": "lenet", "epochs": 2}, {"model": "lenet", "epochs": 3},

@@ -90,13 +90,15 @@ def test_tiny_run_end_to_end_and_report(tiny_run):
 
 @pytest.mark.slow
 def test_tiny_run_findings_scorecard(tiny_run):
-    """findings.tsv: one row per claim of the sources (the tiny config runs every study with one seed), each with a
-    valid verdict, its rule and the numbers behind it."""
+    """findings.tsv: one row per claim of the sources and seed (the tiny config runs init_chain_rule with two seeds,
+    the other studies with one), each with a valid verdict, its rule and the numbers behind it."""
     from hessian_spectra.findings import CLAIMS, COLUMNS, SOURCES, VERDICTS
 
     table = pd.read_csv(tiny_run / layout.FINDINGS, sep="\t", keep_default_na=False)
     assert list(table.columns) == list(COLUMNS)
-    assert table["claim"].tolist() == [claim.claim for claim in CLAIMS]
+    seeds = {claim.claim: [0, 1] if claim.study == "init_chain_rule" else [0] for claim in CLAIMS}
+    assert table["claim"].tolist() == [claim.claim for claim in CLAIMS for _ in seeds[claim.claim]]
+    assert table.groupby("claim", sort=False)["seed"].apply(list).to_dict() == seeds
     assert set(table["verdict"]) <= set(VERDICTS)
     assert (table["source"].astype(str).str.zfill(3) == table["study"].map(SOURCES)).all()
     assert (table["rule"] != "").all() and (table["why"] != "").all()
