@@ -298,4 +298,6 @@ def test_tiny_workflow_draws_every_figure(tmp_path):
         data = (tmp_path / "results" / "figures" / "init_chain_rule" / name).read_bytes()
         assert data.startswith(PNG) and len(data) > 10_000, name
     table = pd.read_csv(tmp_path / "results" / "tables" / "init_chain_rule" / "chain_rule.tsv", sep="\t")
-    assert table["run"].nunique() == len(sds) and set(table["block"]) == {"dense1", "full"}
+    seeds = config["studies"]["init_chain_rule"].get("seeds", 1)
+    assert table["run"].nunique() == len(sds) * seeds and set(table["block"]) == {"dense1", "full"}
+    assert table.groupby("sd")["seed"].nunique().eq(seeds).all()
