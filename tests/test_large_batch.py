@@ -234,7 +234,7 @@ def test_spectral_figure_draws_the_mean_over_seeds_with_their_range(tmp_path, mo
                np.allclose(c.get_facecolor()[0][:3], matplotlib.colors.to_rgb(UNCONVERGED["color"]))]
     offsets = np.concatenate([c.get_offsets() for c in crosses])
     assert [3.0, seeds.loc[3].mean()] in offsets.tolist()
-    assert any("2 seeds" in text.get_text() for text in ax.get_legend().get_texts())
+    assert any("2 seeds" in text.get_text() for text in ax.figure.legends[0].get_texts())
 
 
 def test_spectral_figure_of_one_seed_draws_no_band(tmp_path, monkeypatch):
@@ -245,7 +245,7 @@ def test_spectral_figure_of_one_seed_draws_no_band(tmp_path, monkeypatch):
     assert cli.main(table_args(runs, tmp_path / "top.tsv")) == 0
     fig = spectral_figure(pd.read_csv(tmp_path / "top.tsv", sep="\t"), ["last_layer", "full"])
     assert all(not bands(ax) and len(ax.get_lines()) == 2 for ax in fig.axes)
-    assert not any("seeds" in text.get_text() for text in fig.axes[-1].get_legend().get_texts())
+    assert not any("seeds" in text.get_text() for text in fig.legends[0].get_texts())
 
 
 @pytest.mark.parametrize("kind", ["surface", "contour"])

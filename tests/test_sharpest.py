@@ -171,7 +171,7 @@ def test_grid_figure_draws_the_mean_over_seeds_in_their_band(tmp_path):
     marked = np.concatenate([c.get_offsets() for c in crosses])
     mean_at_1 = tables.eigen([run["key"] for run in runs if run["lr"] == 0.01], 2).query("epoch == 1")["value"].mean()
     assert np.isclose(marked, [1.0, mean_at_1]).all(axis=1).any()
-    assert "range over 2 seeds (line: mean)" in [t.get_text() for t in ax_2.get_legend().get_texts()]
+    assert "range over 2 seeds (line: mean)" in [t.get_text() for t in ax_2.figure.legends[0].get_texts()]
 
 
 def test_grid_figure_of_one_seed_draws_each_run_without_a_band(tmp_path):
@@ -181,7 +181,7 @@ def test_grid_figure_of_one_seed_draws_each_run_without_a_band(tmp_path):
     assert not bands(ax)
     (line,) = lines_labelled(ax, "lr=0.05")
     np.testing.assert_allclose(line.get_ydata(), tables.eigen(runs[1]["key"], 1)["value"])
-    assert not any("seeds" in t.get_text() for t in fig.axes[1].get_legend().get_texts())
+    assert not any("seeds" in t.get_text() for t in ax.figure.legends[0].get_texts())
 
 
 def test_a_diverged_seed_is_drawn_apart_and_not_in_the_mean(tmp_path):

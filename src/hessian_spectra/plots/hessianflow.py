@@ -102,8 +102,9 @@ def dominant_eigenvalue_figure(eigen: pd.DataFrame) -> plt.Figure:
     ]
     if unconverged:
         handles.append(unconverged_handle(eigen))
-    if seeds > 1:
-        handles.append(band_handle(seeds))
+    banded = _several_seeds(_kept(eigen))
+    if banded > 1:
+        handles.append(band_handle(banded))
     axes[0, -1].legend(handles=handles, loc="best", fontsize="small")
     return fig
 
@@ -149,8 +150,9 @@ def absa_schedule_figure(history: pd.DataFrame) -> plt.Figure:
         axes[1, col].set(ylabel="learning rate")
         axes[2, col].set(xlabel="epoch", ylabel="test accuracy")
     handles = [Line2D([], [], label=name, **style) for name, style in entries.items()]
-    if seeds > 1:
-        handles.append(band_handle(seeds))
+    banded = _several_seeds(_kept(history))
+    if banded > 1:
+        handles.append(band_handle(banded))
     axes[0, -1].legend(handles=handles, loc="best", fontsize="small")
     return fig
 
@@ -205,5 +207,5 @@ def esd_final_figure(density: pd.DataFrame, trace: pd.DataFrame) -> plt.Figure:
                     ax.semilogy(run["eigenvalue"], run["density"] + DENSITY_FLOOR, color=colour,
                                 label=text if i == 0 else "_nolegend_", **thin)
         ax.set(title=f"{model}, final epoch", xlabel="eigenvalue", ylabel="density (log scale)")
-        ax.legend(loc="upper right", fontsize="x-small")
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), fontsize="x-small")
     return fig

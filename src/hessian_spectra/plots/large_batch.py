@@ -73,7 +73,7 @@ def spectral_figure(table: pd.DataFrame, hessians: list[str]) -> plt.Figure:
         handles.append(band_handle(seeds))
     if not table["converged"].eq(True).all():
         handles.append(unconverged_handle(table))
-    axes[0, -1].legend(handles=handles, loc="upper right", fontsize="small")
+    fig.legend(handles=handles, loc="outside lower center", ncol=min(4, len(handles)), fontsize="small")
     return fig
 
 

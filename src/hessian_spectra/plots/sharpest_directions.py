@@ -174,6 +174,19 @@ def _group_title(group: pd.DataFrame, shown: Sequence[str]) -> str:
     return ", ".join(parts)
 
 
+def _rows(count: int) -> tuple[plt.Figure, list]:
+    """A figure of ``count`` rows of two panels: (row, its two axes) per row, each row a subfigure that holds its
+    legend underneath, so long legend entries never cover a curve."""
+    fig = plt.figure(figsize=(10, 4.2 * count), layout="constrained")
+    return fig, [(row, row.subplots(1, 2)) for row in np.atleast_1d(fig.subfigures(count, 1))]
+
+
+def _row_legend(row, axes, seeds: int, title: str) -> None:
+    """The legend of one row's panels, under them."""
+    handles, labels = _legend_entries(axes, seeds)
+    row.legend(handles, labels, title=title, fontsize=8, ncol=min(2, len(labels)), loc="outside lower center")
+
+
 def _placeholder(text: str) -> plt.Figure:
     fig, ax = plt.subplots(figsize=(6, 2))
     ax.axis("off")
@@ -224,8 +237,14 @@ def _seeds(runs: pd.DataFrame) -> int:
     return int(runs.groupby("configuration")["seed"].nunique().max()) if len(runs) else 0
 
 
+def _banded(runs: pd.DataFrame) -> int:
+    """The most seeds in any configuration's mean (those that did not diverge): a band is drawn above one."""
+    return _seeds(runs[~runs["diverged"].astype(bool)])
+
+
 def _legend_entries(axes, seeds: int) -> tuple[list, list[str]]:
-    """The labelled artists of ``axes``, each label once, then the seeds' band entry where there are several."""
+    """The labelled artists of ``axes``, each label once, then the seeds' band entry where a band spans several
+    (``seeds``)."""
     handles, labels = [], []
     for ax in axes:
         for handle, label in zip(*ax.get_legend_handles_labels()):
@@ -270,7 +289,7 @@ def spectrum_trajectory_figure(tables: StudyTables) -> plt.Figure:
         ax.set_ylabel("Hessian eigenvalue")
     for ax in axes.flat[len(configurations) :]:
         ax.axis("off")
-    handles, labels = _legend_entries(axes.flat[: len(configurations)], seeds)
+    handles, labels = _legend_entries(axes.flat[: len(configurations)], _banded(tables.runs))
     keep = [i for i, label in enumerate(labels) if "DIVERGED" not in label]
     handles, labels = [handles[i] for i in keep], [labels[i] for i in keep]
     fig.legend(handles, labels, loc="upper center", ncol=len(labels), bbox_to_anchor=(0.5, 1.02), frameon=False)
@@ -288,9 +307,9 @@ def grid_figure(tables: StudyTables, varied: str) -> plt.Figure:
     if not groups:
         return _placeholder(f"No SGD runs in this config differ only in the {name}: nothing to compare.")
     seeds = _seeds(tables.runs)
-    fig, axes = plt.subplots(len(groups), 2, figsize=(10, 3.6 * len(groups)), squeeze=False)
+    fig, rows = _rows(len(groups))
     other = "batch_size" if varied == "lr" else "lr"
-    for row, group in zip(axes, groups):
+    for (subfigure, row), group in zip(rows, groups):
         values = list(group.groupby(varied, sort=True))
         palette = plt.get_cmap("plasma")(np.linspace(0, 0.85, len(values)))
         for color, (value, runs) in zip(palette, values):
@@ -302,8 +321,7 @@ def grid_figure(tables: StudyTables, varied: str) -> plt.Figure:
             ax.set_title(f"λ{index}: {_group_title(group, [other, 'momentum', 'l2'])}", fontsize=10)
             ax.set_xlabel(EPOCH_LABEL)
             ax.set_ylabel(f"λ{index}")
-        row[1].legend(*_legend_entries(row, seeds), title=name, fontsize=8)
-    fig.tight_layout()
+        _row_legend(subfigure, row, _banded(group), name)
     return fig
 
 
@@ -318,8 +336,8 @@ def nsgd_gamma_figure(tables: StudyTables) -> plt.Figure:
     acc = "valid_acc" if "valid_acc" in tables.histories and tables.histories["valid_acc"].notna().any() else "test_acc"
     acc_label = {"valid_acc": "validation accuracy", "test_acc": "test accuracy (no validation split)"}[acc]
     seeds = _seeds(tables.runs)
-    fig, axes = plt.subplots(len(groups), 2, figsize=(10, 3.6 * len(groups)), squeeze=False)
-    for (ax_eig, ax_acc), group in zip(axes, groups):
+    fig, rows = _rows(len(groups))
+    for (subfigure, (ax_eig, ax_acc)), group in zip(rows, groups):
         configurations = list(group.groupby(["gamma", "optimizer"], sort=True))
         palette = plt.get_cmap("coolwarm")(np.linspace(0, 1, len(configurations)))
         for color, ((gamma, optimizer), runs) in zip(palette, configurations):
@@ -333,8 +351,7 @@ def nsgd_gamma_figure(tables: StudyTables) -> plt.Figure:
         ax_acc.set(title=title, xlabel=EPOCH_LABEL, ylabel=acc_label)
         ax_eig.title.set_fontsize(10)
         ax_acc.title.set_fontsize(10)
-        ax_acc.legend(*_legend_entries([ax_acc], seeds), title="NSGD overshoot", fontsize=8)
-    fig.tight_layout()
+        _row_legend(subfigure, [ax_acc], _banded(group), "NSGD overshoot")
     return fig
 
 
