@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import matplotlib.colors
 import numpy as np
 import pytest
 import torch
@@ -112,30 +113,51 @@ def test_dominant_eigen_names_an_unreadable_checkpoint(separated_run, caplog):
     assert "\n" not in error and str(damaged) in error and "checkpoint" in error
 
 
-def _fake_run(root, model: str, optimizer: str, epochs: int = 3, loss_growth: float = 0.5):
+def _fake_run(root, model: str, optimizer: str, epochs: int = 3, loss_growth: float = 0.5, seed: int = 0,
+              offset: float = 0.0):
     """A run directory with the tables the figure command reads (no checkpoints); its training loss is multiplied
-    by ``loss_growth`` every epoch (above 1: a diverging run)."""
-    run_dir = root / model / optimizer
+    by ``loss_growth`` every epoch (above 1: a diverging run); ``offset`` is added to its eigenvalues and traces
+    (and a hundredth of it to its accuracies), so seeds differ."""
+    run_dir = root / model / f"seed{seed}" / optimizer
     run_dir.mkdir(parents=True)
     (run_dir / "run.json").write_text(json.dumps(
-        {"model": model, "optimizer": {"name": optimizer}, "variant": optimizer, "key": f"{model}/{optimizer}",
-         "seed": 0, "dataset": "digits"}))
+        {"model": model, "optimizer": {"name": optimizer}, "variant": optimizer,
+         "key": f"{model}/seed{seed}/{optimizer}", "seed": seed, "dataset": "digits"}))
     header = "epoch\tlr\tbatch_size\ttrain_loss\ttest_acc\n"
     (run_dir / "history.tsv").write_text(header + "".join(
-        f"{e}\t{0.1 * 2**e}\t{16 * 2**e}\t{2.3 * loss_growth**e}\t{0.5 + e / 10}\n" for e in range(epochs + 1)))
+        f"{e}\t{0.1 * 2**e}\t{16 * 2**e}\t{2.3 * loss_growth**e}\t{0.5 + e / 10 + offset / 100}\n"
+        for e in range(epochs + 1)))
     columns = "\t".join(COLUMNS) + "\n"
     (run_dir / "dominant_eigen.tsv").write_text(columns + "".join(
         f"{e}\tfull\t{q}\t1\t{v}\tnan\t\t0.1\t{0.1 / abs(v)}\t0.01\t{'true' if e else 'false'}\t\t9\n"
-        for e in range(epochs + 1) for q, v in (("eigenvalue", 10.0 + e), ("power_eigenvalue", 9.0 - 5 * e))))
+        for e in range(epochs + 1)
+        for q, v in (("eigenvalue", 10.0 + e + offset), ("power_eigenvalue", 9.0 - 5 * e + offset))))
     (run_dir / "final_trace_density.tsv").write_text(
         columns
-        + "3\tfull\ttrace\t0\t42.0\t1.5\t50\tnan\tnan\tnan\t\t\t50\n"
-        + "3\tfull\tdensity_trace\t0\t40.0\tnan\t1\tnan\tnan\tnan\t\t\t60\n"
+        + f"3\tfull\ttrace\t0\t{42.0 + offset}\t1.5\t50\tnan\tnan\tnan\t\t\t50\n"
+        + f"3\tfull\tdensity_trace\t0\t{40.0 + offset}\tnan\t1\tnan\tnan\tnan\t\t\t60\n"
     )
     grid = np.linspace(-1.0, 11.0, 64)
     np.savez(run_dir / "final_trace_density.npz", blocks=np.array(["full"]), grid_0=grid,
-             density_0=np.exp(-grid**2))
+             density_0=np.exp(-(grid - offset)**2))
     return run_dir
+
+
+NAMES = {"runs": "run.json", "histories": "history.tsv", "eigen": "dominant_eigen.tsv",
+         "final": "final_trace_density.tsv", "densities": "final_trace_density.npz"}
+
+
+def _collect(runs):
+    """``collect`` of ``_fake_run`` directories: (eigen, history, density, trace)."""
+    from hessian_spectra.commands.hessianflow import collect
+
+    return collect(argparse.Namespace(**{option: [str(run / name) for run in runs] for option, name in NAMES.items()}))
+
+
+def _bands(ax) -> list:
+    from matplotlib.collections import PolyCollection
+
+    return [c for c in ax.collections if isinstance(c, PolyCollection)]
 
 
 def test_figure_command_draws_every_figure_without_torch(tmp_path):
@@ -160,14 +182,10 @@ def test_figure_command_draws_every_figure_without_torch(tmp_path):
 
 
 def test_a_diverged_run_is_drawn_apart_in_the_dominant_eigenvalue_figure(tmp_path):
-    from hessian_spectra.commands.hessianflow import collect
     from hessian_spectra.plots.hessianflow import DIVERGED_COLOUR, dominant_eigenvalue_figure
 
     runs = [_fake_run(tmp_path, "c1", "sgd"), _fake_run(tmp_path, "c1", "absa", loss_growth=1.5)]
-    names = {"runs": "run.json", "histories": "history.tsv", "eigen": "dominant_eigen.tsv",
-             "final": "final_trace_density.tsv", "densities": "final_trace_density.npz"}
-    args = argparse.Namespace(**{option: [str(run / name) for run in runs] for option, name in names.items()})
-    eigen, *_ = collect(args)
+    eigen, *_ = _collect(runs)
     assert eigen.groupby("label")["diverged"].first().str.startswith("training loss rose").to_dict() == {
         "ABSA": True, "SGD": False}
     legend = dominant_eigenvalue_figure(eigen).axes[0].get_legend()
@@ -177,14 +195,88 @@ def test_a_diverged_run_is_drawn_apart_in_the_dominant_eigenvalue_figure(tmp_pat
     assert labels[absa] == DIVERGED_COLOUR
 
 
+def _legend(fig):
+    """The figure's legend (on one of its axes)."""
+    (legend,) = [ax.get_legend() for ax in fig.axes if ax.get_legend()]
+    return legend
+
+
+def _colour_of(ax, legend_label: str, linestyle: str = "-") -> list:
+    """The lines of ``ax`` in the colour of ``legend_label``'s entry in the figure's legend, in ``linestyle``."""
+    legend = _legend(ax.figure)
+    colour = {t.get_text(): h.get_color() for t, h in zip(legend.get_texts(), legend.legend_handles)
+              if hasattr(h, "get_color")}[legend_label]
+    return [line for line in ax.get_lines()
+            if np.allclose(matplotlib.colors.to_rgb(line.get_color()), matplotlib.colors.to_rgb(colour))
+            and line.get_linestyle() == linestyle]
+
+
+def test_figures_draw_the_mean_over_seeds_and_a_diverged_seed_apart(tmp_path):
+    from hessian_spectra.plots.hessianflow import absa_schedule_figure, dominant_eigenvalue_figure, esd_final_figure
+
+    runs = [_fake_run(tmp_path, "c1", "sgd", seed=seed, offset=2.0 * seed) for seed in (0, 1)]
+    runs += [_fake_run(tmp_path, "c1", "absa", seed=0), _fake_run(tmp_path, "c1", "absa", seed=1, loss_growth=1.5)]
+    eigen, history, density, trace = _collect(runs)
+    ax = dominant_eigenvalue_figure(eigen).axes[0]
+    epochs = np.arange(4)
+    (sgd,) = _colour_of(ax, "SGD")
+    np.testing.assert_allclose(sgd.get_ydata(), 10.0 + epochs + 1.0)  # the mean of offsets 0 and 2
+    (absa,) = _colour_of(ax, "ABSA")
+    np.testing.assert_allclose(absa.get_ydata(), 10.0 + epochs)  # seed 0 alone: seed 1 diverged
+    (apart,) = _colour_of(ax, "ABSA, seed 1 DIVERGED: training loss rose from 2.3 to 7.76")
+    np.testing.assert_allclose(apart.get_ydata(), 10.0 + epochs)
+    assert len(_bands(ax)) == 2  # SGD's Lanczos and power iteration; one ABSA seed left: no band
+    band = _bands(ax)[0].get_paths()[0].vertices
+    assert band[:, 1].min() == pytest.approx(10.0) and band[:, 1].max() == pytest.approx(15.0)
+    crosses = np.concatenate([c.get_offsets() for c in ax.collections if c not in _bands(ax)
+                              and np.allclose(c.get_facecolor()[0][:3], matplotlib.colors.to_rgb("crimson"))])
+    assert [0.0, 11.0] in crosses.tolist()  # epoch 0 is unconverged in both SGD seeds: X on their mean
+    texts = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "range over 2 seeds (line: mean)" in texts
+
+    schedule = absa_schedule_figure(history)
+    assert len(schedule.axes[0].get_lines()) == 4  # a batch-size line per run
+    (accuracy,) = _colour_of(schedule.axes[2], "SGD")
+    np.testing.assert_allclose(accuracy.get_ydata(), 0.5 + epochs / 10 + 0.01)
+    assert len(_bands(schedule.axes[2])) == 1
+
+    esd = esd_final_figure(density, trace).axes[0]
+    texts = [t.get_text() for t in esd.get_legend().get_texts()]
+    assert texts[0] == ("SGD: trace mean 43 over 2 seeds (range 42 to 44)\n"
+                        "density's trace mean 41 over 2 seeds (range 40 to 42)")
+    assert texts[2].startswith("ABSA, seed 1 DIVERGED") and "trace 42 $\\pm$ 1.5 (50 probes)" in texts[2]
+    assert len(esd.get_lines()) == 4  # a density per run
+
+
+def test_figures_of_one_seed_draw_no_band(tmp_path):
+    from hessian_spectra.plots.hessianflow import absa_schedule_figure, dominant_eigenvalue_figure, esd_final_figure
+
+    eigen, history, density, trace = _collect([_fake_run(tmp_path, "c1", name) for name in ("sgd", "absa")])
+    figures = [dominant_eigenvalue_figure(eigen), absa_schedule_figure(history), esd_final_figure(density, trace)]
+    assert not any(_bands(ax) for fig in figures for ax in fig.axes)
+    texts = [t.get_text() for t in figures[2].axes[0].get_legend().get_texts()]
+    assert texts[0] == "SGD: trace 42 $\\pm$ 1.5 (50 probes)\ndensity's trace 40 (1 probe: no error estimate)"
+    assert not any("seeds" in t.get_text() for fig in figures[:2] for t in _legend(fig).get_texts())
+
+
+def _label_run(model: str, optimizer: str, variant: str, seed: int = 0) -> dict:
+    key = f"hessianflow/runs/{model}/digits/bs16/seed{seed}/{variant}"
+    return {"model": model, "optimizer": {"name": optimizer}, "variant": variant, "seed": seed, "key": key}
+
+
 def test_run_labels_name_the_variant_only_where_a_model_has_two_runs_of_one_optimizer():
     from hessian_spectra.commands.hessianflow import labels
 
-    runs = [{"model": "c1", "optimizer": {"name": "sgd"}, "variant": "a", "seed": 0},
-            {"model": "c1", "optimizer": {"name": "absa"}, "variant": "b", "seed": 0},
-            {"model": "resnet20", "optimizer": {"name": "sgd"}, "variant": "c", "seed": 0},
-            {"model": "resnet20", "optimizer": {"name": "sgd"}, "variant": "d", "seed": 0}]
+    runs = [_label_run("c1", "sgd", "a"), _label_run("c1", "absa", "b"), _label_run("resnet20", "sgd", "c"),
+            _label_run("resnet20", "sgd", "d")]
     assert labels(runs) == ["SGD", "ABSA", "SGD (c)", "SGD (d)"]
+
+
+def test_every_seed_of_a_configuration_shares_its_label():
+    from hessian_spectra.commands.hessianflow import labels
+
+    runs = [_label_run("c1", optimizer, optimizer, seed) for optimizer in ("sgd", "absa") for seed in (0, 1)]
+    assert labels(runs) == ["SGD", "SGD", "ABSA", "ABSA"]
 
 
 @pytest.mark.slow

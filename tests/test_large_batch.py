@@ -4,6 +4,7 @@ import json
 import math
 import re
 
+import matplotlib.colors
 import numpy as np
 import pandas as pd
 import pytest
@@ -117,21 +118,26 @@ def test_symlog_threshold_puts_every_nonzero_eigenvalue_on_the_log_part():
     assert symlog_threshold(np.array([100.0, 1e-20])) == 1e-6  # at most 8 decades below the largest
 
 
-def fake_run(root, batch_size, seed=0, eigenvalues=None) -> dict:
-    """A run's run.json, both spectrum tables and its landscape table at their workflow paths below ``root``
-    (``layout``), as the workflow writes them; returns those paths relative to ``root`` (run from there)."""
+def fake_run(root, batch_size, seed=0, eigenvalues=None, scale=1.0, residual=1e-6) -> dict:
+    """A run's run.json, history, both spectrum tables and its landscape table at their workflow paths below
+    ``root`` (``layout``), as the workflow writes them; returns those paths relative to ``root`` (run from there).
+    Eigenvalues are ``eigenvalues`` or a geometric ramp times ``scale``; ``residual`` is the converged ones'."""
     key = f"large_batch/runs/tf_cnn/digits/bs{batch_size}/seed{seed}/sgd"
-    files = {"run": layout.run_files(key).run_json, "landscape": layout.landscape(key)}
+    files = {"run": layout.run_files(key).run_json, "history": layout.run_files(key).history,
+             "landscape": layout.landscape(key)}
     files.update({hessian: layout.final_spectrum(key, hessian, "tsv") for hessian in ("last_layer", "full")})
     for path in files.values():
         (root / path).parent.mkdir(parents=True, exist_ok=True)
+    files["key"] = key
     run = {"key": key, "batch_size": batch_size, "seed": seed, "variant": "sgd"}
     (root / files["run"]).write_text(json.dumps(run))
+    steps = 100 + 10 * seed
+    (root / files["history"]).write_text(f"epoch\tsteps\ttrain_loss\n0\t0\t2.3\n10\t{steps}\t0.1\n")
     for hessian, block, n in (("last_layer", "dense3.weight", 30), ("full", "full", 6)):
-        values = eigenvalues if eigenvalues is not None else np.geomspace(10.0, 0.01, n) * batch_size
+        values = eigenvalues if eigenvalues is not None else np.geomspace(10.0, 0.01, n) * batch_size * scale
         rows = [
             {"epoch": 10, **result_row(block, "eigenvalue", i, value, tolerance=1e-3, products=40,
-                                       residual=1e-6 * abs(value) if i < 5 or hessian != "full" else abs(value))}
+                                       residual=residual * abs(value) if i < 5 or hessian != "full" else abs(value))}
             for i, value in enumerate(values, start=1)
         ]
         rows.append({"epoch": 10, **result_row(block, "trace", 0, 99.0, stderr=0.1, probes=40, products=40)})
@@ -159,6 +165,14 @@ def fake_run(root, batch_size, seed=0, eigenvalues=None) -> dict:
     return files
 
 
+def table_args(runs: list[dict], out) -> list[str]:
+    """``large-batch table`` of the ``fake_run`` runs, top 20."""
+    spectra = [run[hessian] for run in runs for hessian in ("last_layer", "full")]
+    args = ["large-batch", "table", "--runs", *(run["run"] for run in runs)]
+    args += ["--histories", *(run["history"] for run in runs), "--spectra", *spectra]
+    return args + ["--top-k", "20", "--out", str(out)]
+
+
 def test_spectral_figure_and_its_table(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     runs = [
@@ -167,9 +181,7 @@ def test_spectral_figure_and_its_table(tmp_path, monkeypatch):
         fake_run(tmp_path, 256, seed=1, eigenvalues=[3.0, -0.5, 0.0, 1e-4]),
     ]
     figure, table = tmp_path / "hessian_spectral.png", tmp_path / "top.tsv"
-    spectra = [run[hessian] for run in runs for hessian in ("last_layer", "full")]
-    args = ["large-batch", "table", "--runs", *(run["run"] for run in runs), "--spectra", *spectra]
-    assert cli.main(args + ["--top-k", "20", "--out", str(table)]) == 0
+    assert cli.main(table_args(runs, table)) == 0
     args = ["large-batch", "spectral", "--table", str(table), "--hessians", "last_layer", "full"]
     assert cli.main(args + ["--out", str(figure)]) == 0
     assert figure.stat().st_size > 10_000
@@ -181,6 +193,59 @@ def test_spectral_figure_and_its_table(tmp_path, monkeypatch):
         (256, "last_layer"): 20 + 4,
     }
     assert (plotted["index"] <= 20).all() and not plotted["converged"].all()
+    assert plotted.columns[:4].tolist() == ["run", "seed", "batch_size", "steps"]
+    assert plotted.groupby("run")[["seed", "steps"]].first().to_dict("index") == {
+        run["key"]: {"seed": seed, "steps": 100 + 10 * seed} for run, seed in zip(runs, (0, 0, 1))
+    }
+
+
+def bands(ax) -> list:
+    """The fill_between bands of ``ax``."""
+    from matplotlib.collections import PolyCollection
+
+    return [c for c in ax.collections if isinstance(c, PolyCollection)]
+
+
+def test_spectral_figure_draws_the_mean_over_seeds_with_their_range(tmp_path, monkeypatch):
+    """Two seeds of batch size 16 are one line, their mean, in a band from the lower to the higher seed; a red X
+    sits on the mean where either seed is not converged; batch size 256 (one seed) has no band."""
+    from hessian_spectra.plots.common import UNCONVERGED
+    from hessian_spectra.plots.large_batch import spectral_figure
+
+    monkeypatch.chdir(tmp_path)
+    runs = [fake_run(tmp_path, 16), fake_run(tmp_path, 16, seed=1, scale=3.0), fake_run(tmp_path, 256)]
+    assert cli.main(table_args(runs, tmp_path / "top.tsv")) == 0
+    table = pd.read_csv(tmp_path / "top.tsv", sep="\t")
+    assert sorted(table.loc[table["batch_size"] == 16, "seed"].unique()) == [0, 1]
+    unconverged = (table["run"] == runs[1]["key"]) & (table["hessian"] == "last_layer") & (table["index"] == 3)
+    table.loc[unconverged, "converged"] = False
+    ax = spectral_figure(table, ["last_layer"]).axes[0]
+    seeds = table[(table["batch_size"] == 16) & (table["hessian"] == "last_layer")].pivot(
+        index="index", columns="seed", values="value")
+    lines = [line for line in ax.get_lines() if len(line.get_xdata()) == 20]
+    assert len(lines) == 2
+    (line,) = [line for line in lines if np.allclose(line.get_ydata(), seeds.mean(axis=1))]
+    np.testing.assert_array_equal(line.get_xdata(), seeds.index)
+    (band,) = bands(ax)
+    corners = {tuple(np.round(v, 9)) for path in band.get_paths() for v in path.vertices}
+    for i in seeds.index:
+        assert (i, round(seeds.loc[i].min(), 9)) in corners and (i, round(seeds.loc[i].max(), 9)) in corners
+    crosses = [c for c in ax.collections if c.get_paths() and len(c.get_offsets()) and
+               np.allclose(c.get_facecolor()[0][:3], matplotlib.colors.to_rgb(UNCONVERGED["color"]))]
+    offsets = np.concatenate([c.get_offsets() for c in crosses])
+    assert [3.0, seeds.loc[3].mean()] in offsets.tolist()
+    assert any("2 seeds" in text.get_text() for text in ax.figure.legends[0].get_texts())
+
+
+def test_spectral_figure_of_one_seed_draws_no_band(tmp_path, monkeypatch):
+    from hessian_spectra.plots.large_batch import spectral_figure
+
+    monkeypatch.chdir(tmp_path)
+    runs = [fake_run(tmp_path, 16), fake_run(tmp_path, 256)]
+    assert cli.main(table_args(runs, tmp_path / "top.tsv")) == 0
+    fig = spectral_figure(pd.read_csv(tmp_path / "top.tsv", sep="\t"), ["last_layer", "full"])
+    assert all(not bands(ax) and len(ax.get_lines()) == 2 for ax in fig.axes)
+    assert not any("seeds" in text.get_text() for text in fig.legends[0].get_texts())
 
 
 @pytest.mark.parametrize("kind", ["surface", "contour"])
@@ -191,6 +256,17 @@ def test_surface_figure_has_a_row_per_run(tmp_path, kind):
     args += [str(tmp_path / run["landscape"]) for run in runs] + ["--kind", kind, "--out", str(surface)]
     assert cli.main(args) == 0
     assert surface.stat().st_size > 10_000
+
+
+def test_surface_rows_are_labelled_with_their_seed_when_there_are_several(tmp_path):
+    from hessian_spectra.commands.large_batch import collect_landscapes
+
+    runs = [fake_run(tmp_path, 256), fake_run(tmp_path, 256, seed=1)]
+    run_json = [json.loads((tmp_path / run["run"]).read_text()) for run in runs]
+    landscapes = [str(tmp_path / run["landscape"]) for run in runs]
+    labels = collect_landscapes(run_json, landscapes)["label"].unique().tolist()
+    assert labels == ["batch size 256, seed 0", "batch size 256, seed 1"]
+    assert collect_landscapes(run_json[:1], landscapes[:1])["label"].unique().tolist() == ["batch size 256"]
 
 
 def test_loss_surfaces_share_one_loss_range_and_mark_theta_and_the_grid_minimum(tmp_path):

@@ -25,26 +25,29 @@ TINY = REPO / "tests" / "configs" / "tiny.yaml"
 FIGURES = ["spectrum_trajectory", "lr_grid", "bs_grid", "nsgd_gamma"]
 
 
-def plan(*entries, **defaults) -> list[dict]:
+def plan(*entries, seeds: int = 1, **defaults) -> list[dict]:
     base = {"model": "simple_cnn_medium", "dataset": "digits", "batch_size": 32, "epochs": 2, "lr": 0.05,
             "momentum": 0.0}
-    study = {"defaults": {**base, **defaults}, "runs": list(entries), "hessian_subset": {"size": 64}}
+    study = {"defaults": {**base, **defaults}, "runs": list(entries), "hessian_subset": {"size": 64}, "seeds": seeds}
     return list(plan_runs({"studies": {"sharpest_directions": study}}, SCHEMA).values())
 
 
-def fake_study(tmp_path, runs: list[dict], top_k: int = 3) -> list:
-    """Run directories with run.json, history.tsv and a trajectory.tsv of made-up eigenvalues."""
+def fake_study(tmp_path, runs: list[dict], top_k: int = 3, scale=lambda r, run: r + 1) -> list:
+    """Run directories with run.json, history.tsv and a trajectory.tsv of made-up eigenvalues: lambda_i at epoch e
+    of the r-th run is ``scale(r, run)`` (e + 1) 10 / i (its validation accuracy 0.2 e + (scale - 1) / 100);
+    lambda_2 at epoch 1 is not converged."""
     dirs = []
     for r, run in enumerate(runs):
         run_dir = tmp_path / run["key"]
         run_dir.mkdir(parents=True)
         (run_dir / "run.json").write_text(json.dumps(run))
         epochs = range(run["epochs"] + 1)
-        history = {"epoch": epochs, "train_loss": [2.3 / (e + 1) for e in epochs],
-                   "test_acc": [0.1 * e for e in epochs], "valid_acc": [0.2 * e for e in epochs]}
+        history = {"epoch": epochs, "steps": [7 * e for e in epochs], "train_loss": [2.3 / (e + 1) for e in epochs],
+                   "test_acc": [0.1 * e for e in epochs], "valid_acc": [0.2 * e + 0.01 * (scale(r, run) - 1) for e in epochs]}
         pd.DataFrame(history).to_csv(run_dir / "history.tsv", sep="\t", index=False)
-        rows = [{"epoch": e, **result_row("full", "eigenvalue", i, (r + 1) * (e + 1) * 10.0 / i, tolerance=1e-3,
-                                          residual=1.0 if (e, i) == (1, 2) else 1e-6 * i, products=40)}
+        rows = [{"epoch": e, **result_row("full", "eigenvalue", i, scale(r, run) * (e + 1) * 10.0 / i,
+                                          tolerance=1e-3, residual=1.0 if (e, i) == (1, 2) else 1e-6 * i,
+                                          products=40)}
                 for e in epochs for i in range(1, top_k + 1)]
         write_rows(run_dir / "trajectory.tsv", COLUMNS, rows)
         dirs.append(run_dir)
@@ -110,13 +113,115 @@ def test_grid_and_gamma_groups_follow_the_config_rule():
     assert kk5["gamma"].tolist() == [0.1, 1.0] and kk5["kk"].max() == 5
 
 
+def test_runs_that_differ_only_by_seed_fall_in_one_group_as_in_the_default_config():
+    """The default config's shape: steps per epoch, NSGD at lr 0.01 so that its SGD run is the lr grid's 0.01 one;
+    with two seeds every group holds both seeds of each of its configurations."""
+    runs = plan(
+        {"grid": {"lr": [0.01, 0.05, 0.1]}},
+        {"grid": {"batch_size": [16, 128]}},
+        {"optimizer": {"name": "nsgd", "kk": 3}, "lr": 0.01, "grid": {"optimizer.gamma": [0.1, 5.0]}},
+        seeds=2, steps_per_epoch=40, epochs=10,
+    )
+    table = pd.DataFrame([plots.run_row(run) for run in runs])
+    assert all(sorted(seeds) == [0, 1] for _, seeds in table.groupby("configuration")["seed"])
+    (lr_group,) = plots.grid_groups(table, "lr")
+    assert list(zip(lr_group["lr"], lr_group["seed"])) == [(lr, seed) for lr in (0.01, 0.05, 0.1) for seed in (0, 1)]
+    (bs_group,) = plots.grid_groups(table, "batch_size")
+    assert list(zip(bs_group["batch_size"], bs_group["seed"])) == [(b, s) for b in (16, 32, 128) for s in (0, 1)]
+    (gammas,) = plots.gamma_groups(table)
+    assert list(zip(gammas["gamma"], gammas["optimizer"], gammas["seed"])) == [
+        (0.1, "nsgd", 0), (0.1, "nsgd", 1), (1.0, "sgd", 0), (1.0, "sgd", 1), (5.0, "nsgd", 0), (5.0, "nsgd", 1)]
+    assert set(gammas.loc[gammas["optimizer"] == "sgd", "lr"]) == {0.01}
+
+
+def seeded_study(tmp_path, *entries, seeds=2):
+    """``fake_study`` of ``entries`` with ``seeds`` seeds; seed s scales every eigenvalue by 1 + 2 s."""
+    runs = plan(*entries, seeds=seeds)
+    return runs, plots.load_study(*study_files(fake_study(tmp_path, runs, scale=lambda r, run: 1 + 2 * run["seed"])))
+
+
+def lines_labelled(ax, label: str) -> list:
+    return [line for line in ax.get_lines() if line.get_label() == label]
+
+
+def bands(ax) -> list:
+    from matplotlib.collections import PolyCollection
+
+    return [c for c in ax.collections if isinstance(c, PolyCollection)]
+
+
+def band_corners(band) -> set:
+    return {tuple(np.round(v, 9)) for path in band.get_paths() for v in path.vertices}
+
+
+def test_grid_figure_draws_the_mean_over_seeds_in_their_band(tmp_path):
+    runs, tables = seeded_study(tmp_path, {"grid": {"lr": [0.01, 0.05]}})
+    fig = plots.grid_figure(tables, "lr")
+    ax_1, ax_2 = fig.axes[:2]
+    for ax, index in ((ax_1, 1), (ax_2, 2)):
+        (line,) = lines_labelled(ax, "lr=0.01")
+        seeds = tables.eigen([run["key"] for run in runs if run["lr"] == 0.01], index).pivot(
+            index="epoch", columns="run", values="value")
+        np.testing.assert_allclose(line.get_ydata(), seeds.mean(axis=1))
+        assert len(bands(ax)) == 2  # one band per learning rate
+        assert any({(e, round(seeds.loc[e].min(), 9)) for e in seeds.index} |
+                   {(e, round(seeds.loc[e].max(), 9)) for e in seeds.index} <= band_corners(band)
+                   for band in bands(ax))
+    crosses = [c for c in ax_2.collections if c not in bands(ax_2)]
+    marked = np.concatenate([c.get_offsets() for c in crosses])
+    mean_at_1 = tables.eigen([run["key"] for run in runs if run["lr"] == 0.01], 2).query("epoch == 1")["value"].mean()
+    assert np.isclose(marked, [1.0, mean_at_1]).all(axis=1).any()
+    assert "range over 2 seeds (line: mean)" in [t.get_text() for t in ax_2.figure.legends[0].get_texts()]
+
+
+def test_grid_figure_of_one_seed_draws_each_run_without_a_band(tmp_path):
+    runs, tables = seeded_study(tmp_path, {"grid": {"lr": [0.01, 0.05]}}, seeds=1)
+    fig = plots.grid_figure(tables, "lr")
+    ax = fig.axes[0]
+    assert not bands(ax)
+    (line,) = lines_labelled(ax, "lr=0.05")
+    np.testing.assert_allclose(line.get_ydata(), tables.eigen(runs[1]["key"], 1)["value"])
+    assert not any("seeds" in t.get_text() for t in ax.figure.legends[0].get_texts())
+
+
+def test_a_diverged_seed_is_drawn_apart_and_not_in_the_mean(tmp_path):
+    runs, tables = seeded_study(tmp_path, {"optimizer": {"name": "nsgd", "kk": 2}, "grid": {"optimizer.gamma": [5.0]}},
+                                {})
+    (bad,) = [run["key"] for run in runs if run["optimizer"]["name"] == "nsgd" and run["seed"] == 1]
+    tables.runs.loc[tables.runs["run"] == bad, "diverged"] = "final valid_acc 0.1 below twice chance (0.1)"
+    ax_eig, ax_acc = plots.nsgd_gamma_figure(tables).axes[:2]
+    (good,) = [run["key"] for run in runs if run["optimizer"]["name"] == "nsgd" and run["seed"] == 0]
+    (mean,) = lines_labelled(ax_eig, "γ=5")
+    np.testing.assert_allclose(mean.get_ydata(), tables.eigen(good, 1)["value"])
+    (apart,) = [line for line in ax_eig.get_lines() if line.get_label().startswith("γ=5, seed 1 DIVERGED: final")]
+    np.testing.assert_allclose(apart.get_ydata(), tables.eigen(bad, 1)["value"])
+    assert apart.get_linestyle() == ":"
+    (sgd,) = lines_labelled(ax_acc, "γ=1 (SGD)")
+    sgd_runs = [run["key"] for run in runs if run["optimizer"]["name"] == "sgd"]
+    accuracies = np.array([tables.history(key)["valid_acc"] for key in sgd_runs])
+    np.testing.assert_allclose(sgd.get_ydata(), accuracies.mean(axis=0))
+    assert len(bands(ax_acc)) == 1  # the SGD pair's; the NSGD pair lost a seed to divergence
+
+
+def test_spectrum_trajectory_has_a_panel_per_configuration(tmp_path):
+    runs, tables = seeded_study(tmp_path, {"grid": {"lr": [0.01, 0.05]}})
+    fig = plots.spectrum_trajectory_figure(tables)
+    panels = [ax for ax in fig.axes if ax.get_lines()]
+    assert len(panels) == 2 and all("(2 seeds)" in ax.get_title() for ax in panels)
+    (line,) = lines_labelled(panels[0], "λ3")
+    np.testing.assert_allclose(line.get_ydata(), tables.eigen([runs[0]["key"], runs[1]["key"]], 3)
+                               .groupby("epoch")["value"].mean())
+    assert len(bands(panels[0])) == 3
+
+
 def test_sharpness_table_and_figures_from_tables(tmp_path):
     runs = plan({"grid": {"lr": [0.01, 0.05]}}, {"optimizer": {"name": "nsgd", "kk": 2, "gamma": 0.1}})
     tables = plots.load_study(*study_files(fake_study(tmp_path / "runs", runs)))
     table = plots.sharpness_table(tables)
     assert table["run"].tolist() == [run["key"] for run in runs]
+    assert table.columns[:2].tolist() == ["run", "seed"] and table["seed"].tolist() == [0, 0, 0]
     first = table.iloc[0]
-    assert first["epoch"] == 2 and first["top_k"] == 3
+    assert first["epoch"] == 2 and first["steps"] == 14 and first["top_k"] == 3
     assert first["lambda_max"] == pytest.approx(30.0)
     assert first["frobenius_topk"] == pytest.approx(math.sqrt(30.0**2 + 15.0**2 + 10.0**2))
     assert first["peak_epoch"] == 2 and first["topk_converged"] and first["final_valid_acc"] == pytest.approx(0.4)

@@ -116,6 +116,7 @@ rule large_batch_landscape:
 rule large_batch_table:
     input:
         runs=[layout.run_files(run["key"]).run_json for run in LARGE_BATCH_RUNS],
+        histories=[layout.run_files(run["key"]).history for run in LARGE_BATCH_RUNS],
         spectra=lambda wildcards: [
             layout.final_spectrum(run["key"], hessian, "tsv")
             for run in LARGE_BATCH_RUNS
@@ -130,8 +131,8 @@ rule large_batch_table:
     params:
         top_k=lambda wildcards: LARGE_BATCH["spectrum"]["top_k"],
     shell:
-        "hessian-spectra large-batch table --runs {input.runs} --spectra {input.spectra} "
-        "--top-k {params.top_k} --out {output} > {log} 2>&1"
+        "hessian-spectra large-batch table --runs {input.runs} --histories {input.histories} "
+        "--spectra {input.spectra} --top-k {params.top_k} --out {output} > {log} 2>&1"
 
 
 rule large_batch_spectral_figure:

@@ -28,15 +28,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def labels(runs: list[dict]) -> list[str]:
-    """The optimizer's name in capitals (SGD, ABSA), with the run's variant where a model has two such runs."""
+    """The optimizer's name in capitals (SGD, ABSA), with the run's variant where a model has two such
+    configurations; every seed of a configuration shares its label."""
     from hessian_spectra.plots.labels import run_labels
+    from hessian_spectra.plots.seeds import without_seed
 
-    return run_labels(runs, lambda run: run["optimizer"]["name"].upper(), panel=lambda run: run["model"])
+    configurations = {without_seed(run["key"]): run for run in runs}
+    named = run_labels(list(configurations.values()), lambda run: run["optimizer"]["name"].upper(),
+                       panel=lambda run: run["model"])
+    label = dict(zip(configurations, named))
+    return [label[without_seed(run["key"])] for run in runs]
 
 
 def collect(args: argparse.Namespace) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Tidy tables of all runs: (eigen, history, density, trace), each with ``model`` and ``label`` columns (and
-    ``diverged``, why the run diverged or empty, on eigen and history);
+    """Tidy tables of all runs: (eigen, history, density, trace), each with ``model``, ``label`` (one per
+    configuration), ``run``, ``seed`` and ``diverged`` (why the run diverged, or empty) columns;
     ``trace`` holds the Hutchinson trace and the density's (quantities ``trace`` and ``density_trace``)."""
     import numpy as np
     import pandas as pd
@@ -53,7 +59,7 @@ def collect(args: argparse.Namespace) -> tuple[pd.DataFrame, pd.DataFrame, pd.Da
     for i, (run, label) in enumerate(zip(runs, labels(runs))):
         runs_history = read_table(args.histories[i])
         diverged = divergence(runs_history, dataset_info(run["dataset"]).num_classes)
-        tag = {"model": run["model"], "label": label, "run": run["key"], "diverged": diverged}
+        tag = {"model": run["model"], "label": label, "run": run["key"], "seed": run["seed"], "diverged": diverged}
         table = read_table(args.eigen[i], required=("block", "quantity", "epoch", "value"))
         eigen.append(table[table["block"] == FULL].assign(**tag))
         history.append(runs_history.assign(**tag))

@@ -1,6 +1,7 @@
 """``hessian-spectra large-batch``: the table and figures of study `large_batch` (torch-free).
 
-``table`` collects the top-k eigenvalues of every run's ``spectrum`` tables into the study's tidy table;
+``table`` collects the top-k eigenvalues of every run's ``spectrum`` tables into the study's tidy table (one row
+per run, seed and eigenvalue, with the optimizer steps the run took);
 ``spectral`` draws it (``hessian_spectral.png``); ``surface`` draws the ``landscape`` tables of some runs (one
 loss-surface figure per batch size, every figure on the loss range of all the study's landscapes).
 """
@@ -14,7 +15,9 @@ from pathlib import Path
 HESSIANS = ("last_layer", "full")
 TABLE_COLUMNS = [
     "run",
+    "seed",
     "batch_size",
+    "steps",
     "hessian",
     "block",
     "index",
@@ -31,10 +34,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     commands = parser.add_subparsers(dest="what", required=True)
     table = commands.add_parser("table", help="the top-k eigenvalues of every run and Hessian, one tidy table")
     table.add_argument("--runs", nargs="+", required=True, help="run.json of every run")
+    table.add_argument("--histories", nargs="+", required=True, help="their history.tsv, in the same order")
     table.add_argument("--spectra", nargs="+", required=True, help="spectrum tables (spectrum_{hessian}.tsv)")
     table.add_argument("--top-k", type=int, required=True, help="eigenvalues per run and Hessian")
     table.add_argument("--out", required=True, help="output TSV")
-    spectral = commands.add_parser("spectral", help="top-k eigenvalues vs index, one line per batch size")
+    spectral = commands.add_parser("spectral", help="top-k eigenvalues vs index, mean over seeds per batch size")
     spectral.add_argument("--table", required=True, help="the study's table (`large-batch table`)")
     spectral.add_argument("--hessians", nargs="+", choices=HESSIANS, required=True, help="panels, in order")
     spectral.add_argument("--out", required=True, help="output PNG")
@@ -55,31 +59,39 @@ def _runs(paths: list[str]) -> list[dict]:
     return [json.loads(open(path).read()) for path in paths]
 
 
-def collect_spectra(runs: list[dict], spectra: list[str], top_k: int):
-    """The top-``top_k`` eigenvalues of every run and Hessian as one tidy table (``TABLE_COLUMNS``); a spectrum
+def collect_spectra(runs: list[dict], histories: list[str], spectra: list[str], top_k: int):
+    """The top-``top_k`` eigenvalues of every run and Hessian as one tidy table (``TABLE_COLUMNS``), with the
+    optimizer steps the run took (the last ``steps`` of its history, in the same order as ``runs``); a spectrum
     table belongs to the run whose tables directory holds it."""
     import pandas as pd
 
     from hessian_spectra import layout
     from hessian_spectra.tables import read_table
 
+    if len(runs) != len(histories):
+        raise ValueError(f"{len(runs)} runs but {len(histories)} histories")
     given = {Path(path).resolve(): path for path in spectra}
     parts = []
-    for run in runs:
+    for run, history in zip(runs, histories):
+        steps = int(read_table(history, required=("steps",))["steps"].iloc[-1])
         for hessian in HESSIANS:
             path = given.get(Path(layout.final_spectrum(run["key"], hessian, "tsv")).resolve())
             if path is None:
                 continue
             table = read_table(path)
             table = table[(table["quantity"] == "eigenvalue") & (table["index"] <= top_k)]
-            parts.append(table.assign(run=run["key"], batch_size=run["batch_size"], hessian=hessian))
+            parts.append(
+                table.assign(run=run["key"], seed=run["seed"], batch_size=run["batch_size"], steps=steps,
+                             hessian=hessian)
+            )
     if not parts:
         raise ValueError("no spectrum table of the given runs among --spectra")
     return pd.concat(parts, ignore_index=True)[TABLE_COLUMNS]
 
 
 def collect_landscapes(runs: list[dict], landscapes: list[str]):
-    """Every run's landscape table with a ``label`` column (its batch size)."""
+    """Every run's landscape table with a ``label`` column: its batch size, and its seed where the runs have
+    several."""
     import pandas as pd
 
     from hessian_spectra.plots.labels import run_labels
@@ -87,7 +99,10 @@ def collect_landscapes(runs: list[dict], landscapes: list[str]):
 
     if len(runs) != len(landscapes):
         raise ValueError(f"{len(runs)} runs but {len(landscapes)} landscape tables")
-    labels = run_labels(runs, lambda run: f"batch size {run['batch_size']}")
+    several_seeds = len({run["seed"] for run in runs}) > 1
+    labels = run_labels(
+        runs, lambda run: f"batch size {run['batch_size']}" + (f", seed {run['seed']}" if several_seeds else "")
+    )
     return pd.concat([read_table(p).assign(label=l) for p, l in zip(landscapes, labels)], ignore_index=True)
 
 
@@ -103,7 +118,7 @@ def run(args: argparse.Namespace) -> None:
     from hessian_spectra.tables import read_table, write_table
 
     if args.what == "table":
-        write_table(collect_spectra(_runs(args.runs), args.spectra, args.top_k), args.out)
+        write_table(collect_spectra(_runs(args.runs), args.histories, args.spectra, args.top_k), args.out)
         return
     from hessian_spectra.plots.common import save_figure
     from hessian_spectra.plots.large_batch import spectral_figure, surface_figure

@@ -1,7 +1,9 @@
-"""Figures of study `large_batch` (seed 000): top-k Hessian eigenvalues per batch size, and loss surfaces.
+"""Figures of study `large_batch` (seed 000): top-k Hessian eigenvalues per batch size (mean over seeds with
+their range), and loss surfaces (a row per run, so per seed).
 
-``spectral_figure`` reads a tidy table (hessian, batch_size, run, index, value, converged); ``surface_figure`` one
-with (label, direction, space, i, j, c1, c2, loss, lambda1, lambda2), as the ``landscape`` command writes it.
+``spectral_figure`` reads a tidy table (hessian, batch_size, run, seed, index, value, converged);
+``surface_figure`` one with (label, direction, space, i, j, c1, c2, loss, lambda1, lambda2), as the ``landscape``
+command writes it.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import seaborn as sns
 from matplotlib.lines import Line2D
 
 from hessian_spectra.plots.common import UNCONVERGED, unconverged_handle, use_style
+from hessian_spectra.plots.seeds import band_handle, plot_mean_band, without_seed
 
 HESSIAN_TITLES = {"last_layer": "last-layer Hessian (exact, dense eigh)", "full": "full Hessian (Lanczos)"}
 DIRECTION_TITLES = {"eigen": "top-2 Hessian eigenvectors", "random": "filter-normalised random directions"}
@@ -30,23 +33,32 @@ def symlog_threshold(values: np.ndarray) -> float:
     return 10.0 ** math.floor(math.log10(smallest))
 
 
+def _draw_spectrum(ax: plt.Axes, rows: pd.DataFrame, colour) -> pd.DataFrame:
+    """One configuration's eigenvalues vs index: the mean over its seeds (dots) with the seeds' band, and a red X
+    on every index where any seed's eigenvalue is not converged; returns the drawn statistics."""
+    stats = plot_mean_band(ax, rows, "index", "value", colour, ls="-", lw=1.5)
+    ok = rows["converged"].eq(True).groupby(rows["index"]).all().to_numpy()
+    ax.scatter(stats["index"][ok], stats["mean"][ok], color=colour, s=18, zorder=3)
+    ax.scatter(stats["index"][~ok], stats["mean"][~ok], **UNCONVERGED)
+    return stats
+
+
 def spectral_figure(table: pd.DataFrame, hessians: list[str]) -> plt.Figure:
-    """Eigenvalue vs index (1..k), one line per run coloured by batch size, one panel per Hessian in
-    ``hessians``; a symlog y axis keeps eigenvalues <= 0 visible (below the linear band around 0) and a red X
-    marks every eigenvalue whose relative residual is above its tolerance (not converged)."""
+    """Eigenvalue vs index (1..k), one line per configuration coloured by batch size: the mean over seeds with a
+    band from the lowest to the highest seed (where there are several), one panel per Hessian in ``hessians``; a
+    symlog y axis keeps eigenvalues <= 0 visible (below the linear band around 0) and a red X marks every index
+    where some seed's eigenvalue has a relative residual above its tolerance (not converged)."""
     use_style()
     sizes = sorted(table["batch_size"].unique())
     colours = dict(zip(sizes, sns.color_palette("viridis", len(sizes))))
+    table = table.assign(configuration=table["run"].map(without_seed))
     fig, axes = plt.subplots(1, len(hessians), figsize=(5.2 * len(hessians), 4.0), squeeze=False, layout="constrained")
     for ax, hessian in zip(axes[0], hessians):
         panel = table[table["hessian"] == hessian]
-        for (size, _run), rows in panel.groupby(["batch_size", "run"], sort=True):
-            rows = rows.sort_values("index")
-            ok = rows["converged"].eq(True).to_numpy()
-            ax.plot(rows["index"], rows["value"], "-", color=colours[size], lw=1.5)
-            ax.scatter(rows["index"][ok], rows["value"][ok], color=colours[size], s=18, zorder=3)
-            ax.scatter(rows["index"][~ok], rows["value"][~ok], **UNCONVERGED)
-        threshold = symlog_threshold(panel["value"].to_numpy())
+        drawn = [_draw_spectrum(ax, rows, colours[size])
+                 for (size, _), rows in panel.groupby(["batch_size", "configuration"], sort=True)]
+        values = np.concatenate([stats[["mean", "low", "high"]].to_numpy().ravel() for stats in drawn] or [[]])
+        threshold = symlog_threshold(values)
         ax.set_yscale("symlog", linthresh=threshold)
         ax.axhspan(-threshold, threshold, color="0.9", zorder=0)
         top_k = int(panel["index"].max()) if len(panel) else 1
@@ -56,9 +68,12 @@ def spectral_figure(table: pd.DataFrame, hessians: list[str]) -> plt.Figure:
     handles = [
         Line2D([], [], color=colour, marker="o", lw=1.5, label=f"batch size {size}") for size, colour in colours.items()
     ]
+    seeds = int(table.groupby("configuration")["seed"].nunique().max())
+    if seeds > 1:
+        handles.append(band_handle(seeds))
     if not table["converged"].eq(True).all():
         handles.append(unconverged_handle(table))
-    axes[0, -1].legend(handles=handles, loc="upper right", fontsize="small")
+    fig.legend(handles=handles, loc="outside lower center", ncol=min(4, len(handles)), fontsize="small")
     return fig
 
 

@@ -4,14 +4,16 @@ Each run contributes its ``run.json`` (the run), ``history.tsv`` (accuracies per
 table (top-K eigenvalues per checkpoint). Which runs form the learning-rate grid, the batch-size grid
 and the gamma comparison is derived from the runs themselves: SGD runs equal in every setting but ``lr`` (or
 ``batch_size``) form one grid; NSGD runs equal in every setting but ``optimizer.gamma`` form one comparison, joined
-by the SGD run equal to them in every setting but the optimizer (NSGD with gamma = 1 is SGD).
+by the SGD run equal to them in every setting but the optimizer (NSGD with gamma = 1 is SGD). The training seed is
+not a setting: runs that differ only by seed are one configuration, drawn as the mean over its seeds that did not
+diverge with a band from the lowest to the highest; a diverged seed is drawn apart.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,12 +25,15 @@ import pandas as pd
 from hessian_spectra.data.catalog import dataset_info
 from hessian_spectra.divergence import divergence
 from hessian_spectra.plots.common import UNCONVERGED, unconverged_handle, use_style
+from hessian_spectra.plots.seeds import band_handle, plot_mean_band, without_seed
 from hessian_spectra.tables import read_table
 
-# run keys that never distinguish runs of this study (bookkeeping, or the same for all of its runs)
-_NOT_SETTINGS = ("key", "variant", "study", "name", "subset", "hessian_subset")
+# run keys that never distinguish configurations of this study (bookkeeping, the same for all of its runs, or the
+# seed: runs that differ only by it are repeats of one configuration)
+_NOT_SETTINGS = ("key", "variant", "study", "name", "subset", "hessian_subset", "seed")
 _SHORT = {"lr": "lr", "batch_size": "B", "momentum": "m", "l2": "L2", "optimizer.gamma": "γ", "optimizer.kk": "KK"}
 EPOCH_LABEL = "epoch (0 = initial weights)"
+DIVERGED_STYLE = dict(color="0.55", linestyle=":", marker="x")
 
 
 @dataclass
@@ -74,10 +79,12 @@ def _label(run: dict) -> str:
 
 def run_row(run: dict) -> dict:
     """A run's row of ``StudyTables.runs``; ``settings`` holds every setting (dotted keys, JSON values) that may
-    tell two runs apart."""
+    tell two configurations apart, ``configuration`` the run key without its seed."""
     opt = run["optimizer"]
     return {
         "run": run["key"],
+        "seed": run["seed"],
+        "configuration": without_seed(run["key"]),
         "label": _label(run),
         "model": run["model"],
         "dataset": run["dataset"],
@@ -130,20 +137,22 @@ def _identity(settings: dict, ignore: Sequence[str]) -> tuple:
 
 
 def grid_groups(runs: pd.DataFrame, varied: str) -> list[pd.DataFrame]:
-    """SGD runs equal in every setting but ``varied``, in groups of at least two values, sorted by ``varied``."""
+    """SGD runs equal in every setting but ``varied`` (every seed of each), in groups of at least two values,
+    sorted by ``varied`` and seed."""
     sgd = runs[runs["optimizer"] == "sgd"]
     groups: dict[tuple, list[int]] = {}
     for i, settings in sgd["settings"].items():
         groups.setdefault(_identity(settings, [varied]), []).append(i)
     return [
-        sgd.loc[rows].sort_values(varied)
+        sgd.loc[rows].sort_values([varied, "seed"])
         for rows in groups.values()
         if sgd.loc[rows, varied].nunique() >= 2
     ]
 
 
 def gamma_groups(runs: pd.DataFrame) -> list[pd.DataFrame]:
-    """NSGD runs equal in every setting but gamma, plus the SGD run equal to them but for the optimizer."""
+    """NSGD runs equal in every setting but gamma, plus the SGD runs equal to them but for the optimizer (every seed
+    of each), sorted by gamma and seed."""
     nsgd, sgd = runs[runs["optimizer"] == "nsgd"], runs[runs["optimizer"] == "sgd"]
     groups: dict[tuple, list[int]] = {}
     for i, settings in nsgd["settings"].items():
@@ -154,7 +163,7 @@ def gamma_groups(runs: pd.DataFrame) -> list[pd.DataFrame]:
         baseline = [i for i, s in sgd["settings"].items() if _identity(s, ["optimizer"]) == base]
         members = runs.loc[rows + baseline].copy()
         members["gamma"] = members["gamma"].fillna(1.0)
-        out.append(members.sort_values(["gamma", "optimizer"]))
+        out.append(members.sort_values(["gamma", "optimizer", "seed"]))
     return out
 
 
@@ -163,6 +172,19 @@ def _group_title(group: pd.DataFrame, shown: Sequence[str]) -> str:
     parts = [f"{first['model']} / {first['dataset']}"]
     parts += [f"{_SHORT[k]}={first[k]:g}" for k in shown if group[k].nunique() == 1 and not pd.isna(first[k])]
     return ", ".join(parts)
+
+
+def _rows(count: int) -> tuple[plt.Figure, list]:
+    """A figure of ``count`` rows of two panels: (row, its two axes) per row, each row a subfigure that holds its
+    legend underneath, so long legend entries never cover a curve."""
+    fig = plt.figure(figsize=(10, 4.2 * count), layout="constrained")
+    return fig, [(row, row.subplots(1, 2)) for row in np.atleast_1d(fig.subfigures(count, 1))]
+
+
+def _row_legend(row, axes, seeds: int, title: str) -> None:
+    """The legend of one row's panels, under them."""
+    handles, labels = _legend_entries(axes, seeds)
+    row.legend(handles, labels, title=title, fontsize=8, ncol=min(2, len(labels)), loc="outside lower center")
 
 
 def _placeholder(text: str) -> plt.Figure:
@@ -181,39 +203,95 @@ def _positive_log(ax, values: pd.Series) -> None:
         ax.yaxis.set_minor_formatter(ticker.NullFormatter())
 
 
-def _mark_unconverged(ax, table: pd.DataFrame) -> bool:
+def _mark_unconverged(ax, table: pd.DataFrame, y: pd.Series | None = None) -> None:
+    """A red X on every epoch of ``table`` with an unconverged eigenvalue, at ``y`` (by epoch) or at its value."""
     bad = table[~table["converged"]]
     if len(bad):
-        ax.scatter(bad["epoch"], bad["value"], **UNCONVERGED, label=unconverged_handle(table).get_label())
-    return bool(len(bad))
+        at = bad["value"] if y is None else y.loc[bad["epoch"].unique()]
+        epochs = bad["epoch"] if y is None else at.index
+        ax.scatter(epochs, at, **UNCONVERGED, label=unconverged_handle(table).get_label())
 
 
-def spectrum_trajectory_figure(tables: StudyTables) -> plt.Figure:
-    """lambda_i vs epoch, i = 1..K, one panel per run (a red X marks eigenvalues whose relative residual is above
-    the tolerance)."""
-    use_style()
-    runs = tables.runs
-    cols = min(4, len(runs))
-    rows = math.ceil(len(runs) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.4 * rows), squeeze=False, sharex=True)
-    for ax, (_, run) in zip(axes.flat, runs.iterrows()):
-        traj = tables.eigen(run["run"])
-        palette = plt.get_cmap("viridis")(np.linspace(0, 0.9, traj["index"].max()))
-        for index, part in traj.groupby("index"):
-            ax.plot(part["epoch"], part["value"], color=palette[index - 1], label=f"λ{index}")
-        _mark_unconverged(ax, traj)
-        _positive_log(ax, traj["value"])
-        ax.set_title(run["label"], fontsize=9)
-        ax.set_xlabel(EPOCH_LABEL)
-        ax.set_ylabel("Hessian eigenvalue")
-    for ax in axes.flat[len(runs) :]:
-        ax.axis("off")
-    handles, labels = axes.flat[0].get_legend_handles_labels()
-    for ax in axes.flat[1 : len(runs)]:
+def _draw_seeds(
+    ax, runs: pd.DataFrame, rows_of: Callable[[str], pd.DataFrame], y: str, label: str, colour, several: bool
+) -> None:
+    """``y`` vs epoch of one configuration's seeds (``runs``; ``rows_of`` gives a run's rows): the mean over the
+    seeds that did not diverge with their band, a red X on the mean at every epoch where one of them is not
+    converged (eigenvalue rows); every diverged seed apart, grey and dotted, its label saying why."""
+    diverged = runs["diverged"].astype(bool)
+    if (~diverged).any():
+        rows = pd.concat([rows_of(run) for run in runs.loc[~diverged, "run"]], ignore_index=True)
+        stats = plot_mean_band(ax, rows, "epoch", y, colour, label=label)
+        if "converged" in rows:
+            _mark_unconverged(ax, rows, stats.set_index("epoch")["mean"])
+    for _, run in runs[diverged].iterrows():
+        rows = rows_of(run["run"])
+        name = f"{label}, seed {run['seed']}" if several else label
+        ax.plot(rows["epoch"], rows[y], label=f"{name} DIVERGED: {run['diverged']}", **DIVERGED_STYLE)
+        if "converged" in rows:
+            _mark_unconverged(ax, rows)
+
+
+def _seeds(runs: pd.DataFrame) -> int:
+    """The most seeds any configuration of ``runs`` has."""
+    return int(runs.groupby("configuration")["seed"].nunique().max()) if len(runs) else 0
+
+
+def _banded(runs: pd.DataFrame) -> int:
+    """The most seeds in any configuration's mean (those that did not diverge): a band is drawn above one."""
+    return _seeds(runs[~runs["diverged"].astype(bool)])
+
+
+def _legend_entries(axes, seeds: int) -> tuple[list, list[str]]:
+    """The labelled artists of ``axes``, each label once, then the seeds' band entry where a band spans several
+    (``seeds``)."""
+    handles, labels = [], []
+    for ax in axes:
         for handle, label in zip(*ax.get_legend_handles_labels()):
             if label not in labels:
                 handles.append(handle)
                 labels.append(label)
+    if seeds > 1:
+        band = band_handle(seeds)
+        handles.append(band)
+        labels.append(band.get_label())
+    return handles, labels
+
+
+def _diverged_note(runs: pd.DataFrame, several: bool) -> str:
+    """Title lines naming the configuration's diverged seeds and why."""
+    return "".join(
+        f"\n{f'seed {run.seed} ' if several else ''}DIVERGED: {run.diverged}"
+        for run in runs.itertuples() if run.diverged
+    )
+
+
+def spectrum_trajectory_figure(tables: StudyTables) -> plt.Figure:
+    """lambda_i vs epoch, i = 1..K, one panel per configuration: the mean over its seeds with their band (a red X
+    marks epochs where some seed's eigenvalue has a relative residual above the tolerance); a diverged seed is
+    drawn apart (grey, dotted) and named in the title."""
+    use_style()
+    configurations = list(tables.runs.groupby("configuration", sort=False))
+    seeds = _seeds(tables.runs)
+    cols = min(4, len(configurations))
+    rows = math.ceil(len(configurations) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.4 * rows), squeeze=False, sharex=True)
+    for ax, (_, runs) in zip(axes.flat, configurations):
+        traj = tables.eigen(runs["run"])
+        palette = plt.get_cmap("viridis")(np.linspace(0, 0.9, traj["index"].max()))
+        for index in sorted(traj["index"].unique()):
+            _draw_seeds(ax, runs, lambda run: tables.eigen(run, index), "value", f"λ{index}", palette[index - 1],
+                        seeds > 1)
+        _positive_log(ax, traj["value"])
+        count = f" ({runs['seed'].nunique()} seeds)" if seeds > 1 else ""
+        ax.set_title(runs["label"].iloc[0] + count + _diverged_note(runs, seeds > 1), fontsize=9)
+        ax.set_xlabel(EPOCH_LABEL)
+        ax.set_ylabel("Hessian eigenvalue")
+    for ax in axes.flat[len(configurations) :]:
+        ax.axis("off")
+    handles, labels = _legend_entries(axes.flat[: len(configurations)], _banded(tables.runs))
+    keep = [i for i, label in enumerate(labels) if "DIVERGED" not in label]
+    handles, labels = [handles[i] for i in keep], [labels[i] for i in keep]
     fig.legend(handles, labels, loc="upper center", ncol=len(labels), bbox_to_anchor=(0.5, 1.02), frameon=False)
     fig.suptitle("Top-K Hessian eigenvalues along training (Lanczos, L2 included)", y=1.06)
     fig.tight_layout()
@@ -221,54 +299,51 @@ def spectrum_trajectory_figure(tables: StudyTables) -> plt.Figure:
 
 
 def grid_figure(tables: StudyTables, varied: str) -> plt.Figure:
-    """lambda_1 and lambda_2 vs epoch (log y), one line per value of ``varied`` (``lr`` or ``batch_size``)."""
+    """lambda_1 and lambda_2 vs epoch (log y), one line per value of ``varied`` (``lr`` or ``batch_size``): the mean
+    over its seeds that did not diverge, with their band; a diverged seed is drawn apart, grey and dotted."""
     use_style()
     name = {"lr": "learning rate", "batch_size": "batch size"}[varied]
     groups = grid_groups(tables.runs, varied)
     if not groups:
         return _placeholder(f"No SGD runs in this config differ only in the {name}: nothing to compare.")
-    fig, axes = plt.subplots(len(groups), 2, figsize=(10, 3.6 * len(groups)), squeeze=False)
+    seeds = _seeds(tables.runs)
+    fig, rows = _rows(len(groups))
     other = "batch_size" if varied == "lr" else "lr"
-    for row, group in zip(axes, groups):
-        palette = plt.get_cmap("plasma")(np.linspace(0, 0.85, len(group)))
-        for color, (_, run) in zip(palette, group.iterrows()):
+    for (subfigure, row), group in zip(rows, groups):
+        values = list(group.groupby(varied, sort=True))
+        palette = plt.get_cmap("plasma")(np.linspace(0, 0.85, len(values)))
+        for color, (value, runs) in zip(palette, values):
             for ax, index in zip(row, (1, 2)):
-                part = tables.eigen(run["run"], index)
-                ax.plot(part["epoch"], part["value"], color=color, label=f"{_SHORT[varied]}={run[varied]:g}")
-                _mark_unconverged(ax, part)
+                _draw_seeds(ax, runs, lambda run: tables.eigen(run, index), "value", f"{_SHORT[varied]}={value:g}",
+                            color, seeds > 1)
         for ax, index in zip(row, (1, 2)):
             _positive_log(ax, tables.eigen(group["run"], index)["value"])
             ax.set_title(f"λ{index}: {_group_title(group, [other, 'momentum', 'l2'])}", fontsize=10)
             ax.set_xlabel(EPOCH_LABEL)
             ax.set_ylabel(f"λ{index}")
-        row[1].legend(title=name, fontsize=8)
-    fig.tight_layout()
+        _row_legend(subfigure, row, _banded(group), name)
     return fig
 
 
 def nsgd_gamma_figure(tables: StudyTables) -> plt.Figure:
-    """lambda_1 and validation accuracy vs epoch, one line per gamma (the matching SGD run is gamma = 1); a run
-    that diverged (``divergence``) is drawn dotted and grey, its legend entry saying why, never as a result."""
+    """lambda_1 and validation accuracy vs epoch, one line per gamma (the matching SGD runs are gamma = 1): the
+    mean over its seeds with their band; a seed that diverged (``divergence``) is not in the mean but drawn apart,
+    dotted and grey, its legend entry saying why, never as a result."""
     use_style()
     groups = gamma_groups(tables.runs)
     if not groups:
         return _placeholder("No NSGD runs in this config: nothing to compare.")
     acc = "valid_acc" if "valid_acc" in tables.histories and tables.histories["valid_acc"].notna().any() else "test_acc"
     acc_label = {"valid_acc": "validation accuracy", "test_acc": "test accuracy (no validation split)"}[acc]
-    fig, axes = plt.subplots(len(groups), 2, figsize=(10, 3.6 * len(groups)), squeeze=False)
-    for (ax_eig, ax_acc), group in zip(axes, groups):
-        palette = plt.get_cmap("coolwarm")(np.linspace(0, 1, len(group)))
-        for color, (_, run) in zip(palette, group.iterrows()):
-            label = f"γ={run['gamma']:g}" + (" (SGD)" if run["optimizer"] == "sgd" else "")
-            style = dict(color=color)
-            if run["diverged"]:
-                label += f" DIVERGED: {run['diverged']}"
-                style = dict(color="0.55", linestyle=":", marker="x")
-            traj = tables.eigen(run["run"], 1)
-            ax_eig.plot(traj["epoch"], traj["value"], label=label, **style)
-            _mark_unconverged(ax_eig, traj)
-            hist = tables.history(run["run"])
-            ax_acc.plot(hist["epoch"], hist[acc], label=label, **style)
+    seeds = _seeds(tables.runs)
+    fig, rows = _rows(len(groups))
+    for (subfigure, (ax_eig, ax_acc)), group in zip(rows, groups):
+        configurations = list(group.groupby(["gamma", "optimizer"], sort=True))
+        palette = plt.get_cmap("coolwarm")(np.linspace(0, 1, len(configurations)))
+        for color, ((gamma, optimizer), runs) in zip(palette, configurations):
+            label = f"γ={gamma:g}" + (" (SGD)" if optimizer == "sgd" else "")
+            _draw_seeds(ax_eig, runs, lambda run: tables.eigen(run, 1), "value", label, color, seeds > 1)
+            _draw_seeds(ax_acc, runs, tables.history, acc, label, color, seeds > 1)
         kk = group["kk"].dropna().iloc[0]
         title = f"{_group_title(group, ['lr', 'batch_size', 'momentum', 'l2'])}, KK={kk:g}"
         _positive_log(ax_eig, tables.eigen(group["run"], 1)["value"])
@@ -276,15 +351,15 @@ def nsgd_gamma_figure(tables: StudyTables) -> plt.Figure:
         ax_acc.set(title=title, xlabel=EPOCH_LABEL, ylabel=acc_label)
         ax_eig.title.set_fontsize(10)
         ax_acc.title.set_fontsize(10)
-        ax_acc.legend(title="NSGD overshoot", fontsize=8)
-    fig.tight_layout()
+        _row_legend(subfigure, [ax_acc], _banded(group), "NSGD overshoot")
     return fig
 
 
 def sharpness_table(tables: StudyTables) -> pd.DataFrame:
-    """Per run at its last epoch: lambda_max and ||H||_F ~ sqrt(sum of top-K lambda_i^2), with their Lanczos
-    relative residuals (the top-K's largest), the tolerance and convergence (relative residual <= tolerance), plus
-    the largest lambda_max along training, the final accuracies, and whether the run diverged (and why)."""
+    """Per run (so per seed) at its last epoch: lambda_max and ||H||_F ~ sqrt(sum of top-K lambda_i^2), with their
+    Lanczos relative residuals (the top-K's largest), the tolerance and convergence (relative residual <=
+    tolerance), plus the optimizer steps the run took, the largest lambda_max along training, the final accuracies,
+    and whether the run diverged (and why)."""
     rows = []
     for _, run in tables.runs.iterrows():
         traj = tables.eigen(run["run"])
@@ -295,6 +370,7 @@ def sharpness_table(tables: StudyTables) -> pd.DataFrame:
         rows.append(
             {
                 "run": run["run"],
+                "seed": run["seed"],
                 "model": run["model"],
                 "dataset": run["dataset"],
                 "optimizer": run["optimizer"],
@@ -305,6 +381,7 @@ def sharpness_table(tables: StudyTables) -> pd.DataFrame:
                 "momentum": run["momentum"],
                 "l2": run["l2"],
                 "epoch": int(last["epoch"].iloc[0]),
+                "steps": int(hist["steps"]),
                 "top_k": len(last),
                 "lambda_max": last["value"].iloc[0],
                 "lambda_max_residual": last["residual"].iloc[0],
