@@ -118,10 +118,11 @@ def test_symlog_threshold_puts_every_nonzero_eigenvalue_on_the_log_part():
     assert symlog_threshold(np.array([100.0, 1e-20])) == 1e-6  # at most 8 decades below the largest
 
 
-def fake_run(root, batch_size, seed=0, eigenvalues=None, scale=1.0, residual=1e-6) -> dict:
+def fake_run(root, batch_size, seed=0, eigenvalues=None, scale=1.0, residual=1e-6, final_loss=0.1) -> dict:
     """A run's run.json, history, both spectrum tables and its landscape table at their workflow paths below
     ``root`` (``layout``), as the workflow writes them; returns those paths relative to ``root`` (run from there).
-    Eigenvalues are ``eigenvalues`` or a geometric ramp times ``scale``; ``residual`` is the converged ones'."""
+    Eigenvalues are ``eigenvalues`` or a geometric ramp times ``scale``; ``residual`` is the converged ones'; a
+    ``final_loss`` above the initial 2.3 makes the run diverged."""
     key = f"large_batch/runs/tf_cnn/digits/bs{batch_size}/seed{seed}/sgd"
     files = {"run": layout.run_files(key).run_json, "history": layout.run_files(key).history,
              "landscape": layout.landscape(key)}
@@ -129,10 +130,11 @@ def fake_run(root, batch_size, seed=0, eigenvalues=None, scale=1.0, residual=1e-
     for path in files.values():
         (root / path).parent.mkdir(parents=True, exist_ok=True)
     files["key"] = key
-    run = {"key": key, "batch_size": batch_size, "seed": seed, "variant": "sgd"}
+    run = {"key": key, "batch_size": batch_size, "seed": seed, "variant": "sgd", "dataset": "digits"}
     (root / files["run"]).write_text(json.dumps(run))
     steps = 100 + 10 * seed
-    (root / files["history"]).write_text(f"epoch\tsteps\ttrain_loss\n0\t0\t2.3\n10\t{steps}\t0.1\n")
+    (root / files["history"]).write_text(
+        f"epoch\tsteps\ttrain_loss\ttest_acc\n0\t0\t2.3\t0.1\n10\t{steps}\t{final_loss}\t0.9\n")
     for hessian, block, n in (("last_layer", "dense3.weight", 30), ("full", "full", 6)):
         values = eigenvalues if eigenvalues is not None else np.geomspace(10.0, 0.01, n) * batch_size * scale
         rows = [
@@ -235,6 +237,27 @@ def test_spectral_figure_draws_the_mean_over_seeds_with_their_range(tmp_path, mo
     offsets = np.concatenate([c.get_offsets() for c in crosses])
     assert [3.0, seeds.loc[3].mean()] in offsets.tolist()
     assert any("2 seeds" in text.get_text() for text in ax.figure.legends[0].get_texts())
+
+
+def test_a_diverged_seed_is_marked_in_the_table_and_left_out_of_the_mean(tmp_path, monkeypatch):
+    from hessian_spectra.plots.large_batch import spectral_figure
+
+    monkeypatch.chdir(tmp_path)
+    runs = [fake_run(tmp_path, 16), fake_run(tmp_path, 16, seed=1, scale=3.0, final_loss=5.0)]
+    assert cli.main(table_args(runs, tmp_path / "top.tsv")) == 0
+    table = pd.read_csv(tmp_path / "top.tsv", sep="\t", true_values=["true"], false_values=["false"])
+    flags = table.groupby("seed")[["diverged", "diverged_because"]].first()
+    assert flags["diverged"].tolist() == [False, True]
+    assert flags.loc[1, "diverged_because"] == "training loss rose from 2.3 to 5"
+    fig = spectral_figure(table, ["last_layer"])
+    ax = fig.axes[0]
+    kept = table[(table["seed"] == 0) & (table["hessian"] == "last_layer")]["value"].to_numpy()
+    apart = table[(table["seed"] == 1) & (table["hessian"] == "last_layer")]["value"].to_numpy()
+    ys = [line.get_ydata() for line in ax.get_lines()]
+    assert any(np.allclose(y, kept) for y in ys) and any(np.allclose(y, apart) for y in ys)
+    assert not bands(ax)
+    labels = [text.get_text() for text in fig.legends[0].get_texts()]
+    assert any("seed 1 DIVERGED: training loss rose" in label for label in labels)
 
 
 def test_spectral_figure_of_one_seed_draws_no_band(tmp_path, monkeypatch):

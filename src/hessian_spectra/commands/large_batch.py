@@ -18,6 +18,8 @@ TABLE_COLUMNS = [
     "seed",
     "batch_size",
     "steps",
+    "diverged",
+    "diverged_because",
     "hessian",
     "block",
     "index",
@@ -61,11 +63,13 @@ def _runs(paths: list[str]) -> list[dict]:
 
 def collect_spectra(runs: list[dict], histories: list[str], spectra: list[str], top_k: int):
     """The top-``top_k`` eigenvalues of every run and Hessian as one tidy table (``TABLE_COLUMNS``), with the
-    optimizer steps the run took (the last ``steps`` of its history, in the same order as ``runs``); a spectrum
-    table belongs to the run whose tables directory holds it."""
+    optimizer steps the run took and whether it diverged (from its history, in the same order as ``runs``); a
+    spectrum table belongs to the run whose tables directory holds it."""
     import pandas as pd
 
     from hessian_spectra import layout
+    from hessian_spectra.data.catalog import dataset_info
+    from hessian_spectra.divergence import divergence
     from hessian_spectra.tables import read_table
 
     if len(runs) != len(histories):
@@ -73,7 +77,9 @@ def collect_spectra(runs: list[dict], histories: list[str], spectra: list[str], 
     given = {Path(path).resolve(): path for path in spectra}
     parts = []
     for run, history in zip(runs, histories):
-        steps = int(read_table(history, required=("steps",))["steps"].iloc[-1])
+        history = read_table(history, required=("steps",))
+        steps = int(history["steps"].iloc[-1])
+        diverged = divergence(history, dataset_info(run["dataset"]).num_classes)
         for hessian in HESSIANS:
             path = given.get(Path(layout.final_spectrum(run["key"], hessian, "tsv")).resolve())
             if path is None:
@@ -82,7 +88,7 @@ def collect_spectra(runs: list[dict], histories: list[str], spectra: list[str], 
             table = table[(table["quantity"] == "eigenvalue") & (table["index"] <= top_k)]
             parts.append(
                 table.assign(run=run["key"], seed=run["seed"], batch_size=run["batch_size"], steps=steps,
-                             hessian=hessian)
+                             diverged=bool(diverged), diverged_because=diverged, hessian=hessian)
             )
     if not parts:
         raise ValueError("no spectrum table of the given runs among --spectra")

@@ -17,8 +17,9 @@ import seaborn as sns
 from matplotlib.lines import Line2D
 
 from hessian_spectra.plots.common import UNCONVERGED, unconverged_handle, use_style
-from hessian_spectra.plots.seeds import band_handle, plot_mean_band, without_seed
+from hessian_spectra.plots.seeds import band_handle, plot_mean_band, seed_stats, without_seed
 
+DIVERGED_STYLE = dict(color="0.55", linestyle=":", marker="x", lw=1.2)
 HESSIAN_TITLES = {"last_layer": "last-layer Hessian (exact, dense eigh)", "full": "full Hessian (Lanczos)"}
 DIRECTION_TITLES = {"eigen": "top-2 Hessian eigenvectors", "random": "filter-normalised random directions"}
 
@@ -47,7 +48,8 @@ def spectral_figure(table: pd.DataFrame, hessians: list[str]) -> plt.Figure:
     """Eigenvalue vs index (1..k), one line per configuration coloured by batch size: the mean over seeds with a
     band from the lowest to the highest seed (where there are several), one panel per Hessian in ``hessians``; a
     symlog y axis keeps eigenvalues <= 0 visible (below the linear band around 0) and a red X marks every index
-    where some seed's eigenvalue has a relative residual above its tolerance (not converged)."""
+    where some seed's eigenvalue has a relative residual above its tolerance (not converged); a diverged run is
+    left out of the mean and drawn apart, grey and dotted."""
     use_style()
     sizes = sorted(table["batch_size"].unique())
     colours = dict(zip(sizes, sns.color_palette("viridis", len(sizes))))
@@ -55,8 +57,12 @@ def spectral_figure(table: pd.DataFrame, hessians: list[str]) -> plt.Figure:
     fig, axes = plt.subplots(1, len(hessians), figsize=(5.2 * len(hessians), 4.0), squeeze=False, layout="constrained")
     for ax, hessian in zip(axes[0], hessians):
         panel = table[table["hessian"] == hessian]
+        trained = panel[~panel["diverged"]]
         drawn = [_draw_spectrum(ax, rows, colours[size])
-                 for (size, _), rows in panel.groupby(["batch_size", "configuration"], sort=True)]
+                 for (size, _), rows in trained.groupby(["batch_size", "configuration"], sort=True)]
+        for _, rows in panel[panel["diverged"]].groupby("run", sort=True):
+            ax.plot(rows["index"], rows["value"], **DIVERGED_STYLE)
+            drawn.append(seed_stats(rows, "index", "value"))
         values = np.concatenate([stats[["mean", "low", "high"]].to_numpy().ravel() for stats in drawn] or [[]])
         threshold = symlog_threshold(values)
         ax.set_yscale("symlog", linthresh=threshold)
@@ -68,7 +74,12 @@ def spectral_figure(table: pd.DataFrame, hessians: list[str]) -> plt.Figure:
     handles = [
         Line2D([], [], color=colour, marker="o", lw=1.5, label=f"batch size {size}") for size, colour in colours.items()
     ]
-    seeds = int(table.groupby("configuration")["seed"].nunique().max())
+    for _, run in table[table["diverged"]].drop_duplicates("run").iterrows():
+        handles.append(Line2D([], [], **DIVERGED_STYLE,
+                              label=f"batch size {run['batch_size']}, seed {run['seed']} DIVERGED: "
+                                    f"{run['diverged_because']} (not in the mean)"))
+    trained = table[~table["diverged"]]
+    seeds = int(trained.groupby("configuration")["seed"].nunique().max()) if len(trained) else 0
     if seeds > 1:
         handles.append(band_handle(seeds))
     if not table["converged"].eq(True).all():
