@@ -64,7 +64,7 @@ def test_large_batch_eigenvalues(tmp_path, values, converged, history, verdict, 
     result = findings.large_batch_eigenvalues(tmp_path, findings.load_runs(tmp_path, "large_batch"))
     assert result.verdict == verdict
     assert reason in result.why
-    assert "steps (train acc): bs16 62 " in result.why
+    assert "steps (train acc, train loss): bs16 62 (" in result.why
 
 
 def test_power_iteration_disagreeing_does_not_hold(tmp_path):
@@ -197,7 +197,7 @@ def test_large_batch_unequally_trained_is_inconclusive(tmp_path):
     top_eigenvalues(tmp_path, [(keys[0], 16, 1.0, True), (keys[1], 256, 3.0, True)])
     result = findings.large_batch_eigenvalues(tmp_path, findings.load_runs(tmp_path, "large_batch"))
     assert result.verdict == UNSURE
-    assert "runs not equally trained" in result.why and "bs16 62 (0.9), bs256 3 (0.7)" in result.why
+    assert "runs not equally trained" in result.why and "bs16 62 (0.9, 0.5), bs256 3 (0.7, 0.5)" in result.why
 
 
 def test_tables_that_cannot_answer_a_claim_leave_it_inconclusive(tmp_path):

@@ -157,9 +157,11 @@ def at_convergence(verdict: Verdict, runs: Sequence[dict]) -> Verdict:
 
 
 def steps_note(runs: Sequence[dict]) -> str:
-    """Optimizer steps and final training accuracy of compared runs (an unfinished run is a known cause)."""
-    return "; steps (train acc): " + ", ".join(
-        f"bs{run['batch_size']} {int(run['history']['steps'].iloc[-1])} ({fmt(run['history']['train_acc'].iloc[-1])})"
+    """Optimizer steps, final training accuracy and loss of compared runs: an unfinished run is a known cause, and
+    so is one trained to a far lower loss (the cross-entropy's curvature shrinks as its loss goes to zero)."""
+    return "; steps (train acc, train loss): " + ", ".join(
+        f"bs{run['batch_size']} {int(run['history']['steps'].iloc[-1])} ({fmt(run['history']['train_acc'].iloc[-1])}, "
+        f"{fmt(run['history']['train_loss'].iloc[-1])})"
         for run in runs
     )
 
