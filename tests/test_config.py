@@ -149,8 +149,10 @@ def test_grid_value_checked_after_merge():
         (lambda c: c["studies"].update(init_chain=c["studies"].pop("init_chain_rule")),
          "'init_chain' was unexpected"),
         (lambda c: c.update(memory_budget_mb=-1), "memory_budget_mb: -1 is less than the minimum of 0"),
+        (lambda c: c.update(products="reverse"), "products: 'reverse' is not one of"),
     ],
-    ids=["unknown-model", "zero-batch-in-grid", "missing-lr", "unknown-study", "negative-memory-budget"],
+    ids=["unknown-model", "zero-batch-in-grid", "missing-lr", "unknown-study", "negative-memory-budget",
+         "unknown-products"],
 )
 def test_snakemake_stops_before_any_job(tmp_path, default_config, mutate, message):
     mutate(default_config)
@@ -159,6 +161,20 @@ def test_snakemake_stops_before_any_job(tmp_path, default_config, mutate, messag
     assert message in result.stderr + result.stdout
     assert "invalid config" in result.stderr + result.stdout
     assert not (tmp_path / "results").exists()
+
+
+def test_products_other_than_cached_reach_every_compute_job(tmp_path, default_config):
+    """The config's `products` is every training and curvature job's `--products`; `cached`, the default, adds no
+    flag, so that the jobs of existing configs keep their params."""
+    commands = {}
+    for products in ("cached", "forward"):
+        default_config["products"] = products
+        result = snakemake(tmp_path, "-n", "-p", configfile=write_config(tmp_path / f"{products}.yaml", default_config))
+        assert result.returncode == 0, result.stderr[-2000:]
+        commands[products] = [line for line in result.stdout.splitlines() if "--device cpu" in line]
+    assert commands["cached"] and not any("--products" in line for line in commands["cached"])
+    assert len(commands["forward"]) == len(commands["cached"])
+    assert all("--products forward" in line for line in commands["forward"])
 
 
 @pytest.mark.parametrize(

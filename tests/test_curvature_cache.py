@@ -117,6 +117,34 @@ def test_the_process_default_budget_is_the_runtime_flag(monkeypatch):
     assert CurvatureOperator(model, data, memory_budget=7).cache.budget == 7
 
 
+def test_the_process_default_product_mode_is_the_runtime_flag(monkeypatch):
+    """`--products` (the config's `products`) is the product kind of every operator built without ``mode``."""
+    import argparse
+
+    from hessian_spectra import runtime
+    from hessian_spectra.curvature import operator, set_default_product_mode
+    from hessian_spectra.curvature.products import ForwardHessian
+
+    assert runtime.MODES == operator.MODES
+    monkeypatch.setattr(operator, "_default_mode", "cached")
+    parser = argparse.ArgumentParser()
+    runtime.add_runtime_arguments(parser)
+    model, data = case("mlp")
+    runtime.setup_runtime(parser.parse_args([]))
+    cached = CurvatureOperator(model, data, dtype=F64)
+    assert cached.mode == "cached"
+    runtime.setup_runtime(parser.parse_args(["--products", "forward"]))
+    forward = CurvatureOperator(model, data, dtype=F64)
+    assert forward.mode == "forward" and isinstance(forward._kind, ForwardHessian)
+    V = random_probes(cached, 5, "gaussian", 0)
+    assert relative_gap(forward.matmat(V), cached.matmat(V)) <= 1e-12
+    assert forward.cache.sizes == {}
+    assert CurvatureOperator(model, data, mode="cached").mode == "cached"
+    with pytest.raises(ValueError, match="mode must be one of"):
+        set_default_product_mode("reverse")
+    assert CurvatureOperator(model, data).mode == "forward"
+
+
 def _count_builds(monkeypatch) -> list:
     builds = []
     prepare = CachedHessian.prepare

@@ -1,4 +1,5 @@
-"""Process set-up shared by the compute commands: GPU slot, device, CPU threads and the curvature memory budget."""
+"""Process set-up shared by the compute commands: GPU slot, device, CPU threads, and the curvature memory budget
+and product kind."""
 
 from __future__ import annotations
 
@@ -7,11 +8,13 @@ import logging
 
 from hessian_spectra.gpu_slots import claim_gpu_slot
 
+MODES = ("cached", "forward", "double_backward")  # the operator's MODES; the parser is built before torch is imported
+
 log = logging.getLogger(__name__)
 
 
 def add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--device``, ``--gpus``, ``--gpu-lock-dir``, ``--threads`` and ``--memory-budget-mb``."""
+    """``--device``, ``--gpus``, ``--gpu-lock-dir``, ``--threads``, ``--memory-budget-mb`` and ``--products``."""
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where to compute (default: cpu)")
     parser.add_argument("--gpus", type=int, default=1, help="GPUs on this machine to claim a slot among (cuda)")
     parser.add_argument("--gpu-lock-dir", default=None, help="directory of the GPU slot lock files")
@@ -21,6 +24,12 @@ def add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=None,
         help="MiB the cached curvature products may keep (default: half the device's available memory)",
+    )
+    parser.add_argument(
+        "--products",
+        choices=MODES,
+        default=None,
+        help="curvature product kind: cached (the default), forward (jvp of the gradient) or double_backward",
     )
 
 
@@ -40,10 +49,12 @@ def setup_runtime(args: argparse.Namespace, exact: bool = True):
     slot = claim_gpu_slot(args.gpus, args.gpu_lock_dir) if args.device == "cuda" else None
     import torch
 
-    from hessian_spectra.curvature import set_default_memory_budget
+    from hessian_spectra.curvature import set_default_memory_budget, set_default_product_mode
 
     if args.memory_budget_mb is not None:
         set_default_memory_budget(int(args.memory_budget_mb * 2**20))
+    if args.products is not None:
+        set_default_product_mode(args.products)
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.device == "cuda":

@@ -153,6 +153,7 @@ RUNTIME_FLAGS = (
         if config["memory_budget_mb"] is not None
         else ""
     )
+    + (f" --products {config['products']}" if config["products"] != "cached" else "")
 )
 
 

@@ -19,6 +19,7 @@ from hessian_spectra.curvature.operator import (
     ShiftedOperator,
     eval_mode,
     make_batches,
+    set_default_product_mode,
 )
 from hessian_spectra.curvature.power import PowerResult, power_iteration
 from hessian_spectra.curvature.probes import random_probes
@@ -50,6 +51,7 @@ __all__ = [
     "random_probes",
     "relative_residual",
     "set_default_memory_budget",
+    "set_default_product_mode",
     "slq",
     "smooth_density",
 ]

@@ -30,10 +30,24 @@ from hessian_spectra.curvature.products import (
 CURVATURES = ("hessian", "ggn")
 DETERMINISM_SAMPLES = 16  # the check repeats one product on this many samples of the first batch
 MODES = ("cached", "forward", "double_backward")
+_default_mode = "cached"
 KINDS: dict[tuple[str, str], type[ProductKind]] = {
     (kind.curvature, kind.mode): kind
     for kind in (CachedHessian, CachedGGN, ForwardHessian, ForwardGGN, DoubleBackwardHessian, DoubleBackwardGGN)
 }
+
+
+def set_default_product_mode(mode: str) -> None:
+    """The product kind (one of ``MODES``) of every later operator built without ``mode``; the compute commands
+    set it from the config's ``products``, so that a whole run can be redone with other products."""
+    global _default_mode
+    _default_mode = _checked_mode(mode)
+
+
+def _checked_mode(mode: str) -> str:
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    return mode
 
 
 class NondeterminismError(RuntimeError):
@@ -128,16 +142,16 @@ class CurvatureOperator(Operator):
     i.e. SGD ``weight_decay=l2``). Products run in the model's dtype (``dtype=torch.float64`` converts a copy
     of the model and the data) with the model in eval mode, and are accumulated in float64.
 
-    ``mode`` picks the product kind (``products.py``, ``cached.py``): ``cached`` (the default) keeps each batch's
-    first-order autograd graph and makes every product one backward pass through it; ``forward`` (``jvp`` of the
-    gradient, vmapped over probes) and ``double_backward`` redo the batch's forward and backward in every
-    product. ``cached`` and ``double_backward`` refuse models with ``@once_differentiable`` functions, whose
-    second derivative autograd would silently drop. Graphs are kept for a list or tuple of batches (a loader is
-    re-read at every product), batch by batch in order while they fit in ``memory_budget`` bytes (default: the
-    process's, ``set_default_memory_budget``, else half the memory available on the device when the first graph
-    is built; 0 keeps none); the other batches rebuild
-    their graph in every product. With ``check_determinism`` (default) the constructor verifies that two passes
-    see the same first batch and that one product repeats exactly (from two independently built graphs).
+    ``mode`` picks the product kind (``products.py``, ``cached.py``; default: the process's,
+    ``set_default_product_mode``, else ``cached``): ``cached`` keeps each batch's first-order autograd graph and
+    makes every product one backward pass through it; ``forward`` (``jvp`` of the gradient, vmapped over probes) and
+    ``double_backward`` redo the batch's forward and backward in every product. ``cached`` and ``double_backward``
+    refuse models with ``@once_differentiable`` functions, whose second derivative autograd would silently drop.
+    Graphs are kept for a list or tuple of batches (a loader is re-read at every product), batch by batch in order
+    while they fit in ``memory_budget`` bytes (default: the process's, ``set_default_memory_budget``, else half the
+    memory available on the device when the first graph is built; 0 keeps none); the other batches rebuild their
+    graph in every product. With ``check_determinism`` (default) the constructor verifies that two passes see the
+    same first batch and that one product repeats exactly (from two independently built graphs).
 
     The operator reads the model's parameters at every product, except in converted-dtype mode where the copy
     is a snapshot taken at construction. Kept graphs are dropped whenever a parameter, a buffer or a batch
@@ -157,7 +171,7 @@ class CurvatureOperator(Operator):
         blocks: Sequence[str | Sequence[str]] | None = None,
         l2: float = 0.0,
         dtype: torch.dtype | None = None,
-        mode: str = "cached",
+        mode: str | None = None,
         max_lanes: int | None = None,
         memory_budget: int | None = None,
         check_determinism: bool = True,
@@ -165,8 +179,7 @@ class CurvatureOperator(Operator):
         super().__init__()
         if curvature not in CURVATURES:
             raise ValueError(f"curvature must be one of {CURVATURES}, got {curvature!r}")
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        mode = _default_mode if mode is None else _checked_mode(mode)
         if params is not None and blocks is not None:
             raise ValueError("give either params or blocks, not both")
         model_dtype = next(model.parameters()).dtype
