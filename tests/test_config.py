@@ -186,7 +186,7 @@ def test_products_other_than_cached_reach_every_compute_job(tmp_path, default_co
          "studies.large_batch.defaults.momentum: must be a finite number, got inf"),
         (lambda c: c["studies"]["hessianflow"]["defaults"].update(batch_size=100000),
          "studies.hessianflow.runs[0].batch_size: 100000 is larger than the 1438 training samples of digits"),
-        (lambda c: c["studies"]["sharpest_directions"]["defaults"].update(batch_size=1300),
+        (lambda c: c["studies"]["sharpest_directions"]["defaults"].update(batch_size=1300, steps_per_epoch=None),
          "studies.sharpest_directions.runs[0].batch_size: 1300 is larger than the 1238 training samples"),
         (lambda c: c["studies"]["large_batch"]["hessian_subset"].update(size=100000),
          "studies.large_batch.hessian_subset.size: 100000 is more than the 1438 samples of the train split of "
