@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -105,11 +104,6 @@ def ordered(points: Sequence[Point], increasing: bool, what: str) -> Verdict:
         ties = ", ".join(f"{a.label}/{b.label}" for a, b in close)
         return Verdict(value, UNSURE, f"differences within error at {ties}; {ONE_SEED}")
     return Verdict(value, HOLDS, f"{'rises' if increasing else 'falls'} at every step; {ONE_SEED}")
-
-
-def seed_of(key: str) -> int:
-    """The seed in a run key (``.../seed{n}/...``)."""
-    return int(re.search(r"/seed(\d+)/", key).group(1))
 
 
 def load_runs(root: Path, study: str) -> list[dict]:
@@ -663,12 +657,12 @@ def scorecard(root: str | Path, studies: Sequence[str]) -> pd.DataFrame:
     rows = []
     for claim in CLAIMS:
         runs = load_runs(root, claim.study) if claim.study in studies else []
-        seeds = sorted({seed_of(run["key"]) for run in runs})
+        seeds = sorted({layout.seed_of(run["key"]) for run in runs})
         for seed in seeds or [None]:
             if seed is None:
                 verdict = Verdict("", UNSURE, NOT_RUN)
             else:
-                verdict = judge(claim, root, [run for run in runs if seed_of(run["key"]) == seed])
+                verdict = judge(claim, root, [run for run in runs if layout.seed_of(run["key"]) == seed])
             why = verdict.why if len(seeds) < 2 else verdict.why.replace(ONE_SEED, f"{len(seeds)} seeds")
             rows.append({"study": claim.study, "source": SOURCES[claim.study], "seed": seed, "claim": claim.claim,
                          "metric": claim.metric, "value": verdict.value or "none", "verdict": verdict.verdict,

@@ -9,12 +9,24 @@ as a pattern.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 RESULTS = "results"
 RESOURCES = "resources"
 RUN_PATTERN = "{study}/runs/{model}/{dataset}/bs{batch_size}/seed{seed}/{variant}"
+SEED_PART = re.compile(r"/seed(\d+)/")  # RUN_PATTERN's seed directory in a run key
+
+
+def seed_of(key: str) -> int:
+    """The training seed in a run key (``.../seed{n}/...``)."""
+    return int(SEED_PART.search(key).group(1))
+
+
+def without_seed(key: str) -> str:
+    """A run key with its seed left out: the same string for every seed of one configuration."""
+    return SEED_PART.sub("/seed*/", key)
 
 
 @dataclass(frozen=True)

@@ -20,9 +20,8 @@ LH_SPECTRUM_FILES = {}
 for _run in LH_RUNS:
     _name = f"{model_key(_run['model'])}_{dataset_key(_run['dataset'])}"
     _seeds = LH_BY_NAME.setdefault(_name, [])
-    if _seeds and (_seeds[0]["batch_size"], _seeds[0]["variant"]) != (
-        _run["batch_size"],
-        _run["variant"],
+    if _seeds and layout.without_seed(_seeds[0]["key"]) != layout.without_seed(
+        _run["key"]
     ):
         raise WorkflowError(
             f"invalid config: studies.layerhessians: results/{_seeds[0]['key']} and "

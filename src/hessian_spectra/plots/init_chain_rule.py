@@ -22,7 +22,8 @@ from matplotlib import ticker
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from hessian_spectra.plots.seeds import BAND_ALPHA, band_handle, seed_of, seed_stats, without_seed
+from hessian_spectra.layout import seed_of, without_seed
+from hessian_spectra.plots.seeds import BAND_ALPHA, band_handle, seed_stats
 from hessian_spectra.tables import FULL, read_table
 
 NORM = r"\|{}\|_F"

@@ -16,10 +16,10 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.lines import Line2D
 
-from hessian_spectra.plots.common import UNCONVERGED, unconverged_handle, use_style
-from hessian_spectra.plots.seeds import band_handle, plot_mean_band, seed_stats, without_seed
+from hessian_spectra.plots.common import DIVERGED_STYLE, UNCONVERGED, unconverged_handle, use_style
+from hessian_spectra.layout import without_seed
+from hessian_spectra.plots.seeds import band_handle, plot_mean_band, seed_stats
 
-DIVERGED_STYLE = dict(color="0.55", linestyle=":", marker="x", lw=1.2)
 HESSIAN_TITLES = {"last_layer": "last-layer Hessian (exact, dense eigh)", "full": "full Hessian (Lanczos)"}
 DIRECTION_TITLES = {"eigen": "top-2 Hessian eigenvectors", "random": "filter-normalised random directions"}
 

@@ -14,7 +14,8 @@ import pandas as pd
 import seaborn as sns
 
 from hessian_spectra.matching import FULL, SOURCE, SPECTRAL_W1, Spectrum
-from hessian_spectra.plots.seeds import band_handle, plot_mean_band, without_seed
+from hessian_spectra.layout import without_seed
+from hessian_spectra.plots.seeds import band_handle, plot_mean_band
 
 LOG_DECADES = 8  # log-y panels show the density down to 1e-8 of its peak
 METRIC_TITLES = {

@@ -3,24 +3,11 @@ seed, so that a difference between curves can be read against seed-to-seed sprea
 
 from __future__ import annotations
 
-import re
-
 import matplotlib.pyplot as plt
 import pandas as pd
 from matplotlib.patches import Patch
 
-SEED_PART = re.compile(r"/seed(\d+)/")
 BAND_ALPHA = 0.2
-
-
-def seed_of(key: str) -> int:
-    """The training seed in a run key (``.../seed{n}/...``)."""
-    return int(SEED_PART.search(key).group(1))
-
-
-def without_seed(key: str) -> str:
-    """A run key with its seed left out: the same string for every seed of one configuration."""
-    return SEED_PART.sub("/seed*/", key)
 
 
 def seed_stats(rows: pd.DataFrame, x: str, y: str) -> pd.DataFrame:

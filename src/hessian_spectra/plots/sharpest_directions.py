@@ -24,8 +24,9 @@ import pandas as pd
 
 from hessian_spectra.data.catalog import dataset_info
 from hessian_spectra.divergence import divergence
-from hessian_spectra.plots.common import UNCONVERGED, unconverged_handle, use_style
-from hessian_spectra.plots.seeds import band_handle, plot_mean_band, without_seed
+from hessian_spectra.plots.common import DIVERGED_STYLE, UNCONVERGED, unconverged_handle, use_style
+from hessian_spectra.layout import without_seed
+from hessian_spectra.plots.seeds import band_handle, plot_mean_band
 from hessian_spectra.tables import read_table
 
 # run keys that never distinguish configurations of this study (bookkeeping, the same for all of its runs, or the
@@ -33,7 +34,6 @@ from hessian_spectra.tables import read_table
 _NOT_SETTINGS = ("key", "variant", "study", "name", "subset", "hessian_subset", "seed")
 _SHORT = {"lr": "lr", "batch_size": "B", "momentum": "m", "l2": "L2", "optimizer.gamma": "γ", "optimizer.kk": "KK"}
 EPOCH_LABEL = "epoch (0 = initial weights)"
-DIVERGED_STYLE = dict(color="0.55", linestyle=":", marker="x")
 
 
 @dataclass
