@@ -1,14 +1,13 @@
-"""Process set-up shared by the compute commands: GPU slot, device, CPU threads, and the curvature memory budget
-and product kind."""
+"""Process set-up shared by the compute commands: GPU slot, device, CPU threads and the curvature memory budget;
+and the product kind, which each command passes to its curvature operators."""
 
 from __future__ import annotations
 
 import argparse
 import logging
 
+from hessian_spectra.curvature_names import MODES
 from hessian_spectra.gpu_slots import claim_gpu_slot
-
-MODES = ("cached", "forward", "double_backward")  # the operator's MODES; the parser is built before torch is imported
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +27,7 @@ def add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--products",
         choices=MODES,
-        default=None,
+        default="cached",
         help="curvature product kind: cached (the default), forward (jvp of the gradient) or double_backward",
     )
 
@@ -49,12 +48,10 @@ def setup_runtime(args: argparse.Namespace, exact: bool = True):
     slot = claim_gpu_slot(args.gpus, args.gpu_lock_dir) if args.device == "cuda" else None
     import torch
 
-    from hessian_spectra.curvature import set_default_memory_budget, set_default_product_mode
+    from hessian_spectra.curvature import set_default_memory_budget
 
     if args.memory_budget_mb is not None:
         set_default_memory_budget(int(args.memory_budget_mb * 2**20))
-    if args.products is not None:
-        set_default_product_mode(args.products)
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.device == "cuda":

@@ -10,6 +10,7 @@ import argparse
 import logging
 from pathlib import Path
 
+from hessian_spectra.commands import request_from_args
 from hessian_spectra.runtime import add_runtime_arguments, add_walk_arguments, setup_runtime
 
 log = logging.getLogger(__name__)
@@ -41,14 +42,7 @@ def run(args: argparse.Namespace) -> None:
     run_cfg = load_run(args.run_json)
     x, y, _meta = load_subset(args.subset)
     batches = make_batches(x.to(device), y.to(device), args.batch_size)
-    request = TrackingRequest(
-        block=args.block,
-        frobenius_probes=args.frobenius_probes,
-        top_k=args.top_k,
-        tol=args.tol,
-        max_steps=args.max_steps,
-        seed=args.seed,
-    )
+    request = request_from_args(TrackingRequest, args)
     options = run_cfg["model_options"]
     labels = {"run": run_cfg["key"], "sd": options.get("init_sd"), "activation": options.get("activation", "relu")}
     block = block_label(args.block)

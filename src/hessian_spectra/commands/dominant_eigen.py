@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import logging
 
+from hessian_spectra.commands import request_from_args
 from hessian_spectra.runtime import add_runtime_arguments, add_walk_arguments, setup_runtime
 
 log = logging.getLogger(__name__)
@@ -34,13 +35,6 @@ def run(args: argparse.Namespace) -> None:
     from hessian_spectra.spectrum import SpectrumRequest, checkpoint_spectra
 
     config = load_run(args.run_json)
-    request = SpectrumRequest(
-        top_k=1,
-        tol=args.tol,
-        max_steps=args.max_steps,
-        power_iters=args.power_iters,
-        power_tol=args.power_tol,
-        seed=args.seed,
-    )
+    request = request_from_args(SpectrumRequest, args, top_k=1)
     checkpoint_spectra(args.checkpoints, args.subset, request, args.batch_size, device, args.out)
     log.info("%s: dominant eigenvalue of %d checkpoints -> %s", config["key"], len(args.checkpoints), args.out)

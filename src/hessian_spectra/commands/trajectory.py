@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import logging
 
+from hessian_spectra.commands import request_from_args
 from hessian_spectra.runtime import add_runtime_arguments, add_walk_arguments, setup_runtime
 
 log = logging.getLogger(__name__)
@@ -32,8 +33,6 @@ def run(args: argparse.Namespace) -> None:
     from hessian_spectra.spectrum import SpectrumRequest, checkpoint_spectra
 
     config = load_run(args.run_json)
-    request = SpectrumRequest(
-        top_k=args.top_k, tol=args.tol, max_steps=args.max_steps, l2=config["l2"], seed=config["seed"]
-    )
+    request = request_from_args(SpectrumRequest, args, l2=config["l2"], seed=config["seed"])
     checkpoint_spectra(args.checkpoints, args.subset, request, args.batch_size, device, args.out)
     log.info("%s: top-%d eigenvalues of %d checkpoints -> %s", config["key"], args.top_k, len(args.checkpoints), args.out)
