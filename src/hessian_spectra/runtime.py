@@ -32,11 +32,17 @@ def add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def add_walk_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--run-json``, ``--checkpoints`` and ``--subset`` of a command that walks a run's checkpoints."""
+def add_walk_arguments(parser: argparse.ArgumentParser, *, max_steps: int, batch_size: int) -> None:
+    """The flags of a command that walks a run's checkpoints: ``--run-json``, ``--checkpoints``, ``--subset``,
+    ``--out``, Lanczos' ``--tol`` and ``--max-steps``, ``--batch-size`` and the runtime's."""
     parser.add_argument("--run-json", required=True, help="the run's run.json")
     parser.add_argument("--checkpoints", nargs="+", required=True, help="the run's checkpoints, epoch 0 first")
     parser.add_argument("--subset", required=True, help="the Hessian subset file")
+    parser.add_argument("--out", required=True, help="output table (TSV, long format)")
+    parser.add_argument("--tol", type=float, default=1e-4, help="Lanczos relative Ritz residual tolerance (1e-4)")
+    parser.add_argument("--max-steps", type=int, default=max_steps, help=f"Lanczos steps at most ({max_steps})")
+    parser.add_argument("--batch-size", type=int, default=batch_size, help=f"samples per product batch ({batch_size})")
+    add_runtime_arguments(parser)
 
 
 def setup_runtime(args: argparse.Namespace, exact: bool = True):

@@ -11,7 +11,7 @@ import logging
 from pathlib import Path
 
 from hessian_spectra.commands import request_from_args
-from hessian_spectra.runtime import add_runtime_arguments, add_walk_arguments, setup_runtime
+from hessian_spectra.runtime import add_walk_arguments, setup_runtime
 
 log = logging.getLogger(__name__)
 
@@ -19,16 +19,11 @@ RUN_COLUMNS = ("run", "sd", "activation", "epoch", "step")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_walk_arguments(parser)
-    parser.add_argument("--out", required=True, help="output table (TSV, long format)")
+    add_walk_arguments(parser, max_steps=100, batch_size=1024)
     parser.add_argument("--block", default="dense1.weight", help="parameter whose Hessian block is tracked")
     parser.add_argument("--frobenius-probes", type=int, default=30, help="Gaussian probes per Frobenius norm (30)")
     parser.add_argument("--top-k", type=int, default=1, help="top eigenvalues of H, G and H - G (1)")
-    parser.add_argument("--tol", type=float, default=1e-4, help="Lanczos relative Ritz residual tolerance (1e-4)")
-    parser.add_argument("--max-steps", type=int, default=100, help="Lanczos steps at most (100)")
-    parser.add_argument("--batch-size", type=int, default=1024, help="samples per product batch (1024)")
     parser.add_argument("--seed", type=int, default=0, help="seeds the probes (their own per term and checkpoint)")
-    add_runtime_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> None:

@@ -12,19 +12,14 @@ import argparse
 import logging
 
 from hessian_spectra.commands import request_from_args
-from hessian_spectra.runtime import add_runtime_arguments, add_walk_arguments, setup_runtime
+from hessian_spectra.runtime import add_walk_arguments, setup_runtime
 
 log = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_walk_arguments(parser)
-    parser.add_argument("--out", required=True, help="output table (TSV, long format, one row per epoch x index)")
+    add_walk_arguments(parser, max_steps=200, batch_size=128)
     parser.add_argument("--top-k", type=int, default=5, help="eigenvalues per checkpoint (5)")
-    parser.add_argument("--tol", type=float, default=1e-4, help="relative Ritz residual tolerance (1e-4)")
-    parser.add_argument("--max-steps", type=int, default=200, help="Lanczos steps at most (200)")
-    parser.add_argument("--batch-size", type=int, default=128, help="samples per product batch (128)")
-    add_runtime_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> None:
