@@ -120,3 +120,22 @@ def test_a_garbage_table_names_its_file_and_the_forcerun(tmp_path):
         read_table(path, required=("epoch",))
     message = str(caught.value)
     assert message.startswith(f"{path}: table ") and message.endswith(regenerate(path)) and "\n" not in message
+
+
+def test_a_subset_at_another_subsets_path_is_named_with_both(workdir):
+    from hessian_spectra.data.subset import load_subset
+    from hessian_spectra.runs import subset_key
+
+    root, (run, _) = workdir
+    other = {**run["subset"], "size": 16}
+    right, wrong = (root / layout.subset(subset_key(spec)) for spec in (run["subset"], other))
+    make_subset(run, right)
+    load_subset(right)
+    wrong.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(right, wrong)
+    with pytest.raises(UnreadableFileError) as caught:
+        load_subset(wrong)
+    assert str(caught.value) == (
+        f"{wrong}: holds the subset {subset_key(run['subset'])}, but its path names {subset_key(other)} (copied or "
+        f"moved by hand?); {regenerate(wrong)}"
+    )
