@@ -42,3 +42,18 @@ def test_reads_are_told_from_writes():
     assert not audit.is_read(None, os.O_WRONLY | os.O_CREAT)
     assert not audit.is_read(None, os.O_RDWR | os.O_CREAT | os.O_EXCL), "mkstemp's new file"
     assert not audit.is_read(None, os.O_RDWR | os.O_TRUNC)
+
+
+def test_a_folder_opened_to_remove_it_is_no_file_read(tmp_path):
+    """shutil.rmtree os.opens each folder it empties: not a read of any file."""
+    code = (
+        "import shutil, sys; from hessian_spectra.audit import install_from_environment; install_from_environment(); "
+        "shutil.rmtree(sys.argv[1])"
+    )
+    (tmp_path / "gone" / "sub").mkdir(parents=True)
+    (tmp_path / "gone" / "sub" / "file").write_text("x")
+    subprocess.run([sys.executable, "-c", code, str(tmp_path / "gone")], check=True,
+                   env={**os.environ, audit.VARIABLE: str(tmp_path / "audit")})
+    (record,) = audit.load_records(tmp_path / "audit")
+    assert not [path for path, _, _ in record["opened"] if path.startswith(str(tmp_path / "gone"))]
+    assert not (tmp_path / "gone").exists()

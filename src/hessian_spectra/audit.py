@@ -55,8 +55,12 @@ def install_from_environment() -> None:
     opened = record["opened"]
 
     def hook(event: str, args: tuple) -> None:
-        if event == "open" and isinstance(args[0], (str, bytes, os.PathLike)):
-            opened.append([os.path.abspath(os.fsdecode(args[0])), args[1], args[2]])
+        if event != "open" or not isinstance(args[0], (str, bytes, os.PathLike)):
+            return
+        path = os.path.abspath(os.fsdecode(args[0]))
+        if args[1] is None and os.path.isdir(path):  # os.open of a folder (shutil.rmtree's), no file read
+            return
+        opened.append([path, args[1], args[2]])
 
     sys.addaudithook(hook)
     atexit.register(_write, Path(directory).absolute(), record)
