@@ -12,6 +12,7 @@ from torch import nn
 from hessian_spectra.checkpoint import FORMAT_VERSION, build_from_spec, save_atomic
 
 REPO = Path(__file__).resolve().parents[1]
+TINY = REPO / "tests" / "configs" / "tiny.yaml"
 
 
 def snakemake(workdir: Path, *args: str, configfile: Path | None = None, timeout: int = 1500) -> subprocess.CompletedProcess:
@@ -21,6 +22,26 @@ def snakemake(workdir: Path, *args: str, configfile: Path | None = None, timeout
     if configfile is not None:  # last: --configfile takes several values and would swallow targets
         command += ["--configfile", str(configfile)]
     return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def tiny_audit(tmp_path_factory) -> Path:
+    """Where every job of the tiny run recorded what it read (``hessian_spectra.audit``)."""
+    return tmp_path_factory.mktemp("tiny-audit")
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory, tiny_audit) -> Path:
+    """A scratch directory where the tiny config has run to the end, once per session: the slow tests that read its
+    outputs share it (and must not change them). Every job of that run records its file reads into ``tiny_audit``."""
+    from hessian_spectra.audit import VARIABLE
+
+    workdir = tmp_path_factory.mktemp("tiny")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(VARIABLE, str(tiny_audit))
+        result = snakemake(workdir, "--cores", "2", configfile=TINY)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return workdir
 
 
 @pytest.fixture(autouse=True, scope="session")

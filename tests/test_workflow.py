@@ -9,13 +9,12 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import REPO, planned_jobs, snakemake
+from conftest import REPO, TINY, planned_jobs, snakemake
 from hessian_spectra import audit, layout
 from hessian_spectra.portable import TORCH_CAPABILITY, job_environment
 from hessian_spectra.runs import load_yaml, plan_runs, with_defaults
 
 SCHEMA = load_yaml(REPO / "workflow" / "schemas" / "config.schema.yaml")
-TINY = REPO / "tests" / "configs" / "tiny.yaml"
 
 
 def train_as_one(jobs: dict[str, int]) -> dict[str, int]:
@@ -61,24 +60,6 @@ def test_one_final_checkpoint_trains_only_that_run(tmp_path):
     # asking again does nothing
     again = snakemake(tmp_path, target, "--cores", "2", configfile=TINY)
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
-
-
-@pytest.fixture(scope="module")
-def tiny_audit(tmp_path_factory):
-    """Where every job of the tiny run records what it read (``hessian_spectra.audit``)."""
-    return tmp_path_factory.mktemp("tiny-audit")
-
-
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory, tiny_audit):
-    """A scratch directory where the tiny config has run to the end (shared by the tests that read its outputs),
-    every job recording its file reads into ``tiny_audit``."""
-    workdir = tmp_path_factory.mktemp("tiny")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv(audit.VARIABLE, str(tiny_audit))
-        result = snakemake(workdir, "--cores", "2", configfile=TINY)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return workdir
 
 
 def recorded_jobs(workdir) -> dict[str, dict]:
@@ -168,7 +149,7 @@ def test_tiny_run_findings_scorecard(tiny_run):
     the other studies with one), each with a valid verdict, its rule and the numbers behind it."""
     from hessian_spectra.findings import CLAIMS, COLUMNS, SOURCES, VERDICTS
 
-    table = pd.read_csv(tiny_run / layout.FINDINGS, sep="\t", keep_default_na=False)
+    table = pd.read_csv(tiny_run / layout.findings(), sep="\t", keep_default_na=False)
     assert list(table.columns) == list(COLUMNS)
     seeds = {claim.claim: [0, 1] if claim.study == "init_chain_rule" else [0] for claim in CLAIMS}
     assert table["claim"].tolist() == [claim.claim for claim in CLAIMS for _ in seeds[claim.claim]]
