@@ -1,7 +1,7 @@
 """Portable CPU bits (``portable_cpu``): the SHA-256 of a finished run's final weights on this processor, and what
 pinning the kernel choices costs on the default run.
 
-    python benchmarks/portable_cpu.py digests --workdir DIR [--configfile tests/configs/tiny.yaml]
+    python benchmarks/portable_cpu.py digests --workdir DIR [--configfile tests/configs/tiny.yaml [OVERLAY]]
     python benchmarks/portable_cpu.py cost --scratch DIR [--rounds 2] [--jobs 3]
 
 ``digests`` prints this machine's row of the table in ``benchmarks/PORTABLE_CPU.md`` (and every run's digest);
@@ -56,7 +56,7 @@ def weights_digest(path: Path) -> str:
 def digests(args: argparse.Namespace) -> None:
     import torch
 
-    config = with_defaults(load_yaml(args.configfile), SCHEMA)
+    config = with_defaults({key: value for path in args.configfile for key, value in load_yaml(path).items()}, SCHEMA)
     runs = plan_runs(config, SCHEMA)
     rows = {key: weights_digest(Path(args.workdir) / layout.run_files(key).checkpoint(run["epochs"]))
             for key, run in sorted(runs.items())}
@@ -85,10 +85,16 @@ def measured(command: list[str], **kwargs) -> tuple[float, float, str]:
     return cpu_seconds() - before, time.perf_counter() - start, at
 
 
+def overlay(path: Path, portable: bool) -> Path:
+    """A config file setting only ``portable_cpu`` (Snakemake's ``--config`` passes ``false`` as a string)."""
+    path.write_text(f"portable_cpu: {str(portable).lower()}\n")
+    return path
+
+
 def default_run(workdir: Path, portable: bool) -> tuple[float, float, str]:
     workdir.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
-               "--cores", "2", "--config", f"portable_cpu={str(portable).lower()}"]
+               "--cores", "2", "--configfile", str(REPO / "config.yaml"), str(overlay(workdir / "cpu.yaml", portable))]
     return measured(command)
 
 
@@ -156,7 +162,8 @@ def main() -> None:
     commands = parser.add_subparsers(dest="command", required=True)
     digest = commands.add_parser("digests", help="this processor's row of the digest table")
     digest.add_argument("--workdir", required=True, help="a directory where the config has run to the end")
-    digest.add_argument("--configfile", default=str(REPO / "tests" / "configs" / "tiny.yaml"))
+    digest.add_argument("--configfile", nargs="+", default=[str(REPO / "tests" / "configs" / "tiny.yaml")],
+                        help="the run's config files (a later file's top-level keys win)")
     measure = commands.add_parser("cost", help="CPU time of the default run, pinned vs not")
     measure.add_argument("--scratch", required=True, help="an empty directory for the two runs")
     measure.add_argument("--rounds", type=int, default=2, help="interleaved reruns of each heaviest job")
