@@ -3,10 +3,12 @@ pinning the kernel choices costs on the default run.
 
     python benchmarks/portable_cpu.py digests --workdir DIR [--configfile tests/configs/tiny.yaml [OVERLAY]]
     python benchmarks/portable_cpu.py cost --scratch DIR [--rounds 2] [--jobs 3]
+    python benchmarks/portable_cpu.py breakdown --workdir DIR [--jobs 2]
 
 ``digests`` prints this machine's row of the table in ``benchmarks/PORTABLE_CPU.md`` (and every run's digest);
 ``cost`` runs the default config once pinned and once not, then reruns its heaviest jobs alternately pinned and
-not, and prints CPU seconds (user + sys) with the load average.
+not, and ``breakdown`` reruns them with each pinned variable alone; both print CPU seconds (user + sys) with the
+load average.
 """
 
 from __future__ import annotations
@@ -121,17 +123,36 @@ def heaviest_jobs(workdir: Path, count: int, configfile: Path = REPO / "config.y
     return [(commands[log], times[log]) for log in heaviest]
 
 
-def rerun(workdir: Path, shellcmd: str, portable: bool, threads: int) -> tuple[float, float, str]:
-    """A job's shell command run again as Snakemake runs it, with the pinned settings or without them (a training
-    job from scratch: without its store it would only republish)."""
+def rerun(workdir: Path, shellcmd: str, portable: bool, threads: int, only: str | None = None
+          ) -> tuple[float, float, str]:
+    """A job's shell command run again as Snakemake runs it, with the pinned settings or without them, or with the
+    one pinned variable ``only`` (a training job from scratch: without its store it would only republish)."""
     trained = re.search(r"hessian-spectra train .*--out-dir \$\(dirname (\S+)\)", shellcmd)
     if trained:
         shutil.rmtree(workdir / Path(trained.group(1)).parent / ".checkpoint-store", ignore_errors=True)
     environment = {k: v for k, v in os.environ.items() if k not in (*PINNED, THREADS_VARIABLE)}
     environment.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     exports = shell_exports({"portable_cpu": portable, "threads": threads})
+    if only is not None:
+        exports = f"export {only}={PINNED[only]}; "
     script = f'set -euo pipefail; {exports}hessian-spectra() {{ {sys.executable} -m hessian_spectra "$@"; }}; {shellcmd}'
     return measured(["bash", "-c", script], cwd=workdir, env=environment)
+
+
+def breakdown(args: argparse.Namespace) -> None:
+    """CPU seconds of the heaviest jobs of a finished default run with each pinned variable alone."""
+    workdir = Path(args.workdir)
+    threads = with_defaults(load_yaml(REPO / "config.yaml"), SCHEMA)["threads"]
+    print(f"{processor()}, {os.cpu_count()} CPUs\n")
+    print("| job | none | " + " | ".join(f"`{name}` alone" for name in PINNED) + " | all pinned | load before |")
+    print("| --- " * (len(PINNED) + 4) + "|")
+    for shellcmd, _ in heaviest_jobs(workdir, args.jobs):
+        name = shellcmd.split(" > ", 1)[-1].split(" ", 1)[0]
+        at = load()
+        cpu = [rerun(workdir, shellcmd, False, threads)[0]]
+        cpu += [rerun(workdir, shellcmd, False, threads, only)[0] for only in PINNED]
+        cpu.append(rerun(workdir, shellcmd, True, threads)[0])
+        print(f"| `{name}` | " + " | ".join(f"{value:.1f}" for value in cpu) + f" | {at} |", flush=True)
 
 
 def cost(args: argparse.Namespace) -> None:
@@ -168,8 +189,11 @@ def main() -> None:
     measure.add_argument("--scratch", required=True, help="an empty directory for the two runs")
     measure.add_argument("--rounds", type=int, default=2, help="interleaved reruns of each heaviest job")
     measure.add_argument("--jobs", type=int, default=3, help="how many of the heaviest jobs to rerun")
+    each = commands.add_parser("breakdown", help="the heaviest jobs with each pinned variable alone")
+    each.add_argument("--workdir", required=True, help="a directory where the default run has run to the end")
+    each.add_argument("--jobs", type=int, default=2, help="how many of the heaviest jobs to rerun")
     args = parser.parse_args()
-    digests(args) if args.command == "digests" else cost(args)
+    {"digests": digests, "cost": cost, "breakdown": breakdown}[args.command](args)
 
 
 if __name__ == "__main__":
