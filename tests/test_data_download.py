@@ -95,18 +95,19 @@ def make_cifar(name: str, rng: np.random.Generator) -> Synthetic:
     num_classes = 10 if name == "cifar10" else 100
     label_key = "labels" if name == "cifar10" else "fine_labels"
     batch_sizes = [4] * len(cls.train_list)
-    batch_sizes = [20] if name == "cifar100" else batch_sizes
+    batch_sizes = [100] if name == "cifar100" else batch_sizes
+    train_labels = _labels(rng, sum(batch_sizes), num_classes).tolist()  # every class in train and in test
     members, batches = {}, []
     for (filename, _), n in zip(cls.train_list, batch_sizes):
         data = rng.integers(0, 256, (n, 3072), dtype=np.uint8)
-        labels = rng.integers(0, num_classes, n).tolist()
+        labels, train_labels = train_labels[:n], train_labels[n:]
         entry = {"batch_label": filename, "data": data, label_key: labels}
         if name == "cifar100":
             entry["coarse_labels"] = [label // 5 for label in labels]
         members[filename] = pickle.dumps(entry, protocol=2)
         batches.append((data, labels))
-    test_data = rng.integers(0, 256, (10, 3072), dtype=np.uint8)
-    test_labels = rng.integers(0, num_classes, 10).tolist()
+    test_data = rng.integers(0, 256, (num_classes, 3072), dtype=np.uint8)
+    test_labels = _labels(rng, num_classes, num_classes).tolist()
     test_entry = {"batch_label": "test", "data": test_data, label_key: test_labels}
     if name == "cifar100":
         test_entry["coarse_labels"] = [label // 5 for label in test_labels]
@@ -460,3 +461,47 @@ def test_cli_digits_needs_no_download(tmp_path):
     _cli(["--dataset", "digits", "--root", str(tmp_path)])
     manifest = json.loads((tmp_path / "digits" / "READY.json").read_text())
     assert manifest["files"] == [] and manifest["source"] == "sklearn"
+
+
+def _hinted_command(message: str) -> str:
+    """The Python code of the `python -c "..."` command an error message suggests."""
+    return message.split('`python -c "', 1)[1].split('"`', 1)[0]
+
+
+def test_an_empty_data_root_names_the_command_that_fills_it(served, monkeypatch, tmp_path):
+    """A shared torchvision root (`data_root`) is filled by torchvision, not by `download --root`, which writes
+    ROOT/NAME: the message says so, and its command, run as written, fills that very folder."""
+    _, mirror = served("mnist")
+    monkeypatch.setattr(tvd.MNIST, "mirrors", [mirror])
+    data_root = tmp_path / "shared"
+    data_root.mkdir()
+    with pytest.raises(FileNotFoundError) as caught:
+        _cli(["--dataset", "mnist", "--root", str(data_root), "--check-only"])
+    message = str(caught.value)
+    assert f"missing file(s) in {data_root}: " in message and "`data_root: null`" in message
+    assert "\n" not in message and "hessian-spectra download" not in message
+    exec(_hinted_command(message), {})
+    _cli(["--dataset", "mnist", "--root", str(data_root), "--check-only"])
+    assert (data_root / "READY.json").is_file()
+
+
+def test_a_folder_named_after_its_dataset_is_filled_by_the_download_command(served, tmp_path):
+    _, mirror = served("fashionmnist")
+    with pytest.raises(FileNotFoundError) as caught:
+        verify_dataset("fashionmnist", tmp_path / "fashionmnist")
+    assert f"`hessian-spectra download --dataset fashionmnist --root {tmp_path}`" in str(caught.value)
+    _cli(["--dataset", "fashionmnist", "--root", str(tmp_path), "--mirror", mirror])
+    verify_dataset("fashionmnist", tmp_path / "fashionmnist")
+
+
+def test_a_download_with_labels_outside_its_classes_is_never_marked_ready(server, monkeypatch, tmp_path):
+    synthetic = make_synthetic("mnist")
+    labels = synthetic.test[1].copy()
+    labels[3] = 12
+    synthetic.files["t10k-labels-idx1-ubyte.gz"] = _idx_labels(labels)
+    synthetic.patch(monkeypatch)
+    mirror = server.serve(synthetic)
+    with pytest.raises(ValueError) as caught:
+        _cli(["--dataset", "mnist", "--root", str(tmp_path), "--mirror", mirror])
+    assert str(caught.value) == f"{tmp_path / 'mnist'}: test_labels has labels outside 0..9: 12"
+    assert not (tmp_path / "mnist" / "READY.json").exists()

@@ -142,5 +142,8 @@ def test_load_errors(tmp_path):
         load_split("cifar1000", "train")
     with pytest.raises(ValueError, match="needs a data root"):
         load_split("mnist", "train")
-    with pytest.raises(FileNotFoundError, match="hessian-spectra download --dataset cifar10"):
+    (tmp_path / "cifar10").mkdir()
+    with pytest.raises(FileNotFoundError, match=f"hessian-spectra download --dataset cifar10 --root {tmp_path}`"):
+        load_split("cifar10", "test", root=tmp_path / "cifar10")
+    with pytest.raises(FileNotFoundError, match=rf"torchvision.datasets.CIFAR10\('{tmp_path}', download=True\)"):
         load_split("cifar10", "test", root=tmp_path)

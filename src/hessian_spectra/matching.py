@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import wasserstein_distance
 
-from hessian_spectra.tables import FULL
+from hessian_spectra.tables import FULL, read_arrays, require_arrays
 
 SOURCE = "source"
 SPECTRAL_W1 = "spectral_w1"
@@ -57,13 +57,15 @@ class Spectrum:
 
 def load_spectra(path: str | Path) -> dict[str, Spectrum]:
     """Block name -> spectrum, in the file's order (``full`` first, then the layer blocks in forward order)."""
-    with np.load(path) as npz:
-        if "blocks" not in npz:
-            raise ValueError(f"{path}: no densities (write it with `hessian-spectra spectrum --density-steps N`)")
-        return {
-            str(block): Spectrum(npz[f"nodes_{i}"], npz[f"weights_{i}"], npz[f"grid_{i}"], npz[f"density_{i}"])
-            for i, block in enumerate(npz["blocks"])
-        }
+    npz = read_arrays(path)
+    if "blocks" not in npz:
+        raise ValueError(f"{path}: no densities (write it with `hessian-spectra spectrum --density-steps N`)")
+    fields = [f"{name}_{i}" for i in range(len(npz["blocks"])) for name in ("nodes", "weights", "grid", "density")]
+    require_arrays(path, npz, fields)
+    return {
+        str(block): Spectrum(npz[f"nodes_{i}"], npz[f"weights_{i}"], npz[f"grid_{i}"], npz[f"density_{i}"])
+        for i, block in enumerate(npz["blocks"])
+    }
 
 
 def epoch_of(path: str | Path) -> int:

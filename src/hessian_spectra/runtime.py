@@ -8,6 +8,7 @@ import logging
 
 from hessian_spectra.curvature_names import MODES
 from hessian_spectra.gpu_slots import claim_gpu_slot
+from hessian_spectra.portable import THREADS_VARIABLE, pinned_threads
 
 log = logging.getLogger(__name__)
 
@@ -17,7 +18,12 @@ def add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where to compute (default: cpu)")
     parser.add_argument("--gpus", type=int, default=1, help="GPUs on this machine to claim a slot among (cuda)")
     parser.add_argument("--gpu-lock-dir", default=None, help="directory of the GPU slot lock files")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help=f"torch CPU threads (default: torch's); a portable workflow job's {THREADS_VARIABLE} wins",
+    )
     parser.add_argument(
         "--memory-budget-mb",
         type=float,
@@ -58,8 +64,12 @@ def setup_runtime(args: argparse.Namespace, exact: bool = True):
 
     if args.memory_budget_mb is not None:
         set_default_memory_budget(int(args.memory_budget_mb * 2**20))
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    threads = pinned_threads() or args.threads
+    if threads:
+        torch.set_num_threads(threads)
+    if threads != args.threads:
+        log.info("torch threads: %d (%s, the config's `threads`), not --threads %s", threads, THREADS_VARIABLE,
+                 args.threads)
     if args.device == "cuda":
         if not torch.cuda.is_available():
             raise RuntimeError("device cuda requested but torch sees no CUDA device")

@@ -29,9 +29,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> None:
     device, _slot = setup_runtime(args)
     from hessian_spectra.chain_rule import COLUMNS, TrackingRequest, block_label, track_checkpoint
-    from hessian_spectra.checkpoint import load_checkpoint, load_run, model_from_checkpoint
+    from hessian_spectra.checkpoint import load_checkpoint, model_from_checkpoint
     from hessian_spectra.curvature import make_batches
     from hessian_spectra.data import load_subset
+    from hessian_spectra.tables import load_run
     from hessian_spectra.walk import file_digest, walk_checkpoints
 
     run_cfg = load_run(args.run_json)

@@ -26,8 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> None:
     device, _slot = setup_runtime(args)
-    from hessian_spectra.checkpoint import load_run
     from hessian_spectra.spectrum import SpectrumRequest, checkpoint_spectra
+    from hessian_spectra.tables import load_run
 
     config = load_run(args.run_json)
     request = request_from_args(SpectrumRequest, args, top_k=1)

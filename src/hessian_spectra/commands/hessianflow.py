@@ -7,7 +7,6 @@ density (``spectrum`` at the final checkpoint: a table and an npz), all lists in
 from __future__ import annotations
 
 import argparse
-import json
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -44,14 +43,13 @@ def collect(args: argparse.Namespace) -> tuple[pd.DataFrame, pd.DataFrame, pd.Da
     """Tidy tables of all runs: (eigen, history, density, trace), each with ``model``, ``label`` (one per
     configuration), ``run``, ``seed`` and ``diverged`` (why the run diverged, or empty) columns;
     ``trace`` holds the Hutchinson trace and the density's (quantities ``trace`` and ``density_trace``)."""
-    import numpy as np
     import pandas as pd
 
     from hessian_spectra.data.catalog import dataset_info
     from hessian_spectra.divergence import divergence
-    from hessian_spectra.tables import FULL, read_table
+    from hessian_spectra.tables import FULL, load_run, read_arrays, read_table, require_arrays
 
-    runs = [json.loads(open(path).read()) for path in args.runs]
+    runs = [load_run(path) for path in args.runs]
     counts = {len(paths) for paths in (args.runs, args.histories, args.eigen, args.final, args.densities)}
     if len(counts) != 1:
         raise ValueError("give one history, eigen table, final table and density npz per run.json")
@@ -66,9 +64,10 @@ def collect(args: argparse.Namespace) -> tuple[pd.DataFrame, pd.DataFrame, pd.Da
         final = read_table(args.final[i], required=("block", "quantity", "value"))
         traces = final["quantity"].isin(["trace", "density_trace"])
         trace.append(final[(final["block"] == FULL) & traces].assign(**tag))
-        with np.load(args.densities[i]) as arrays:
-            k = list(arrays["blocks"]).index(FULL)
-            density.append(pd.DataFrame({"eigenvalue": arrays[f"grid_{k}"], "density": arrays[f"density_{k}"], **tag}))
+        arrays = read_arrays(args.densities[i], required=("blocks",))
+        k = list(arrays["blocks"]).index(FULL)
+        require_arrays(args.densities[i], arrays, (f"grid_{k}", f"density_{k}"))
+        density.append(pd.DataFrame({"eigenvalue": arrays[f"grid_{k}"], "density": arrays[f"density_{k}"], **tag}))
     return tuple(pd.concat(parts, ignore_index=True) for parts in (eigen, history, density, trace))
 
 

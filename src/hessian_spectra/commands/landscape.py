@@ -54,16 +54,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _eigen_directions(model, path: str):
     """(v1, v2, space, ``EIGENPAIR_COLUMNS``) from a spectrum npz holding eigenvectors."""
-    import numpy as np
-
     from hessian_spectra.landscape import unflatten_direction
+    from hessian_spectra.tables import read_arrays, require_arrays
 
-    with np.load(path) as npz:
-        if "eigenvectors" not in npz:
-            raise ValueError(f"{path}: no eigenvectors (run `hessian-spectra spectrum` with --eigenvectors)")
-        vectors, values, residuals = npz["eigenvectors"], npz["eigenvalues"], npz["residuals"]
-        relative, converged, tolerance = npz["relative_residuals"], npz["converged"], float(npz["tolerance"])
-        names = [str(n) for n in npz["param_names"]]
+    npz = read_arrays(path)
+    if "eigenvectors" not in npz:
+        raise ValueError(f"{path}: no eigenvectors (run `hessian-spectra spectrum` with --eigenvectors)")
+    require_arrays(path, npz, ("eigenvalues", "residuals", "relative_residuals", "converged", "tolerance", "param_names"))
+    vectors, values, residuals = npz["eigenvectors"], npz["eigenvalues"], npz["residuals"]
+    relative, converged, tolerance = npz["relative_residuals"], npz["converged"], float(npz["tolerance"])
+    names = [str(n) for n in npz["param_names"]]
     if vectors.ndim != 2 or vectors.shape[1] < 2:
         raise ValueError(f"{path}: needs at least two eigenvectors, has shape {vectors.shape}")
     trainable = [name for name, p in model.named_parameters() if p.requires_grad]

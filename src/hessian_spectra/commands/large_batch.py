@@ -9,7 +9,6 @@ loss-surface figure per batch size, every figure on the loss range of all the st
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 HESSIANS = ("last_layer", "full")
@@ -58,7 +57,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _runs(paths: list[str]) -> list[dict]:
-    return [json.loads(open(path).read()) for path in paths]
+    from hessian_spectra.tables import load_run
+
+    return [load_run(path) for path in paths]
 
 
 def collect_spectra(runs: list[dict], histories: list[str], spectra: list[str], top_k: int):

@@ -27,7 +27,7 @@ from hessian_spectra.divergence import divergence
 from hessian_spectra.plots.common import DIVERGED_STYLE, UNCONVERGED, unconverged_handle, use_style
 from hessian_spectra.layout import without_seed
 from hessian_spectra.plots.seeds import band_handle, plot_mean_band
-from hessian_spectra.tables import read_table
+from hessian_spectra.tables import load_run, read_table
 
 # run keys that never distinguish configurations of this study (bookkeeping, the same for all of its runs, or the
 # seed: runs that differ only by it are repeats of one configuration)
@@ -113,7 +113,7 @@ def load_study(
         raise ValueError("give one history and one trajectory table per run.json")
     runs, traj_parts, history_parts = [], [], []
     for run_file, history, trajectory in zip(run_files, histories, trajectories):
-        run = json.loads(Path(run_file).read_text())
+        run = load_run(run_file)
         runs.append(run_row(run))
         columns = ("epoch", "index", "value", "residual", "relative_residual", "tolerance", "converged")
         table = read_table(trajectory, required=("block", "quantity", *columns))
