@@ -386,6 +386,9 @@ def test_peak_figure_says_which_epoch_was_chosen_and_why(seed_files):
     note = match_distros_figure(fixed, "peak").axes[2].texts[0].get_text()
     assert note == "lenet+digits: epoch 1: fixed in the config (matching.peak_epoch)"
     assert not match_distros_figure(profiles, "wasserstein").axes[0].texts
+    first = profiles.assign(peak_epoch=1)
+    assert "epoch 1, the smallest distance summed over layers of epochs 1-3: the first epoch searched, so no peak" \
+        in " ".join(match_distros_figure(first, "peak").axes[2].texts[0].get_text().split())
 
 
 def test_match_figure_draws_a_distance_error_where_the_profiles_carry_one(seed_files):

@@ -36,10 +36,8 @@ def _density_panel(ax: plt.Axes, spectra: list[tuple[Spectrum, tuple, str | None
     label)`` per seed, each on its own radius (the largest |Ritz value|), down to ``LOG_DECADES`` below the
     highest peak; per seed, its Ritz values as a rug at the bottom, lambda_1 (the largest) as a dashed line and the
     smoothing width +-sigma as a bar under the peak."""
-    scaled = []
-    for spectrum, color, label in spectra:
-        radius = spectral_scale(spectrum.nodes, spectrum.weights)
-        scaled.append((spectrum, radius, color, label))
+    scaled = [(spectrum, spectral_scale(spectrum.nodes, spectrum.weights), color, label)
+              for spectrum, color, label in spectra]
     peak = max(spectrum.density.max() * radius for spectrum, radius, _, _ in scaled)
     floor = peak * 10.0**-LOG_DECADES
     for spectrum, radius, color, label in scaled:
@@ -144,6 +142,8 @@ def peak_reason(rows: pd.DataFrame) -> str:
     reason = f"epoch {epoch}, the smallest distance summed over layers of epochs {low}-{high}"
     if epoch == high:
         reason += ": the last epoch trained, so no peak inside training (the distances may still be falling)"
+    elif epoch == low:
+        reason += ": the first epoch searched, so no peak inside the epochs searched (it may lie earlier)"
     return reason
 
 
