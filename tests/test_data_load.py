@@ -213,7 +213,8 @@ def test_mnist5k_checksum_names_the_file(tmp_path):
     data = bytearray(corrupt.read_bytes())
     data[len(data) // 2] ^= 0xFF
     corrupt.write_bytes(bytes(data))
-    with pytest.raises(RuntimeError, match=f"dataset mnist5k: {corrupt} has md5 [0-9a-f]{{32}}, expected {MNIST5K_MD5}"):
+    expected = f"dataset mnist5k: {corrupt} has md5 [0-9a-f]{{32}}, expected {MNIST5K_MD5}"
+    with pytest.raises(RuntimeError, match=expected):
         read_mnist5k(corrupt)
     with pytest.raises(FileNotFoundError, match="mnist_5k.csv.gz is missing; reinstall"):
         read_mnist5k(tmp_path / "none" / "mnist_5k.csv.gz")

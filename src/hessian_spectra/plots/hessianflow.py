@@ -105,9 +105,9 @@ def dominant_eigenvalue_figure(eigen: pd.DataFrame, history: pd.DataFrame) -> pl
     red X where a Lanczos estimate is not converged; log scale (symlog if one is negative). Bottom: the source's
     power-iteration estimate as its gap to Lanczos on the same checkpoint and data, (power - Lanczos) / |Lanczos|
     in percent per epoch (dashed), on a symlog axis linear within +-1%. A diverged run is not in a mean: it is
-    drawn grey on its own, its legend entry saying why. ``eigen``: model, label, run, seed, epoch, quantity (``eigenvalue`` /
-    ``power_eigenvalue``), value, converged, tolerance, diverged; ``history``: model, label, run, seed, epoch,
-    diverged and, for ABSA runs, ``lambda``."""
+    drawn grey on its own, its legend entry saying why. ``eigen``: model, label, run, seed, epoch, quantity
+    (``eigenvalue`` / ``power_eigenvalue``), value, converged, tolerance, diverged; ``history``: model, label, run,
+    seed, epoch, diverged and, for ABSA runs, ``lambda``."""
     use_style()
     models = list(dict.fromkeys(eigen["model"]))
     colours = _palette(eigen["label"])
