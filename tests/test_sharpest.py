@@ -359,6 +359,10 @@ def test_learning_rate_figures_draw_the_edge_of_stability_at_two_over_eta(tmp_pa
         assert edges[label][0] == pytest.approx(2 / lr)
         (curve,) = lines_labelled(ax_1, f"lr={lr:g}")
         assert np.allclose(edges[label][1], curve.get_color())
+    bs_runs, bs_tables = seeded_study(tmp_path / "bs", {"grid": {"batch_size": [16, 32]}}, seeds=1)
+    ax_bs, ax_bs_2 = plots.grid_figure(bs_tables, "batch_size").axes[:2]
+    assert {label: y for label, (y, _) in _edges(ax_bs).items()} == {"2/η = 40": pytest.approx(40.0)}
+    assert not _edges(ax_bs_2)
     ax_eig = plots.nsgd_gamma_figure(tables).axes[0]
     assert {label: y for label, (y, _) in _edges(ax_eig).items()} == {"2/γη = 8": pytest.approx(8.0),
                                                                        "2/η = 40": pytest.approx(40.0)}

@@ -352,11 +352,11 @@ def grid_figure(tables: StudyTables, varied: str) -> plt.Figure:
     for (subfigure, row), group in zip(rows, groups):
         values = list(group.groupby(varied, sort=True))
         palette = plt.get_cmap("plasma")(np.linspace(0, 0.85, len(values)))
-        for color, (value, runs) in zip(palette, values):
+        for position, (color, (value, runs)) in enumerate(zip(palette, values)):
             for ax, index in zip(row, (1, 2)):
                 _draw_seeds(ax, runs, lambda run: tables.eigen(run, index), "value", f"{_SHORT[varied]}={value:g}",
                             color, seeds > 1)
-            if varied == "lr" or color is palette[0]:  # one lr: one edge
+            if varied == "lr" or position == 0:  # a batch-size grid has one lr: one edge
                 _draw_edge(row[0], runs, color if varied == "lr" else "0.3")
         for ax, index in zip(row, (1, 2)):
             _positive_log(ax, tables.eigen(group["run"], index)["value"])
