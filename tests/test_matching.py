@@ -45,7 +45,7 @@ def spectrum(nodes, weights=None, grid_points=64, sigma=0.05):
     weights = np.full_like(nodes, 1.0 / nodes.shape[1]) if weights is None else np.atleast_2d(weights)
     grid = np.linspace(nodes.min() - 5 * sigma, nodes.max() + 5 * sigma, grid_points)
     density = sum(np.exp(-0.5 * ((grid[:, None] - n[None, :]) / sigma) ** 2) @ w for n, w in zip(nodes, weights))
-    return Spectrum(nodes, weights, grid, density / np.trapezoid(density, grid))
+    return Spectrum(nodes, weights, grid, density / np.trapezoid(density, grid), sigma)
 
 
 def test_source_transform_matches_the_source_code():
@@ -106,10 +106,11 @@ def test_scaled_w1_divides_by_the_spectral_radius():
 
 
 def write_spectra(path, blocks):
-    """An npz in the `spectrum` command's layout: blocks, nodes_i, weights_i, grid_i, density_i."""
+    """An npz in the `spectrum` command's layout: blocks, nodes_i, weights_i, grid_i, density_i, sigma_i."""
     arrays = {"blocks": np.array(list(blocks))}
     for i, s in enumerate(blocks.values()):
-        arrays.update({f"nodes_{i}": s.nodes, f"weights_{i}": s.weights, f"grid_{i}": s.grid, f"density_{i}": s.density})
+        arrays.update({f"nodes_{i}": s.nodes, f"weights_{i}": s.weights, f"grid_{i}": s.grid, f"density_{i}": s.density,
+                       f"sigma_{i}": s.sigma})
     np.savez(path, **arrays)
     return path
 
@@ -301,6 +302,11 @@ def test_match_figure_draws_the_mean_over_seeds_with_their_range(seed_files):
     assert [text.get_text() for text in one.axes[1].get_legend().get_texts()] == ["lenet+digits (epoch 2)"]
 
 
+def _densities(ax) -> list:
+    """The density curves of an epochwise panel (its labelled lines, or its solid lines without markers)."""
+    return [line for line in ax.get_lines() if line.get_linestyle() == "-" and line.get_marker() in ("None", "")]
+
+
 def test_epochwise_draws_every_seed_in_every_panel(seed_files, tmp_path):
     from hessian_spectra.plots.layerhessians import epochwise_figure
 
@@ -308,10 +314,11 @@ def test_epochwise_draws_every_seed_in_every_panel(seed_files, tmp_path):
     fig = epochwise_figure(spectra, "layer1.weight", "title")
     assert len(fig.axes) == 4 * 2
     for ax in fig.axes:
-        assert len(ax.get_lines()) == 2 and [line.get_label() for line in ax.get_lines()] == ["seed 0", "seed 1"]
-    assert [text.get_text() for text in fig.legends[0].get_texts()] == ["seed 0", "seed 1"]
+        assert [line.get_label() for line in _densities(ax)] == ["seed 0", "seed 1"]
+    assert [text.get_text() for text in fig.legends[0].get_texts()][:2] == ["seed 0", "seed 1"]
     one = epochwise_figure({0: spectra[0]}, "layer1.weight", "title")
-    assert all(len(ax.get_lines()) == 1 for ax in one.axes) and not one.legends
+    assert all(len(_densities(ax)) == 1 for ax in one.axes)
+    assert not any(text.get_text().startswith("seed") for text in one.legends[0].get_texts())
     args = ["layerhessians", "epochwise"]
     for run_json, run in seed_files:
         args += ["--run", str(run_json), *(str(run.files[e]) for e in sorted(run.files))]
@@ -325,3 +332,77 @@ def test_epochwise_refuses_runs_that_differ_in_more_than_the_seed(run_files, tmp
         args += ["--run", str(run_json), *(str(run.files[e]) for e in sorted(run.files))]
     pngs = [str(tmp_path / f"epochwise_{layer}.png") for layer in range(1, 4)]
     assert cli.main([*args, "--out", *pngs]) == 2 and not any(Path(png).exists() for png in pngs)
+
+
+def test_epochwise_panels_are_in_units_of_the_spectral_radius_with_lambda_1_and_the_smoothing(seed_files):
+    """x = eigenvalue / the spectrum's largest |Ritz value| (so every panel spans [-1, 1]), the density rescaled to
+    integrate to 1 on that axis, the Ritz values as a rug, lambda_1 as a dashed line at its scaled value, and the
+    smoothing's +-sigma as a bar of width 2 sigma / radius."""
+    from hessian_spectra.plots.layerhessians import epochwise_figure
+
+    _, run = seed_files[0]
+    spectra = {run.seed: {e: load_spectra(path) for e, path in run.files.items()}}
+    fig = epochwise_figure(spectra, "layer1.weight", "title")
+    ax = fig.axes[0]  # layer1.weight at epoch 0
+    spectrum = spectra[run.seed][0]["layer1.weight"]
+    radius = spectral_scale(spectrum.nodes, spectrum.weights)
+    assert radius == spectrum.nodes.max() == pytest.approx(2.0)
+    (density,) = _densities(ax)
+    np.testing.assert_allclose(density.get_xdata(), spectrum.grid / radius)
+    assert np.trapezoid(density.get_ydata(), density.get_xdata()) == pytest.approx(1.0, rel=1e-3)
+    (rug,) = [line for line in ax.get_lines() if line.get_marker() == "|" and len(line.get_xdata()) > 1]
+    np.testing.assert_allclose(np.sort(rug.get_xdata()), np.sort(spectrum.nodes.ravel()) / radius)
+    (top,) = [line for line in ax.get_lines() if line.get_linestyle() == "--"]
+    assert top.get_xdata()[0] == pytest.approx(1.0)
+    (bar,) = [c for c in ax.collections if c.get_segments()]
+    (segment,) = bar.get_segments()
+    assert segment[1, 0] - segment[0, 0] == pytest.approx(2 * 0.05 / radius)  # the fixture's sigma = 0.05
+    assert ax.get_xlim() == (-1.1, 1.1) and "radius 2" in ax.get_title() and "$\\lambda_1$ 2" in ax.get_title()
+
+
+def test_spectra_without_a_recorded_sigma_load_with_nan(tmp_path):
+    """Spectrum files written before the smoothing width was stored still load (and draw no smoothing bar)."""
+    s = FULL_SPECTRUM
+    np.savez(tmp_path / "old.npz", blocks=np.array([FULL]), nodes_0=s.nodes, weights_0=s.weights, grid_0=s.grid,
+             density_0=s.density)
+    assert np.isnan(load_spectra(tmp_path / "old.npz")[FULL].sigma)
+    path = write_spectra(tmp_path / "new.npz", {FULL: s})
+    assert load_spectra(path)[FULL].sigma == 0.05
+
+
+def test_peak_figure_says_which_epoch_was_chosen_and_why(seed_files):
+    """The peak epoch is stated under each panel with its rule; a peak at the last epoch trained is called no peak."""
+    from hessian_spectra.matching import layer_profiles
+    from hessian_spectra.plots.layerhessians import match_distros_figure
+
+    profiles = layer_profiles(match_table([run for _, run in seed_files]))
+    assert set(profiles[["searched_from", "searched_to"]].itertuples(index=False, name=None)) == {(1, 3)}
+    fig = match_distros_figure(profiles, "peak")
+    w1_note = " ".join(fig.axes[3].texts[0].get_text().split())  # under the spectral-W1 panel, unwrapped
+    assert "lenet+digits, seed 0: epoch 2, the smallest distance summed over layers of epochs 1-3" in w1_note
+    assert ("lenet+digits, seed 1: epoch 3, the smallest distance summed over layers of epochs 1-3: the last epoch "
+            "trained, so no peak inside training") in w1_note
+    fixed = layer_profiles(match_table([run for _, run in seed_files], peak_overrides={"lenet/digits": 1}))
+    note = match_distros_figure(fixed, "peak").axes[2].texts[0].get_text()
+    assert note == "lenet+digits: epoch 1: fixed in the config (matching.peak_epoch)"
+    assert not match_distros_figure(profiles, "wasserstein").axes[0].texts
+    first = profiles.assign(peak_epoch=1)
+    assert "epoch 1, the smallest distance summed over layers of epochs 1-3: the first epoch searched, so no peak" \
+        in " ".join(match_distros_figure(first, "peak").axes[2].texts[0].get_text().split())
+
+
+def test_match_figure_draws_a_distance_error_where_the_profiles_carry_one(seed_files):
+    from matplotlib.collections import LineCollection
+
+    from hessian_spectra.matching import layer_profiles
+    from hessian_spectra.plots.layerhessians import match_distros_figure
+
+    profiles = layer_profiles(match_table([run for _, run in seed_files]))
+    one = profiles[profiles["seed"] == 0].assign(distance_stderr=lambda rows: 0.1 * rows["distance"])
+    ax = match_distros_figure(one, "wasserstein").axes[0]
+    (bars,) = [c for c in ax.collections if isinstance(c, LineCollection)]
+    rows = one[(one["kind"] == "wasserstein") & (one["metric"] == SOURCE)].sort_values("depth")
+    spans = [segment[1, 1] - segment[0, 1] for segment in bars.get_segments()]
+    np.testing.assert_allclose(spans, 2 * 0.1 * rows["relative"])
+    assert not [c for c in match_distros_figure(profiles[profiles["seed"] == 0], "wasserstein").axes[0].collections
+                if isinstance(c, LineCollection)]

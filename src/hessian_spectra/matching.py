@@ -8,6 +8,7 @@ of the ``spectrum`` command, one per epoch, named ``epoch_NNNN.npz``.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -47,12 +48,13 @@ _EPOCH_NAME = re.compile(r"epoch_(\d+)$")
 @dataclass(frozen=True)
 class Spectrum:
     """One block's SLQ result: Ritz ``nodes`` and ``weights`` (probes, steps; each probe's weights sum to 1)
-    and the smoothed ``density`` on ``grid``."""
+    and the smoothed ``density`` on ``grid``, Gaussians of width ``sigma`` (NaN where the file predates it)."""
 
     nodes: np.ndarray
     weights: np.ndarray
     grid: np.ndarray
     density: np.ndarray
+    sigma: float = math.nan
 
 
 def load_spectra(path: str | Path) -> dict[str, Spectrum]:
@@ -63,7 +65,8 @@ def load_spectra(path: str | Path) -> dict[str, Spectrum]:
     fields = [f"{name}_{i}" for i in range(len(npz["blocks"])) for name in ("nodes", "weights", "grid", "density")]
     require_arrays(path, npz, fields)
     return {
-        str(block): Spectrum(npz[f"nodes_{i}"], npz[f"weights_{i}"], npz[f"grid_{i}"], npz[f"density_{i}"])
+        str(block): Spectrum(npz[f"nodes_{i}"], npz[f"weights_{i}"], npz[f"grid_{i}"], npz[f"density_{i}"],
+                             float(npz[f"sigma_{i}"]) if f"sigma_{i}" in npz else math.nan)
         for i, block in enumerate(npz["blocks"])
     }
 
@@ -249,15 +252,20 @@ PROFILE_KINDS = ("wasserstein", "peak")
 
 def layer_profile(table: pd.DataFrame, kind: str) -> pd.DataFrame:
     """Per run, metric and layer, the figure's y: the distance summed over the summed epochs (``kind="wasserstein"``)
-    or at the peak epoch (``kind="peak"``), divided by its maximum over the run's layers; x = (layer-1)/(L-1)."""
+    or at the peak epoch (``kind="peak"``), divided by its maximum over the run's layers; x = (layer-1)/(L-1);
+    with the peak epoch, its rule and the first and last epoch it was searched among (``searched_from``,
+    ``searched_to``)."""
     if kind == "wasserstein":
         picked = table[table["summed"]]
     elif kind == "peak":
         picked = table[table["epoch"] == table["peak_epoch"]]
     else:
         raise ValueError(f"kind must be wasserstein or peak, got {kind!r}")
-    keys = ["run", "seed", "model", "dataset", "metric", "layer", "num_layers", "block", "peak_epoch", "probes"]
+    keys = ["run", "seed", "model", "dataset", "metric", "layer", "num_layers", "block", "peak_epoch", "peak_rule",
+            "probes"]
     profile = picked.groupby(keys, as_index=False)["distance"].sum()
+    searched = table[table["summed"]].groupby("run")["epoch"].agg(searched_from="min", searched_to="max")
+    profile = profile.join(searched, on="run")
     profile["relative"] = profile["distance"] / profile.groupby(["run", "metric"])["distance"].transform("max")
     depth = (profile["num_layers"] - 1).clip(lower=1)
     profile["depth"] = (profile["layer"] - 1) / depth

@@ -384,6 +384,7 @@ def compute_spectrum(
                     f"weights_{i}": density.weights,
                     f"grid_{i}": density.grid,
                     f"density_{i}": density.density,
+                    f"sigma_{i}": np.float64(density.sigma),
                 }
             )
     return result

@@ -153,7 +153,7 @@ def dataset_root(dataset):
 
 def dataset_ready(dataset):
     """What a job reading `dataset` waits for: a verified download or `data_root`, or the user's folder or file
-    (which a rule may make); none for digits."""
+    (which a rule may make); none for the embedded digits and mnist5k."""
     if is_data_path(dataset):
         return dataset
     if not needs_download(dataset):

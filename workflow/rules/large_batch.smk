@@ -162,7 +162,6 @@ rule large_batch_surface_figure:
         landscapes=lambda wildcards: [
             layout.landscape(key) for key in LARGE_BATCH_BY_SIZE[wildcards.batch_size]
         ],
-        shared=[layout.landscape(run["key"]) for run in LARGE_BATCH_RUNS],
     output:
         report(
             config_figure("large_batch", "loss_surface_bs{batch_size}.png"),
@@ -177,7 +176,7 @@ rule large_batch_surface_figure:
         kind=lambda wildcards: LARGE_BATCH["landscape"]["plot"],
     shell:
         "hessian-spectra large-batch surface --runs {input.runs} --landscapes {input.landscapes} "
-        "--kind {params.kind} --range-landscapes {input.shared} --out {output} > {log} 2>&1"
+        "--kind {params.kind} --out {output} > {log} 2>&1"
 
 
 if LARGE_BATCH_RUNS:

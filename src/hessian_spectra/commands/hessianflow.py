@@ -41,7 +41,8 @@ def labels(runs: list[dict]) -> list[str]:
 
 def collect(args: argparse.Namespace) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Tidy tables of all runs: (eigen, history, density, trace), each with ``model``, ``label`` (one per
-    configuration), ``run``, ``seed`` and ``diverged`` (why the run diverged, or empty) columns;
+    configuration), ``run``, ``seed`` and ``diverged`` (why the run diverged, or empty) columns, ``history`` also
+    with ``test_size`` (the test accuracy's examples);
     ``trace`` holds the Hutchinson trace and the density's (quantities ``trace`` and ``density_trace``)."""
     import pandas as pd
 
@@ -60,7 +61,7 @@ def collect(args: argparse.Namespace) -> tuple[pd.DataFrame, pd.DataFrame, pd.Da
         tag = {"model": run["model"], "label": label, "run": run["key"], "seed": run["seed"], "diverged": diverged}
         table = read_table(args.eigen[i], required=("block", "quantity", "epoch", "value"))
         eigen.append(table[table["block"] == FULL].assign(**tag))
-        history.append(runs_history.assign(**tag))
+        history.append(runs_history.assign(**tag, test_size=dataset_info(run["dataset"]).test_size))
         final = read_table(args.final[i], required=("block", "quantity", "value"))
         traces = final["quantity"].isin(["trace", "density_trace"])
         trace.append(final[(final["block"] == FULL) & traces].assign(**tag))
@@ -76,6 +77,6 @@ def run(args: argparse.Namespace) -> None:
     from hessian_spectra.plots.hessianflow import absa_schedule_figure, dominant_eigenvalue_figure, esd_final_figure
 
     eigen, history, density, trace = collect(args)
-    save_figure(dominant_eigenvalue_figure(eigen), args.dominant_eigenvalue)
+    save_figure(dominant_eigenvalue_figure(eigen, history), args.dominant_eigenvalue)
     save_figure(absa_schedule_figure(history), args.absa_schedule)
     save_figure(esd_final_figure(density, trace), args.esd_final)

@@ -154,7 +154,7 @@ def verify_dataset(name: str, root: str | Path, *, md5: bool = True) -> None:
 
     ``root`` is what :func:`prepare_dataset` returns, or a pre-downloaded torchvision root (``data_root``).
     ``FileNotFoundError`` names what is missing, ``RuntimeError`` what is corrupt; ``md5=False`` checks
-    presence only. Embedded datasets (digits) need nothing and always pass.
+    presence only. Embedded datasets (digits, mnist5k) need nothing and always pass.
     """
     if not dataset_info(name).needs_download:
         return
@@ -229,7 +229,7 @@ def prepare_dataset(name: str, root: str | Path, mirror: str | None = None) -> P
     ``check_integrity`` against its md5s, extracted, and the whole directory is renamed into place. A failed,
     truncated or corrupt download raises ``RuntimeError`` naming the dataset and file and leaves nothing
     behind. An existing complete, verified copy is kept as it is; an incomplete one is replaced. Embedded
-    datasets (digits) need no files: their directory is created empty.
+    datasets (digits, mnist5k) need no files: their directory is created empty.
     """
     info = dataset_info(name)
     target = torchvision_root(name, root)
