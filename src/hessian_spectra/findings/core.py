@@ -1,0 +1,207 @@
+"""The scorecard's vocabulary and arithmetic: verdicts, a value with its standard error, pooling over seeds, and
+the one rule by which two values are told apart (torch-free).
+
+Two values are told apart only when their difference exceeds two combined standard errors; with one seed, whose
+spread is unknown, it must also exceed ``MIN_GAP`` of the larger value. Every undecided comparison says which
+number would have to change (``Gap.needs``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+HOLDS, FAILS, UNSURE = "holds", "does not hold", "inconclusive"
+VERDICTS = (HOLDS, FAILS, UNSURE)
+Z = 2.0  # standard errors a difference must exceed
+MIN_GAP = 0.05  # with one seed, a relative difference below this is not told apart from seed-to-seed noise
+ACC_GAP = 0.05  # accuracies closer than this (beyond their errors) are "similar" / "near"
+WINDOW = 3  # epochs averaged so that no single epoch's value decides a peak or an order
+TOLD_APART = (f"told apart only beyond {Z:g} combined standard errors (with one seed also beyond {MIN_GAP:.0%} of the "
+              f"larger value)")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A claim's outcome on some runs: the values it computed, the verdict and the numbers behind it."""
+
+    value: str
+    verdict: str
+    why: str
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One claim of a source, what is computed for it and the rule that turns the numbers into a verdict."""
+
+    study: str
+    claim: str
+    metric: str
+    rule: str
+    check: Callable[..., Verdict]
+
+
+def fmt(value: float) -> str:
+    """A number as the scorecard spells it."""
+    return f"{value:.4g}"
+
+
+@dataclass(frozen=True)
+class Measure:
+    """A value, its standard error (NaN: none known) and the number of seeds it is the mean of."""
+
+    value: float
+    stderr: float = math.nan
+    seeds: int = 1
+
+    def __str__(self) -> str:
+        return fmt(self.value) + (f" +- {fmt(self.stderr)}" if math.isfinite(self.stderr) else "")
+
+    @property
+    def error(self) -> float:
+        """The standard error, zero where none is known."""
+        return self.stderr if math.isfinite(self.stderr) else 0.0
+
+
+def _mean(measures: Sequence[Measure]) -> tuple[float, float]:
+    """The mean of ``measures`` and the larger of two standard errors: their spread over sqrt(n), and their own
+    errors propagated to the mean."""
+    values = np.array([m.value for m in measures])
+    spread = float(values.std(ddof=1)) / math.sqrt(len(values))
+    propagated = math.sqrt(sum(m.error**2 for m in measures)) / len(measures)
+    return float(values.mean()), max(spread, propagated)
+
+
+def pool(measures: Sequence[Measure]) -> Measure:
+    """The mean over seeds (``_mean``); one measure is returned as it is."""
+    if len(measures) == 1:
+        return measures[0]
+    return Measure(*_mean(measures), sum(m.seeds for m in measures))
+
+
+def mean_of(measures: Sequence[Measure]) -> Measure:
+    """The mean of values along one run, e.g. consecutive epochs (``_mean``): one outlying value widens its error
+    rather than moving a verdict."""
+    if len(measures) == 1:
+        return measures[0]
+    return Measure(*_mean(measures), min(m.seeds for m in measures))
+
+
+def binomial(accuracy: float, size: int) -> Measure:
+    """An accuracy measured on ``size`` samples, with its binomial standard error sqrt(p (1 - p) / n)."""
+    if size < 1:
+        raise ValueError(f"an accuracy on {size} samples has no error (no validation or test split?)")
+    return Measure(accuracy, math.sqrt(max(accuracy * (1 - accuracy), 0.0) / size))
+
+
+@dataclass(frozen=True)
+class Gap:
+    """The difference ``b - a`` of two measures and what its size must exceed to tell them apart."""
+
+    difference: float
+    threshold: float
+    against: str  # what the threshold is, in words
+
+    @property
+    def decided(self) -> bool:
+        return abs(self.difference) > self.threshold
+
+    @property
+    def needs(self) -> str:
+        """Which number would have to change to decide an undecided gap."""
+        return f"needs the gap {fmt(abs(self.difference))} to exceed {self.against} {fmt(self.threshold)}"
+
+
+def gap(a: Measure, b: Measure) -> Gap:
+    """``b - a`` against two combined standard errors (and, with one seed, ``MIN_GAP`` of the larger value)."""
+    errors = Z * math.hypot(a.error, b.error)
+    if min(a.seeds, b.seeds) < 2:
+        relative = MIN_GAP * max(abs(a.value), abs(b.value))
+        if relative > errors:
+            return Gap(b.value - a.value, relative, f"{MIN_GAP:.0%} of the larger value (one seed)")
+    return Gap(b.value - a.value, errors, f"{Z:g} standard errors")
+
+
+def within(difference: Measure, limit: float, what: str) -> tuple[bool | None, str]:
+    """Whether ``difference`` (>= 0 meaning worse) is at most ``limit`` beyond its error (True), above it beyond its
+    error (False), or neither (None); with the numbers, and for None what would decide it."""
+    margin = Z * difference.error
+    text = f"{what} {fmt(difference.value)} +- {fmt(difference.error)}"
+    if difference.value + margin <= limit:
+        return True, f"{text}: within {fmt(limit)} beyond {Z:g} standard errors"
+    if difference.value - margin > limit:
+        return False, f"{text}: above {fmt(limit)} beyond {Z:g} standard errors"
+    return None, (f"{text}: needs {what} plus {Z:g} standard errors ({fmt(difference.value + margin)}) to be at "
+                  f"most {fmt(limit)}, or minus them ({fmt(difference.value - margin)}) above it")
+
+
+def difference(a: Measure, b: Measure) -> Measure:
+    """``a - b`` with their errors combined (independent measures)."""
+    return Measure(a.value - b.value, math.hypot(a.error, b.error), min(a.seeds, b.seeds))
+
+
+def separation(a: Measure, b: Measure) -> Measure:
+    """``|a - b|`` with their errors combined."""
+    d = difference(a, b)
+    return Measure(abs(d.value), d.stderr, d.seeds)
+
+
+def combine(verdicts: Sequence[str]) -> str:
+    """One verdict from several parts: any failure fails, else any doubt leaves it inconclusive."""
+    if not verdicts:
+        return UNSURE
+    return FAILS if FAILS in verdicts else UNSURE if UNSURE in verdicts else HOLDS
+
+
+@dataclass(frozen=True)
+class Point:
+    """One value of an ordered comparison and why it cannot count (empty when it can)."""
+
+    label: str
+    measure: Measure
+    excluded: str = ""
+
+
+def spell(points: Sequence[Point]) -> str:
+    """The values of a comparison, labelled, with their standard errors where known."""
+    return "; ".join(f"{p.label}: {p.measure}" for p in points)
+
+
+def ordered(points: Sequence[Point], increasing: bool, what: str) -> Verdict:
+    """The verdict on ``points`` (in the order of their x) rising (or falling) at every step: each step told apart
+    by ``gap``."""
+    value = spell(points)
+    if len(points) < 2:
+        return Verdict(value, UNSURE, f"fewer than two {what} to compare")
+    excluded = [f"{p.label} {p.excluded}" for p in points if p.excluded]
+    if excluded:
+        return Verdict(value, UNSURE, f"not evidence: {', '.join(excluded)}")
+    steps = [(a, b, gap(a.measure, b.measure)) for a, b in zip(points, points[1:])]
+    wrong = [(a, b) for a, b, g in steps if g.decided and (g.difference > 0) != increasing]
+    if wrong:
+        broken = ", ".join(f"{a.label} {a.measure} -> {b.label} {b.measure}" for a, b in wrong)
+        return Verdict(value, FAILS, f"order broken at {broken}")
+    close = [(a, b, g) for a, b, g in steps if not g.decided]
+    if close:
+        ties = "; ".join(f"{a.label} -> {b.label} {g.needs}" for a, b, g in close)
+        return Verdict(value, UNSURE, f"not told apart: {ties}")
+    return Verdict(value, HOLDS, f"{'rises' if increasing else 'falls'} at every step, each beyond its error")
+
+
+def windows(curve: Sequence[tuple[int, Measure]], width: int) -> list[tuple[str, Measure]]:
+    """The means of ``width`` consecutive epochs of ``curve`` (epoch, measure), each labelled by its epochs."""
+    means = []
+    for start in range(len(curve) - width + 1):
+        part = curve[start : start + width]
+        label = f"epoch {part[0][0]}" if width == 1 else f"epochs {part[0][0]}-{part[-1][0]}"
+        means.append((label, mean_of([m for _, m in part])))
+    return means
+
+
+def window_width(epochs: int) -> int:
+    """Epochs per window: ``WINDOW`` when a run has at least two windows' worth, else single epochs (whose errors
+    are then only their estimators')."""
+    return WINDOW if epochs >= 2 * WINDOW else 1
