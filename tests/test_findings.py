@@ -208,7 +208,7 @@ def test_the_shared_initial_checkpoint_is_counted_once_and_apart():
         dominant(key, [(0, 0.34, 0.048, True), (1, 40.5, 40.4, True), (2, 20.0, 19.9, True)])
     result = check(flow.power_agrees, "hessianflow")
     assert result.verdict == HOLDS, result.why
-    assert "4 trained checkpoints compared, each once" in result.why
+    assert "within 5% beyond error at all 4 checkpoints after a training epoch, each counted once" in result.why
     assert result.why.count("power 0.048 vs Lanczos 0.34") == 1
 
 
@@ -218,8 +218,8 @@ def test_power_iteration_off_at_a_trained_checkpoint_does_not_hold():
     dominant(key, [(0, 0.34, 0.048, True), (1, 40.5, 30.0, True), (2, 10.0, 1.0, False)])
     result = check(flow.power_agrees, "hessianflow")
     assert result.verdict == FAILS
-    assert "off by more than 5% beyond error at 1; 1 trained checkpoints compared" in result.why
-    assert "(1 without a converged reference" in result.why
+    assert "off by more than 5% beyond error at 1 of 1 checkpoints after a training epoch" in result.why
+    assert "(1 left out: no converged Lanczos reference" in result.why
 
 
 def absa_history(sizes, lambdas, refs):
