@@ -101,7 +101,8 @@ def test_a_run_that_learns_slowly_did_not_learn_rather_than_diverged():
     slow = failure(history([2.3046, 2.2986], [0.1, 0.11]), 10)
     assert slow.kind == DID_NOT_LEARN and "2.305 -> 2.299" in slow.because
     assert divergence(history([2.3046, 2.2986], [0.1, 0.11]), 10).startswith("did not learn: final valid_acc 0.11")
-    rose = failure(history([2.3, 5.0], [0.1, 0.5]), 10)
-    assert rose.kind == DIVERGED and divergence(history([2.3, 5.0], [0.1, 0.5]), 10) == "training loss rose from 2.3 to 5"
+    rose = history([2.3, 5.0], [0.1, 0.5])
+    assert failure(rose, 10).kind == DIVERGED and divergence(rose, 10) == "training loss rose from 2.3 to 5"
     assert failure(history([2.3, float("nan")], [0.1, 0.5]), 10).because == "training loss not finite"
-    assert failure(history([2.3, 0.5], [0.1, 0.9]), 10) is None and divergence(history([2.3, 0.5], [0.1, 0.9]), 10) == ""
+    learned = history([2.3, 0.5], [0.1, 0.9])
+    assert failure(learned, 10) is None and divergence(learned, 10) == ""

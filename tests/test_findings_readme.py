@@ -53,7 +53,8 @@ def test_several_seeds_render_the_verdict_on_their_means_beside_each_seed():
 
 def test_place_writes_between_markers_and_refuses_missing_ones():
     readme = f"intro\n{START.format(name='x')}\nold\n{END.format(name='x')}\nrest\n"
-    assert place(readme, "x", "new\ntable") == f"intro\n{START.format(name='x')}\nnew\ntable\n{END.format(name='x')}\nrest\n"
+    start, end = START.format(name="x"), END.format(name="x")
+    assert place(readme, "x", "new\ntable") == f"intro\n{start}\nnew\ntable\n{end}\nrest\n"
     with pytest.raises(ValueError, match="needs exactly one block from '<!-- findings:y start -->'"):
         place(readme, "y", "new")
 

@@ -41,10 +41,8 @@ def failure(history: pd.DataFrame, num_classes: int) -> Failure | None:
     column = "valid_acc" if "valid_acc" in history and history["valid_acc"].notna().any() else "test_acc"
     chance = 1.0 / num_classes
     if last[column] < CHANCE_FACTOR * chance:
-        return Failure(
-            DID_NOT_LEARN,
-            f"final {column} {last[column]:.3g} below twice chance ({chance:.3g}); training loss {start:.4g} -> {end:.4g}",
-        )
+        return Failure(DID_NOT_LEARN, f"final {column} {last[column]:.3g} below twice chance ({chance:.3g}); "
+                                      f"training loss {start:.4g} -> {end:.4g}")
     return None
 
 

@@ -190,10 +190,11 @@ def power_agrees(ev: Evidence, runs: list[dict]) -> Verdict:
     if not compared:
         return Verdict(value, UNSURE, f"no converged Lanczos estimate after a training epoch to compare with{apart}")
     if off:
-        return Verdict(value, FAILS, f"off by more than {MIN_GAP:.0%} beyond error at {len(off)} of {compared} {counts}{apart}")
+        return Verdict(value, FAILS,
+                       f"off by more than {MIN_GAP:.0%} beyond error at {len(off)} of {compared} {counts}{apart}")
     if unsure:
-        return Verdict(value, UNSURE, f"not decided within {MIN_GAP:.0%} at {len(unsure)} of {compared} {counts}: needs a smaller "
-                       f"Lanczos residual{apart}")
+        return Verdict(value, UNSURE, f"not decided within {MIN_GAP:.0%} at {len(unsure)} of {compared} {counts}: "
+                       f"needs a smaller Lanczos residual{apart}")
     return Verdict(value, HOLDS, f"within {MIN_GAP:.0%} beyond error at all {compared} {counts}{apart}")
 
 

@@ -212,8 +212,9 @@ def nsgd_versus_sgd(sharper: bool) -> Callable[[Evidence, list[dict]], Verdict]:
 ROBUST = (f"lambda_max is the top Lanczos eigenvalue (its residual as error); a peak is the highest mean over "
           f"{WINDOW} consecutive epochs and a final value the mean of the last {WINDOW} (single epochs for runs "
           f"shorter than {2 * WINDOW}), their spread over the epochs as error, so one epoch's spike decides nothing")
-NSGD_RULE = (f"values are {TOLD_APART}; {ROBUST}; validation accuracies count as similar when their gap plus 2 binomial standard errors "
-             f"(sqrt(p(1-p)/n), n = the validation split) is at most {ACC_GAP}; inconclusive if they are not shown "
+NSGD_RULE = (f"values are {TOLD_APART}; {ROBUST}; validation accuracies count as similar when their gap plus 2 "
+             f"binomial standard errors (sqrt(p(1-p)/n), n = the validation split) is at most {ACC_GAP}; "
+             f"inconclusive if they are not shown "
              f"similar, the final values are not told apart beyond their errors, or a run diverged or did not learn")
 CLAIMS = (
     Claim(STUDY, "lambda_max rises early, peaks, then falls or settles",
