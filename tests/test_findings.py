@@ -107,7 +107,7 @@ def test_a_run_not_at_a_minimum_leaves_at_convergence_inconclusive():
     top_eigenvalues([(keys[0], 16, 1.0, True), (keys[1], 256, 3.0, True)])
     result = check(lb.eigenvalues, "large_batch")
     assert result.verdict == UNSURE
-    assert "bs256 not at a minimum (final training loss 0.04 > 0.01)" in result.why
+    assert "bs256 not at a minimum (needs its final training loss 0.04 at most 0.01)" in result.why
 
 
 # --- 001: sharpest_directions ----------------------------------------------------------------------------------
@@ -443,8 +443,6 @@ def test_scorecard_judges_each_seed_and_their_means():
     assert list(claim.index) == [0, 1, 2, "all"]
     assert set(claim.loc[[0, 1, 2], "verdict"]) == {UNSURE}  # 4% apart: within one seed's 5%
     assert claim.loc["all", "verdict"] == HOLDS, claim.loc["all", "why"]  # 1.0 +- 0.006 vs 1.04 +- 0.006
-    decisive = findings.decisive(table)
-    assert len(decisive) == 15 and decisive.set_index("claim").loc[lb.CLAIMS[0].claim, "seed"] == "all"
 
 
 def test_tables_that_cannot_answer_a_claim_leave_it_inconclusive():

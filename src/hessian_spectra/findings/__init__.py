@@ -84,9 +84,3 @@ def scorecard(ev: Evidence) -> pd.DataFrame:
                          "rule": claim.rule, "why": verdict.why})
     return pd.DataFrame(rows, columns=list(COLUMNS))
 
-
-def decisive(table: pd.DataFrame) -> pd.DataFrame:
-    """The row that decides each claim: the one on all seeds' means where there is one, else the single seed's."""
-    pooled = table["seed"].astype(str) == ALL_SEEDS
-    has_pooled = table["claim"].isin(table.loc[pooled, "claim"])
-    return table[pooled | (~has_pooled & ~table.duplicated("claim"))]

@@ -22,7 +22,7 @@ def not_at_minimum(group: Sequence[dict]) -> str:
     losses = [final(run, "train_loss") for run in group]
     if max(losses) <= LOSS_AT_MINIMUM:
         return ""
-    return f"not at a minimum (final training loss {fmt(max(losses))} > {LOSS_AT_MINIMUM:g})"
+    return f"not at a minimum (needs its final training loss {fmt(max(losses))} at most {LOSS_AT_MINIMUM:g})"
 
 
 def training_note(groups: Sequence[Sequence[dict]]) -> str:

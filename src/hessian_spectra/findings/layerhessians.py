@@ -175,7 +175,8 @@ def layer_falls(ev: Evidence, runs: list[dict]) -> Verdict:
             elif quantity == "density_trace" and len(group) < 2 and probes.min() < 2:
                 verdict, why = UNSURE, "from 1 probe: no standard error (needs at least 2 probes or 2 seeds)"
             elif quantity == "density_trace" and flagged:
-                verdict, why = UNSURE, f"trace estimates inconsistent: {'; '.join(flagged)}"
+                verdict, why = UNSURE, (f"trace estimates inconsistent: {'; '.join(flagged)} (needs the full trace at "
+                                        "least the sum within their errors: more probes)")
             values.append(f"{name(group)} {label}: {value}")
             verdicts.append(verdict)
             whys.append(f"{name(group)} {label}: {why}")
