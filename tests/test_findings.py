@@ -154,7 +154,8 @@ def test_a_last_epoch_spike_decides_neither_the_peak_nor_the_order():
 def test_a_run_still_rising_has_not_reached_its_peak():
     sharpest_run("a", [2.0, 10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 70.0, 80.0, 90.0, 100.0])
     result = check(sd.peaks, "sharpest_directions")
-    assert result.verdict == UNSURE and "still rising (epochs 8-10 above epochs 5-7 beyond error)" in result.why
+    assert result.verdict == UNSURE
+    assert "still rising (epochs 8-10 above every earlier window beyond error): needs training past the peak" in result.why
     never = [10.0, 2.0, 2.1, 1.9, 2.0, 2.0, 2.1, 2.0, 1.9, 2.0, 2.0]
     sharpest_run("a", never, batch_size=64)
     assert check(sd.peaks, "sharpest_directions").verdict == FAILS
@@ -323,8 +324,25 @@ def test_tiny_init_is_judged_with_the_source_activation():
                + [(keys[k], 0, "full", "loss", 2.3, NAN) for k in losses])
     result = check(icr.tiny_init, "init_chain_rule")
     assert result.verdict == HOLDS, result.why
-    assert result.why.startswith("relu (the source's): sd1e-05 ends above every larger sd beyond error")
-    assert "tanh: inconclusive (sd1e-05 not told apart from sd0.01: needs the gap 0.001" in result.why
+    assert result.why.startswith("relu (the source's): sd1e-05 ends above the best larger sd, sd0.01, beyond error")
+    assert "tanh: inconclusive (sd1e-05 not told apart from the best larger sd, sd0.01 (needs the gap 0.001" in result.why
+
+
+@pytest.mark.parametrize(
+    "losses, verdict, reason",
+    [
+        # a too-large init trains slowest of all: the tiny one is compared with the best larger init
+        ((0.4454, 0.40, 1.035), HOLDS, "sd1e-05 ends above the best larger sd, sd0.01, beyond error"),
+        ((0.4454, 0.4394, 1.035), UNSURE, "not told apart from the best larger sd, sd0.01 (needs the gap 0.006"),
+        ((0.20, 0.4394, 1.035), FAILS, "sd1e-05 ends below every larger sd beyond error (the best of them: sd0.01)"),
+    ],
+)
+def test_a_tiny_init_against_the_best_larger_one(losses, verdict, reason):
+    keys = [init_run(sd_, "relu") for sd_ in (1e-5, 0.01, 1.0)]
+    chain_rule([(k, 1, "full", "loss", v, NAN) for k, v in zip(keys, losses)])
+    result = check(icr.tiny_init, "init_chain_rule")
+    assert result.verdict == verdict, result.why
+    assert reason in result.why
 
 
 def test_init_frobenius_at_initialisation_per_activation():
@@ -396,7 +414,7 @@ def test_top_eigenvalue_and_trace_fall_from_their_peak():
     layer_run(RISE_FALL)
     result = check(lh.layer_falls, "layerhessians")
     assert result.verdict == HOLDS, result.why
-    assert "lenet/digits lambda_1: epochs 6-8 below the peak epochs 3-5 beyond error" in result.why
+    assert "lenet/digits lambda_1: epochs 6-8 below epochs 3-5 beyond error" in result.why
 
 
 def test_still_rising_in_a_short_run_is_inconclusive():
@@ -414,11 +432,13 @@ def test_a_single_probe_trace_is_no_evidence():
 
 
 def test_a_full_trace_below_its_layer_blocks_is_flagged():
-    layer_run(RISE_FALL, layer_traces={3: [300.0, 200.0]})  # epoch 3: full trace 400 +- 4, layers 500 +- 3.6
+    """The full Hessian also holds blocks no layer block covers (biases, BatchNorm), so the check is a flag."""
+    layer_run(RISE_FALL, layer_traces={3: [300.0, 200.0], 4: [200.0, 150.0]})  # epoch 3: 400 +- 4 vs 500 +- 3.6
     result = check(lh.layer_falls, "layerhessians")
-    assert result.verdict == UNSURE
-    assert "trace estimates inconsistent: epoch 3: full trace 400 +- 4 below the layer blocks' sum 500 +- 3.606" \
-        in result.why
+    assert result.verdict == HOLDS
+    assert "trace: epochs 6-8 below epochs 3-5 beyond error (flag: epoch 3: full trace 400 +- 4 below the layer " \
+        "blocks' sum 500 +- 3.606;" in result.why
+    assert "epoch 4" not in result.why  # 380 +- 3.8 against 350 +- 2.9: consistent
 
 
 # --- the scorecard ---------------------------------------------------------------------------------------------

@@ -205,3 +205,49 @@ def window_width(epochs: int) -> int:
     """Epochs per window: ``WINDOW`` when a run has at least two windows' worth, else single epochs (whose errors
     are then only their estimators')."""
     return WINDOW if epochs >= 2 * WINDOW else 1
+
+
+@dataclass(frozen=True)
+class Ending:
+    """How a curve ends: its windows after epoch 0 (``windows``), the last one against those that end before it
+    starts."""
+
+    means: list[tuple[str, Measure]]
+    width: int
+
+    @property
+    def last(self) -> tuple[str, Measure]:
+        return self.means[-1]
+
+    @property
+    def earlier(self) -> list[tuple[str, Measure]]:
+        """The windows that share no epoch with the last."""
+        return self.means[: len(self.means) - self.width]
+
+    @property
+    def peak(self) -> tuple[str, Measure]:
+        """The highest window."""
+        return max(self.means, key=lambda w: w[1].value)
+
+    def rising(self) -> bool:
+        """Whether the last window is above every earlier one beyond their errors (the peak may lie ahead)."""
+        gaps = [gap(m, self.last[1]) for _, m in self.earlier]
+        return bool(gaps) and all(g.decided and g.difference > 0 for g in gaps)
+
+    def fallen_from(self) -> tuple[str, Measure] | None:
+        """The earlier window the last is furthest below beyond their errors, if any."""
+        below = [(w, gap(w[1], self.last[1])) for w in self.earlier]
+        below = [(w, g) for w, g in below if g.decided and g.difference < 0]
+        return min(below, key=lambda b: b[1].difference)[0] if below else None
+
+    def nearest(self) -> tuple[str, Gap]:
+        """The earlier window nearest to being told apart from the last (largest gap over its threshold)."""
+        gaps = [(label, gap(m, self.last[1])) for label, m in self.earlier]
+        return max(gaps, key=lambda g: abs(g[1].difference) / g[1].threshold if g[1].threshold else math.inf)
+
+
+def ending(points: Sequence[tuple[int, Measure]]) -> Ending:
+    """The ``Ending`` of a curve of (epoch, measure), its windows taken over the epochs after epoch 0."""
+    trained = [p for p in points if p[0] > 0]
+    width = window_width(len(trained))
+    return Ending(windows(trained, width), width)

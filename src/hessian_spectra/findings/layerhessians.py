@@ -21,10 +21,9 @@ from hessian_spectra.findings.core import (
     Measure,
     Verdict,
     combine,
+    ending,
     gap,
     pool,
-    window_width,
-    windows,
 )
 from hessian_spectra.findings.inputs import configurations, excluded, seed, study_table
 from hessian_spectra.matching import SOURCE
@@ -131,29 +130,26 @@ def trace_check(rows: pd.DataFrame) -> list[str]:
 
 
 def falls(points: list[tuple[int, Measure]], epochs: int) -> tuple[str, str, str]:
-    """(verdict, value, why) of one curve ending below its peak: the last window against the highest window that
-    ends before it starts."""
-    trained = [p for p in points if p[0] > 0]
-    width = window_width(len(trained))
-    means = windows(trained, width)
-    value = "; ".join(f"{label} {m}" for label, m in means)
-    earlier = means[: len(means) - width]
-    if not earlier:
+    """(verdict, value, why) of one curve falling as training goes on: its last window below an earlier one beyond
+    their errors."""
+    s = ending(points)
+    value = "; ".join(f"{label} {m}" for label, m in s.means)
+    if not s.earlier:
         return UNSURE, value, "too few epochs to compare"
-    peak, last = max(earlier, key=lambda w: w[1].value), means[-1]
-    fall = gap(peak[1], last[1])
-    if fall.decided and fall.difference < 0:
-        return HOLDS, value, f"{last[0]} below the peak {peak[0]} beyond error"
-    if not fall.decided:
-        return UNSURE, value, f"{last[0]} not told apart from the peak {peak[0]} ({fall.needs})"
+    fallen = s.fallen_from()
+    if fallen is not None:
+        return HOLDS, value, f"{s.last[0]} below {fallen[0]} beyond error"
+    if not s.rising():
+        label, nearest = s.nearest()
+        return UNSURE, value, f"{s.last[0]} not told apart from any earlier window (from {label}: {nearest.needs})"
     if epochs >= SOURCE_EPOCHS:
-        return FAILS, value, f"{last[0]} above every earlier window beyond error after {epochs} epochs"
-    return UNSURE, value, (f"still rising: {last[0]} above every earlier window beyond error (needs training past "
+        return FAILS, value, f"{s.last[0]} above every earlier window beyond error after {epochs} epochs"
+    return UNSURE, value, (f"still rising: {s.last[0]} above every earlier window beyond error (needs training past "
                            f"the peak; the source trains {SOURCE_EPOCHS} epochs, this run {epochs})")
 
 
 def layer_falls(ev: Evidence, runs: list[dict]) -> Verdict:
-    """The full Hessian's lambda_1 and trace from their peak to the last epochs."""
+    """The full Hessian's lambda_1 and trace over training, and the trace check of every epoch."""
     values, verdicts, whys = [], [], []
     for group in configurations(runs):
         per_run = [spectra(ev, run) for run in group]
@@ -174,9 +170,9 @@ def layer_falls(ev: Evidence, runs: list[dict]) -> Verdict:
                 verdict, why = UNSURE, f"not evidence: {bad}"
             elif quantity == "density_trace" and len(group) < 2 and probes.min() < 2:
                 verdict, why = UNSURE, "from 1 probe: no standard error (needs at least 2 probes or 2 seeds)"
-            elif quantity == "density_trace" and flagged:
-                verdict, why = UNSURE, (f"trace estimates inconsistent: {'; '.join(flagged)} (needs the full trace at "
-                                        "least the sum within their errors: more probes)")
+            if quantity == "density_trace" and flagged:
+                why += (f" (flag: {'; '.join(flagged)}; the full Hessian also holds the bias and BatchNorm blocks, "
+                        "whose trace can be negative, or the errors of a few probes are too small)")
             values.append(f"{name(group)} {label}: {value}")
             verdicts.append(verdict)
             whys.append(f"{name(group)} {label}: {why}")
@@ -196,10 +192,10 @@ CLAIMS = (
     Claim(STUDY, "the top eigenvalue and the trace fall as training goes on",
           f"full-Hessian lambda_1 (Lanczos residual as error) and trace (SLQ, probe standard error), as means over "
           f"{WINDOW} consecutive epochs (single epochs for runs shorter than {2 * WINDOW})",
-          f"holds if for both the last window is below the highest earlier window beyond error; does not hold if one "
-          f"is above every earlier window beyond error after the source's {SOURCE_EPOCHS} epochs; inconclusive if "
-          f"within error, still rising in a shorter run, from one probe, unconverged, from a run that diverged or "
-          f"did not learn, or where an epoch's full trace is below the sum of its layer-block traces beyond their "
-          f"errors (a consistency check of the trace estimates, named in the why); values are {TOLD_APART}",
-          layer_falls),
+          f"holds if for both the last window is below an earlier window (one that shares no epoch with it) beyond "
+          f"error; does not hold if one is above every earlier window beyond error after the source's "
+          f"{SOURCE_EPOCHS} epochs; inconclusive if within error, still rising in a shorter run, from one probe and "
+          f"one seed, unconverged, or from a run that diverged or did not learn; values are {TOLD_APART}. A "
+          f"consistency check flags in the why every epoch whose full trace is below the sum of its layer-block "
+          f"traces beyond their errors", layer_falls),
 )

@@ -8,7 +8,6 @@ values are means over ``WINDOW`` consecutive epochs, with their spread as error.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 from hessian_spectra import layout
 from hessian_spectra.evidence import Evidence
@@ -25,36 +24,16 @@ from hessian_spectra.findings.core import (
     Verdict,
     binomial,
     combine,
+    ending,
     gap,
     ordered,
     pool,
     separation,
-    window_width,
-    windows,
     within,
 )
 from hessian_spectra.findings.inputs import configurations, excluded, final, pooled, table
 
 STUDY = "sharpest_directions"
-
-
-@dataclass(frozen=True)
-class Shape:
-    """A lambda_max curve read robustly: its epoch-0 value, its highest window, its last window and the highest
-    window that ends before the last one starts."""
-
-    start: Measure
-    peak: tuple[str, Measure]
-    last: tuple[str, Measure]
-    earlier: tuple[str, Measure] | None
-
-    @property
-    def still_rising(self) -> bool:
-        """Whether the last window is above every earlier one beyond their errors (the peak may lie ahead)."""
-        if self.earlier is None:
-            return False
-        rise = gap(self.earlier[1], self.last[1])
-        return rise.decided and rise.difference > 0
 
 
 def curve(ev: Evidence, run: dict) -> tuple[list[tuple[int, Measure]], str]:
@@ -78,16 +57,6 @@ def group_curve(ev: Evidence, group: Sequence[dict]) -> tuple[list[tuple[int, Me
     return [(e, pool([c[e] for c in curves])) for e in epochs], ", ".join(w for w in whys if w)
 
 
-def shape(points: list[tuple[int, Measure]]) -> Shape:
-    """The ``Shape`` of a curve that starts at epoch 0, its windows taken over the epochs after it."""
-    trained = [p for p in points if p[0] > 0]
-    width = window_width(len(trained))
-    means = windows(trained, width)
-    earlier = means[: len(means) - width]
-    return Shape(points[0][1], max(means, key=lambda w: w[1].value), means[-1],
-                 max(earlier, key=lambda w: w[1].value) if earlier else None)
-
-
 def label(run: dict) -> str:
     """An SGD run's name in a verdict."""
     return f"lr{run['lr']:g} bs{run['batch_size']}"
@@ -103,9 +72,9 @@ def peaks(ev: Evidence, runs: list[dict]) -> Verdict:
     for group in configurations([run for run in runs if optimizer(run) == "sgd"]):
         name = label(group[0])
         points, bad = group_curve(ev, group)
-        s = shape(points)
-        values.append(f"{name}: epoch 0 {s.start} -> peak {s.peak[0]} {s.peak[1]} -> last {s.last[0]} {s.last[1]}")
-        rise = gap(s.start, s.peak[1])
+        start, s = points[0][1], ending(points)
+        values.append(f"{name}: epoch 0 {start} -> peak {s.peak[0]} {s.peak[1]} -> last {s.last[0]} {s.last[1]}")
+        rise = gap(start, s.peak[1])
         if bad:
             verdicts.append(UNSURE)
             whys.append(f"{name} not evidence: {bad}")
@@ -115,9 +84,9 @@ def peaks(ev: Evidence, runs: list[dict]) -> Verdict:
         elif rise.difference < 0:
             verdicts.append(FAILS)
             whys.append(f"{name}: never rises above its epoch-0 value")
-        elif s.still_rising:
+        elif s.rising():
             verdicts.append(UNSURE)
-            whys.append(f"{name}: still rising ({s.last[0]} above {s.earlier[0]} beyond error): needs training "
+            whys.append(f"{name}: still rising ({s.last[0]} above every earlier window beyond error): needs training "
                         "past the peak")
         else:
             verdicts.append(HOLDS)
@@ -147,9 +116,9 @@ def peak_order(vary: str, fixed: str, increasing: bool) -> Callable[[Evidence, l
         points = []
         for group in sgd_grid(runs, vary, fixed):
             curve_points, bad = group_curve(ev, group)
-            s = shape(curve_points)
-            if not bad and s.still_rising:
-                bad = f"peak not reached ({s.last[0]} above {s.earlier[0]})"
+            s = ending(curve_points)
+            if not bad and s.rising():
+                bad = f"peak not reached ({s.last[0]} above every earlier window beyond error)"
             points.append(Point(f"{prefix}{group[0][vary]:g}", s.peak[1], bad))
         return ordered(points, increasing, what)
 
@@ -159,7 +128,7 @@ def peak_order(vary: str, fixed: str, increasing: bool) -> Callable[[Evidence, l
 def final_lambda(ev: Evidence, group: Sequence[dict]) -> tuple[Measure, str]:
     """A configuration's final lambda_max: the mean of its last window, and why it cannot count."""
     points, bad = group_curve(ev, group)
-    return shape(points).last[1], bad
+    return ending(points).last[1], bad
 
 
 def valid_accuracy(group: Sequence[dict]) -> Measure:
