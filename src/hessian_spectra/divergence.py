@@ -37,7 +37,7 @@ def failure(history: pd.DataFrame, num_classes: int) -> Failure | None:
     if not math.isfinite(end):
         return Failure(DIVERGED, "training loss not finite")
     if end > start:
-        return Failure(DIVERGED, f"training loss rose from {start:.4g} to {end:.4g}")
+        return Failure(DIVERGED, f"training loss rose from {start:.3g} to {end:.3g}")
     column = "valid_acc" if "valid_acc" in history and history["valid_acc"].notna().any() else "test_acc"
     chance = 1.0 / num_classes
     if last[column] < CHANCE_FACTOR * chance:
