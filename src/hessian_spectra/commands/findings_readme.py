@@ -81,11 +81,11 @@ def run(args: argparse.Namespace) -> None:
     from hessian_spectra.findings.render import CAPTION, place, render, report_caption
 
     if args.what == "record":
+        record = {"config": args.config, "commit": commit(), "processor": processor(),
+                  "date": datetime.date.today().isoformat()}
         docs = Path(args.docs)
         docs.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(args.findings, docs / f"{args.name}.tsv")
-        record = {"config": args.config, "commit": commit(), "processor": processor(),
-                  "date": datetime.date.today().isoformat()}
         text = json.dumps(record, indent=1) + "\n"
         atomic_write(docs / f"{args.name}.json", lambda tmp: Path(tmp).write_text(text))
         log.info("kept %s as %s with %s", args.findings, docs / f"{args.name}.tsv", record)
