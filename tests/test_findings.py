@@ -155,7 +155,8 @@ def test_a_run_still_rising_has_not_reached_its_peak():
     sharpest_run("a", [2.0, 10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 70.0, 80.0, 90.0, 100.0])
     result = check(sd.peaks, "sharpest_directions")
     assert result.verdict == UNSURE
-    assert "still rising (epochs 8-10 above every earlier window beyond error): needs training past the peak" in result.why
+    assert "still rising (epochs 8-10 above every earlier window beyond error): needs training past the peak" \
+        in result.why
     never = [10.0, 2.0, 2.1, 1.9, 2.0, 2.0, 2.1, 2.0, 1.9, 2.0, 2.0]
     sharpest_run("a", never, batch_size=64)
     assert check(sd.peaks, "sharpest_directions").verdict == FAILS
@@ -325,7 +326,8 @@ def test_tiny_init_is_judged_with_the_source_activation():
     result = check(icr.tiny_init, "init_chain_rule")
     assert result.verdict == HOLDS, result.why
     assert result.why.startswith("relu (the source's): sd1e-05 ends above the best larger sd, sd0.01, beyond error")
-    assert "tanh: inconclusive (sd1e-05 not told apart from the best larger sd, sd0.01 (needs the gap 0.001" in result.why
+    assert "tanh: inconclusive (sd1e-05 not told apart from the best larger sd, sd0.01 (needs the gap 0.001" \
+        in result.why
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,7 @@ ordered comparisons and windows of epochs."""
 
 import math
 
+import numpy as np
 import pytest
 
 from hessian_spectra.divergence import DID_NOT_LEARN, DIVERGED, divergence, failure
@@ -38,16 +39,31 @@ def test_errors_decide_when_larger_than_the_one_seed_margin():
 
 
 def test_pooled_seeds_are_told_apart_by_their_errors_alone():
-    a = pool([Measure(100.0), Measure(101.0), Measure(99.0)])
-    b = pool([Measure(103.0), Measure(104.0), Measure(102.0)])
+    a = pool([Measure(100.0), Measure(101.0), Measure(99.0)], [0, 1, 2])
+    b = pool([Measure(103.0), Measure(104.0), Measure(102.0)], [3, 4, 5])  # other seeds: no pairing
     assert a.seeds == 3 and a.value == 100.0 and a.stderr == pytest.approx(1 / math.sqrt(3))
     assert gap(a, b).decided  # 3 apart, 2 * hypot(0.577, 0.577) = 1.63; the 5% one-seed margin no longer applies
+    assert gap(a, b).against == "2 standard errors"
 
 
 def test_pool_keeps_the_larger_of_spread_and_propagated_errors():
-    same = pool([Measure(5.0, 1.0), Measure(5.0, 1.0)])
+    same = pool([Measure(5.0, 1.0), Measure(5.0, 1.0)], [0, 1])
     assert same.stderr == pytest.approx(math.sqrt(2) / 2)  # no spread: the seeds' own errors propagated
-    assert pool([Measure(3.0, 0.5)]) == Measure(3.0, 0.5)
+    assert same.parts == ((0, 5.0, 1.0), (1, 5.0, 1.0))
+    assert pool([Measure(3.0, 0.5)], [0]) == Measure(3.0, 0.5)
+
+
+def test_means_over_the_same_seeds_compare_seed_by_seed():
+    """Each seed's two values move together (shared initial weights): their differences vary far less than either."""
+    a = pool([Measure(4.3), Measure(5.2), Measure(6.1)], [0, 1, 2])
+    b = pool([Measure(4.8), Measure(5.8), Measure(6.5)], [0, 1, 2])
+    assert not gap(Measure(a.value, a.stderr, 3), Measure(b.value, b.stderr, 3)).decided  # unpaired: 0.5 vs 1.47
+    by_seed = gap(a, b)
+    assert by_seed.decided and by_seed.difference == pytest.approx(0.5)
+    assert by_seed.threshold == pytest.approx(2 * np.std([0.5, 0.6, 0.4], ddof=1) / math.sqrt(3))
+    assert by_seed.against == "2 standard errors of the seeds' differences"
+    windows_a = mean_of([a, pool([Measure(4.4), Measure(5.1), Measure(6.3)], [0, 1, 2])])
+    assert [s for s, _, _ in windows_a.parts] == [0, 1, 2] and windows_a.parts[0][1] == pytest.approx(4.35)
 
 
 def test_one_epochs_spike_widens_a_window_instead_of_moving_it_alone():

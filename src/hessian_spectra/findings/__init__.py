@@ -47,9 +47,10 @@ ERRORS = (
     f"Hutchinson or SLQ probes, a binomial error sqrt(p(1-p)/n) for an accuracy), the spread of consecutive epochs "
     f"where a mean over {WINDOW} epochs is used, and over seeds the larger of the seeds' spread over sqrt(n) and "
     f"their propagated errors. Two values are told apart only when their difference exceeds {Z:g} combined standard "
-    f"errors, and with one seed (spread unknown) also {MIN_GAP:.0%} of the larger value; accuracies are 'similar' or "
-    f"'near' when their gap plus {Z:g} standard errors is at most {ACC_GAP}. Undecided comparisons are "
-    f"inconclusive and say which number would have to change."
+    f"errors (two means over the same seeds: {Z:g} standard errors of their seed-by-seed differences, as runs of one "
+    f"seed share their initial weights), and with one seed (spread unknown) also {MIN_GAP:.0%} of the larger value; "
+    f"accuracies are 'similar' or 'near' when their gap plus {Z:g} standard errors is at most {ACC_GAP}. Undecided "
+    f"comparisons are inconclusive and say which number would have to change."
 )
 
 __all__ = ["ALL_SEEDS", "CLAIMS", "COLUMNS", "ERRORS", "FAILS", "HOLDS", "NOT_RUN", "SOURCES", "UNSURE", "VERDICTS",

@@ -1,8 +1,9 @@
 """The scorecard's vocabulary and arithmetic: verdicts, a value with its standard error, pooling over seeds, and
 the one rule by which two values are told apart (torch-free).
 
-Two values are told apart only when their difference exceeds two combined standard errors; with one seed, whose
-spread is unknown, it must also exceed ``MIN_GAP`` of the larger value. Every undecided comparison says which
+Two values are told apart only when their difference exceeds two combined standard errors (two means over the same
+seeds: two standard errors of their seed-by-seed differences); with one seed, whose spread is unknown, it must also
+exceed ``MIN_GAP`` of the larger value. Every undecided comparison says which
 number would have to change (``Gap.needs``).
 """
 
@@ -20,8 +21,8 @@ Z = 2.0  # standard errors a difference must exceed
 MIN_GAP = 0.05  # with one seed, a relative difference below this is not told apart from seed-to-seed noise
 ACC_GAP = 0.05  # accuracies closer than this (beyond their errors) are "similar" / "near"
 WINDOW = 3  # epochs averaged so that no single epoch's value decides a peak or an order
-TOLD_APART = (f"told apart only beyond {Z:g} combined standard errors (with one seed also beyond {MIN_GAP:.0%} of the "
-              f"larger value)")
+TOLD_APART = (f"told apart only beyond {Z:g} combined standard errors (over several seeds, of the seed-by-seed "
+              f"differences; with one seed also beyond {MIN_GAP:.0%} of the larger value)")
 
 
 @dataclass(frozen=True)
@@ -51,11 +52,13 @@ def fmt(value: float) -> str:
 
 @dataclass(frozen=True)
 class Measure:
-    """A value, its standard error (NaN: none known) and the number of seeds it is the mean of."""
+    """A value, its standard error (NaN: none known) and the number of seeds it is the mean of; a mean over seeds
+    keeps each seed's own (value, error) in ``parts``, so that two such means compare seed by seed."""
 
     value: float
     stderr: float = math.nan
     seeds: int = 1
+    parts: tuple[tuple[int, float, float], ...] = ()  # (seed, value, error) of each seed
 
     def __str__(self) -> str:
         return fmt(self.value) + (f" +- {fmt(self.stderr)}" if math.isfinite(self.stderr) else "")
@@ -66,28 +69,46 @@ class Measure:
         return self.stderr if math.isfinite(self.stderr) else 0.0
 
 
-def _mean(measures: Sequence[Measure]) -> tuple[float, float]:
-    """The mean of ``measures`` and the larger of two standard errors: their spread over sqrt(n), and their own
-    errors propagated to the mean."""
-    values = np.array([m.value for m in measures])
+def _mean(values: Sequence[float], errors: Sequence[float]) -> tuple[float, float]:
+    """The mean of ``values`` and the larger of two standard errors: their spread over sqrt(n), and their own
+    ``errors`` propagated to the mean."""
+    values = np.asarray(values, dtype=float)
     spread = float(values.std(ddof=1)) / math.sqrt(len(values))
-    propagated = math.sqrt(sum(m.error**2 for m in measures)) / len(measures)
+    propagated = math.sqrt(sum(e**2 for e in errors)) / len(values)
     return float(values.mean()), max(spread, propagated)
 
 
-def pool(measures: Sequence[Measure]) -> Measure:
-    """The mean over seeds (``_mean``); one measure is returned as it is."""
+def pool(measures: Sequence[Measure], seeds: Sequence[int]) -> Measure:
+    """The mean over the ``seeds`` (one measure each, ``_mean``), each seed's part kept; one measure is returned as it
+    is."""
     if len(measures) == 1:
         return measures[0]
-    return Measure(*_mean(measures), sum(m.seeds for m in measures))
+    parts = tuple((s, m.value, m.error) for s, m in zip(seeds, measures))
+    return Measure(*_mean([m.value for m in measures], [m.error for m in measures]), len(measures), parts)
 
 
 def mean_of(measures: Sequence[Measure]) -> Measure:
-    """The mean of values along one run, e.g. consecutive epochs (``_mean``): one outlying value widens its error
-    rather than moving a verdict."""
+    """The mean of values along one run or seed mean, e.g. consecutive epochs (``_mean``): one outlying value widens
+    its error rather than moving a verdict. Means over the same seeds keep each seed's mean as its part."""
     if len(measures) == 1:
         return measures[0]
-    return Measure(*_mean(measures), min(m.seeds for m in measures))
+    value, stderr = _mean([m.value for m in measures], [m.error for m in measures])
+    seeds = [tuple(s for s, _, _ in m.parts) for m in measures]
+    parts = ()
+    if seeds[0] and all(s == seeds[0] for s in seeds):
+        parts = tuple((s, *_mean([m.parts[i][1] for m in measures], [m.parts[i][2] for m in measures]))
+                      for i, s in enumerate(seeds[0]))
+    return Measure(value, stderr, min(m.seeds for m in measures), parts)
+
+
+def paired(a: Measure, b: Measure) -> Measure | None:
+    """``b - a`` seed by seed, pooled (``_mean``), where both are means over the same two or more seeds; else None.
+    Runs of one seed share their initial weights and data order, so their difference varies less than either."""
+    if len(a.parts) < 2 or [s for s, _, _ in a.parts] != [s for s, _, _ in b.parts]:
+        return None
+    differences = [vb - va for (_, va, _), (_, vb, _) in zip(a.parts, b.parts)]
+    errors = [math.hypot(ea, eb) for (_, _, ea), (_, _, eb) in zip(a.parts, b.parts)]
+    return Measure(*_mean(differences, errors), len(differences))
 
 
 def binomial(accuracy: float, size: int) -> Measure:
@@ -116,7 +137,11 @@ class Gap:
 
 
 def gap(a: Measure, b: Measure) -> Gap:
-    """``b - a`` against two combined standard errors (and, with one seed, ``MIN_GAP`` of the larger value)."""
+    """``b - a`` against two standard errors: of the seed-by-seed differences where both are means over the same
+    seeds, else the two errors combined (and with one seed also ``MIN_GAP`` of the larger value)."""
+    by_seed = paired(a, b)
+    if by_seed is not None:
+        return Gap(by_seed.value, Z * by_seed.error, f"{Z:g} standard errors of the seeds' differences")
     errors = Z * math.hypot(a.error, b.error)
     if min(a.seeds, b.seeds) < 2:
         relative = MIN_GAP * max(abs(a.value), abs(b.value))

@@ -213,9 +213,9 @@ CLAIMS = (
           f"not fewer steps; inconclusive in between or if a run diverged or did not learn", versus_sgd),
     Claim(STUDY, "the power-iteration estimate agrees with the converged one",
           "power iteration vs converged Lanczos lambda_max at every checkpoint after a training epoch",
-          f"holds if the relative gap is within {MIN_GAP:.0%} beyond 2 standard errors (the Lanczos residual; the power "
-          f"estimate is what is tested) at every such checkpoint with a converged Lanczos estimate, each checkpoint "
-          f"counted once (the initial one, shared by runs of one seed and not measured by the source, reported "
-          f"apart); does not hold if above {MIN_GAP:.0%} beyond that error at any; inconclusive if one is undecided "
-          f"or none converged", power_agrees),
+          f"holds if the relative gap is within {MIN_GAP:.0%} beyond 2 standard errors (the Lanczos residual; the "
+          f"power estimate is what is tested) at every such checkpoint with a converged Lanczos estimate, each "
+          f"checkpoint counted once (the initial one, shared by runs of one seed and not measured by the source, "
+          f"reported apart); does not hold if above {MIN_GAP:.0%} beyond that error at any; inconclusive if one is "
+          f"undecided or none converged", power_agrees),
 )

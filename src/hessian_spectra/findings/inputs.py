@@ -59,8 +59,9 @@ def excluded(runs: Sequence[dict]) -> str:
 
 
 def pooled(runs: Sequence[dict], measure: Callable[[dict], Measure]) -> Measure:
-    """``measure`` of each seed's run of one configuration, pooled over the seeds (``core.pool``)."""
-    return pool([measure(run) for run in runs])
+    """``measure`` of each seed's run of one configuration, pooled over the seeds (``core.pool``), each seed's part
+    kept."""
+    return pool([measure(run) for run in runs], [seed(run) for run in runs])
 
 
 def final(run: dict, column: str) -> float:

@@ -47,8 +47,12 @@ def u_shape(ev: Evidence, runs: list[dict]) -> Verdict:
     for group in configurations(runs):
         rows = profiles[profiles["run"].isin([run["key"] for run in group])]
         layers = sorted(rows["layer"].unique())
-        distance = {layer: pool([Measure(r.distance, r.distance_stderr) for r in rows[rows["layer"] == layer]
-                                 .itertuples()]) for layer in layers}
+        seeds = {run["key"]: seed(run) for run in group}
+        distance = {}
+        for layer in layers:
+            own = rows[rows["layer"] == layer].sort_values("run", key=lambda keys: keys.map(seeds))
+            distance[layer] = pool([Measure(r.distance, r.distance_stderr) for r in own.itertuples()],
+                                   [seeds[key] for key in own["run"]])
         values.append(f"{name(group)}: " + ", ".join(f"L{layer} {distance[layer]}" for layer in layers))
         probes = int(rows["probes"].min()) if len(rows) else 0
         bad = excluded(group)
@@ -162,7 +166,7 @@ def layer_falls(ev: Evidence, runs: list[dict]) -> Verdict:
                 curves.append(dict(points))
                 bad.append(why)
             epochs = sorted(set.intersection(*(set(c) for c in curves)))
-            points = [(e, pool([c[e] for c in curves])) for e in epochs]
+            points = [(e, pool([c[e] for c in curves], [seed(run) for run in group])) for e in epochs]
             verdict, value, why = falls(points, group[0]["epochs"])
             probes = per_run[0][(per_run[0]["block"] == FULL) & (per_run[0]["quantity"] == quantity)]["probes"]
             bad = ", ".join(w for w in bad if w)

@@ -82,7 +82,8 @@ def report_caption() -> str:
 
     lines = [
         "The findings scorecard: every claim of the five sources checked against this config's runs and tables, one "
-        "row per claim and training seed and, with several seeds, one more on their means (seed ``all``), which decides. "
+        "row per claim and training seed and, with several seeds, one more on their means (seed ``all``), which "
+        "decides. "
         "``metric`` says what is computed, ``value`` its numbers with their standard errors, ``verdict`` holds / does "
         "not hold / inconclusive by the ``rule`` stated in the row, and ``why`` the numbers behind the verdict; an "
         "inconclusive ``why`` says which number would have to change. Runs that diverged (training loss not finite or "

@@ -31,7 +31,7 @@ from hessian_spectra.findings.core import (
     separation,
     within,
 )
-from hessian_spectra.findings.inputs import configurations, excluded, final, pooled, table
+from hessian_spectra.findings.inputs import configurations, excluded, final, pooled, seed, table
 
 STUDY = "sharpest_directions"
 
@@ -54,7 +54,8 @@ def group_curve(ev: Evidence, group: Sequence[dict]) -> tuple[list[tuple[int, Me
         curves.append(dict(points))
         whys.append(why)
     epochs = sorted(set.intersection(*(set(c) for c in curves)))
-    return [(e, pool([c[e] for c in curves])) for e in epochs], ", ".join(w for w in whys if w)
+    seeds = [seed(run) for run in group]
+    return [(e, pool([c[e] for c in curves], seeds)) for e in epochs], ", ".join(w for w in whys if w)
 
 
 def label(run: dict) -> str:
