@@ -19,8 +19,8 @@ from hessian_spectra.evidence import Evidence
 from hessian_spectra.findings.core import (
     FAILS,
     HOLDS,
-    UNSURE,
     TOLD_APART,
+    UNSURE,
     Claim,
     Measure,
     Point,

@@ -13,9 +13,9 @@ from hessian_spectra.evidence import Evidence
 from hessian_spectra.findings.core import (
     FAILS,
     HOLDS,
+    TOLD_APART,
     UNSURE,
     WINDOW,
-    TOLD_APART,
     Z,
     Claim,
     Measure,
