@@ -19,6 +19,8 @@ from hessian_spectra.matching import (
     RunSpectra,
     Spectrum,
     layer_blocks_of,
+    jackknife_stderr,
+    layer_distances,
     layer_profile,
     load_spectra,
     match_table,
@@ -27,7 +29,9 @@ from hessian_spectra.matching import (
     source_transform,
     spectral_scale,
     spectral_w1,
+    without_probe,
 )
+from hessian_spectra.smoothing import gaussian_density, grid_sigma, smooth_density
 
 
 def source_density_transform(density):
@@ -103,6 +107,46 @@ def test_scaled_w1_divides_by_the_spectral_radius():
     narrow = spectrum([[-0.2, 0.0, 0.5, 2.0]])  # same atoms but the top one: scaled by 2 instead of 1
     expected = spectral_w1(narrow.nodes / 2.0, narrow.weights, base.nodes, base.weights)
     assert scaled_spectral_w1(narrow, base) == pytest.approx(expected) and expected > 0
+
+
+@pytest.mark.parametrize("nodes", [[[-0.3, 0.0, 1.5, 2.0], [0.1, 0.2, 0.9, 2.2]], [[0.7, 0.7], [0.7, 0.7]]])
+def test_the_smoothing_width_is_recovered_from_the_grid(nodes):
+    """A stored density is rebuilt exactly from its nodes, weights and grid (a zero-width spectrum included)."""
+    nodes = np.array(nodes)
+    weights = np.full_like(nodes, 1.0 / nodes.shape[1])
+    grid, density, sigma = smooth_density(nodes, weights, 257, 0.02)
+    assert grid_sigma(grid, nodes, weights) == pytest.approx(sigma, rel=1e-12)
+    np.testing.assert_allclose(gaussian_density(nodes, weights, grid, sigma), density, rtol=1e-12)
+
+
+def test_without_probe_is_the_density_of_the_other_probes():
+    a = spectrum([[0.0, 0.5, 2.0], [0.1, 0.4, 1.0], [0.2, 0.9, 1.9]])
+    rest = without_probe(a, 1)
+    np.testing.assert_array_equal(rest.nodes, a.nodes[[0, 2]])
+    alone = spectrum(a.nodes[[0, 2]])  # same node range as a, so the same grid
+    np.testing.assert_allclose(rest.density, alone.density, rtol=1e-12)
+
+
+def test_jackknife_stderr_over_each_spectrums_probes():
+    a = spectrum([[0.0, 0.5, 2.0], [0.1, 0.4, 1.0], [0.2, 0.9, 1.9]])
+    b = spectrum([[0.0, 0.3, 2.0], [0.0, 0.6, 2.1]])
+    variance = 0.0
+    for spectra in ([(a.nodes[keep], b.nodes) for keep in ([1, 2], [0, 2], [0, 1])],
+                    [(a.nodes, b.nodes[keep]) for keep in ([1], [0])]):
+        values = np.array([scaled_spectral_w1(spectrum(x), spectrum(y)) for x, y in spectra])
+        variance += (len(values) - 1) / len(values) * np.sum((values - values.mean()) ** 2)
+    assert jackknife_stderr(scaled_spectral_w1, a, b) == pytest.approx(np.sqrt(variance), rel=1e-12)
+    assert variance > 0
+    assert np.isnan(jackknife_stderr(scaled_spectral_w1, a, spectrum(b.nodes[:1])))  # one probe: no error
+
+
+def test_layer_distances_carry_their_probe_errors():
+    full = spectrum([[0.0, 0.3, 2.0], [0.0, 0.6, 2.1]])
+    rows = layer_distances({FULL: full, "layer.weight": spectrum([[0.0, 0.5, 1.0], [0.1, 0.4, 1.1]])})
+    assert [row["metric"] for row in rows] == [SOURCE, SPECTRAL_W1]
+    assert all(row["probes"] == 2 and row["distance_stderr"] > 0 for row in rows)
+    single = layer_distances({FULL: spectrum(full.nodes[:1]), "layer.weight": spectrum([[0.0, 0.5, 1.0]])})
+    assert all(np.isnan(row["distance_stderr"]) for row in single)
 
 
 def write_spectra(path, blocks):
@@ -196,6 +240,20 @@ def test_layer_profile_normalises_per_run_and_metric(run_files):
     a = table[table["run"].str.endswith("/a") & table["summed"] & (table["layer"] == 3) & (table["metric"] == SOURCE)]
     row = summed[summed["run"].str.endswith("/a") & (summed["layer"] == 3) & (summed["metric"] == SOURCE)]
     assert row["distance"].item() == pytest.approx(a["distance"].sum())
+    assert np.isnan(row["distance_stderr"].item())  # one probe per density: no error
+
+
+def test_layer_profile_adds_the_epochs_errors_in_quadrature():
+    table = pd.DataFrame({
+        "run": "r", "seed": 0, "model": "lenet", "dataset": "digits", "metric": SOURCE, "layer": [1, 1, 2, 2],
+        "num_layers": 2, "block": ["l1", "l1", "l2", "l2"], "peak_epoch": 2, "probes": 4, "epoch": [1, 2, 1, 2],
+        "summed": True, "distance": [1.0, 2.0, 4.0, 4.0], "distance_stderr": [0.3, 0.4, 0.1, 0.1],
+    })
+    summed = layer_profile(table, "wasserstein").set_index("layer")
+    assert summed.loc[1, "distance_stderr"] == pytest.approx(0.5)
+    assert summed.loc[1, "relative_stderr"] == pytest.approx(0.5 / 8)
+    peak = layer_profile(table, "peak").set_index("layer")
+    assert peak.loc[1, "distance_stderr"] == pytest.approx(0.4) and peak.loc[2, "relative"] == 1.0
 
 
 def test_match_command_and_figures(run_files, tmp_path):

@@ -145,13 +145,14 @@ def test_tiny_run_end_to_end_and_report(tiny_run):
 
 @pytest.mark.slow
 def test_tiny_run_findings_scorecard(tiny_run):
-    """findings.tsv: one row per claim of the sources and seed (the tiny config runs init_chain_rule with two seeds,
-    the other studies with one), each with a valid verdict, its rule and the numbers behind it."""
+    """findings.tsv: one row per claim of the sources and seed, and with several seeds one on their means (the tiny
+    config runs init_chain_rule with two seeds, the other studies with one), each with a valid verdict, its rule and
+    the numbers behind it."""
     from hessian_spectra.findings import CLAIMS, COLUMNS, SOURCES, VERDICTS
 
-    table = pd.read_csv(tiny_run / layout.findings(), sep="\t", keep_default_na=False)
+    table = pd.read_csv(tiny_run / layout.findings(), sep="\t", keep_default_na=False, dtype={"seed": str})
     assert list(table.columns) == list(COLUMNS)
-    seeds = {claim.claim: [0, 1] if claim.study == "init_chain_rule" else [0] for claim in CLAIMS}
+    seeds = {claim.claim: ["0", "1", "all"] if claim.study == "init_chain_rule" else ["0"] for claim in CLAIMS}
     assert table["claim"].tolist() == [claim.claim for claim in CLAIMS for _ in seeds[claim.claim]]
     assert table.groupby("claim", sort=False)["seed"].apply(list).to_dict() == seeds
     assert set(table["verdict"]) <= set(VERDICTS)
@@ -187,6 +188,7 @@ def test_every_table_of_the_tiny_run_is_honest_about_convergence_and_error(tiny_
             flagged += int(claimed.sum())
         if "distance" in table.columns:  # layer-vs-full distances of stochastic densities
             assert "probes" in table.columns and (table["probes"] >= 1).all(), path
+            assert table["distance_stderr"].isna().eq(table["probes"] == 1).all(), f"{path}: error NaN iff one probe"
         if "quantity" not in table.columns:
             continue
         eigen = table["quantity"].str.contains("eig")
