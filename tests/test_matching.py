@@ -246,7 +246,7 @@ def test_layer_profile_normalises_per_run_and_metric(run_files):
 def test_layer_profile_adds_the_epochs_errors_in_quadrature():
     table = pd.DataFrame({
         "run": "r", "seed": 0, "model": "lenet", "dataset": "digits", "metric": SOURCE, "layer": [1, 1, 2, 2],
-        "num_layers": 2, "block": ["l1", "l1", "l2", "l2"], "peak_epoch": 2, "probes": 4, "epoch": [1, 2, 1, 2],
+        "num_layers": 2, "block": ["l1", "l1", "l2", "l2"], "peak_epoch": 2, "peak_rule": "smallest summed distance", "probes": 4, "epoch": [1, 2, 1, 2],
         "summed": True, "distance": [1.0, 2.0, 4.0, 4.0], "distance_stderr": [0.3, 0.4, 0.1, 0.1],
     })
     summed = layer_profile(table, "wasserstein").set_index("layer")

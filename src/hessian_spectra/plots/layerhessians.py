@@ -180,9 +180,10 @@ def match_distros_figure(profiles: pd.DataFrame, kind: str) -> plt.Figure:
         for config, config_rows in rows.groupby("config"):
             stats = plot_mean_band(ax, config_rows, "depth", "relative", colors[config], marker="o",
                                    label=labels[config])
-            if ERROR_COLUMN in config_rows and stats["seeds"].max() == 1:
-                ax.errorbar(config_rows["depth"], config_rows["relative"], yerr=_relative_error(config_rows),
-                            color=colors[config], linestyle="", capsize=3)
+            known = config_rows[_relative_error(config_rows).notna()] if ERROR_COLUMN in config_rows else []
+            if len(known) and stats["seeds"].max() == 1:
+                ax.errorbar(known["depth"], known["relative"], yerr=_relative_error(known), color=colors[config],
+                            linestyle="", capsize=3)
         if notes:
             axes[1, col].axis("off")
             axes[1, col].text(0.0, 1.0, _peak_note(rows, labels), transform=axes[1, col].transAxes, va="top",
