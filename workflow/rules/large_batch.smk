@@ -18,6 +18,18 @@ LARGE_BATCH_BY_SIZE = {
 }
 
 
+def runs_of_batch_size(wildcards):
+    """The run keys of a loss-surface figure's batch size; a size the config does not train is refused with the
+    sizes it does."""
+    if wildcards.batch_size not in LARGE_BATCH_BY_SIZE:
+        raise WorkflowError(
+            f"{layout.figure('large_batch', f'loss_surface_bs{wildcards.batch_size}.png')}: batch size "
+            f"{wildcards.batch_size} is not trained by this config's large_batch runs; its batch sizes: "
+            f"{', '.join(LARGE_BATCH_BY_SIZE) or 'none (the study is off)'}"
+        )
+    return LARGE_BATCH_BY_SIZE[wildcards.batch_size]
+
+
 localrules:
     large_batch_table,
     large_batch_spectral_figure,
@@ -158,11 +170,10 @@ rule large_batch_spectral_figure:
 rule large_batch_surface_figure:
     input:
         runs=lambda wildcards: [
-            layout.run_files(key).run_json
-            for key in LARGE_BATCH_BY_SIZE[wildcards.batch_size]
+            layout.run_files(key).run_json for key in runs_of_batch_size(wildcards)
         ],
         landscapes=lambda wildcards: [
-            layout.landscape(key) for key in LARGE_BATCH_BY_SIZE[wildcards.batch_size]
+            layout.landscape(key) for key in runs_of_batch_size(wildcards)
         ],
         shared=[layout.landscape(run["key"]) for run in LARGE_BATCH_RUNS],
     output:

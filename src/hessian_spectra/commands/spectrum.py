@@ -56,14 +56,16 @@ def run(args: argparse.Namespace) -> None:
     from hessian_spectra.curvature import make_batches
     from hessian_spectra.data.subset import load_subset
     from hessian_spectra.events import table_scalars, write_scalars
+    from hessian_spectra.inputs import check_subset_fits
     from hessian_spectra.layout import table_events
     from hessian_spectra.spectrum import SpectrumRequest, compute_spectrum, write_spectrum
 
     ckpt = load_checkpoint(args.checkpoint)
-    model = model_from_checkpoint(ckpt, map_location=device)
-    x, y, _meta = load_subset(args.data)
+    x, y, meta = load_subset(args.data)
     if len(x) != len(y) or len(x) == 0:
         raise ValueError(f"{args.data}: x and y must be non-empty and of equal length ({len(x)} vs {len(y)})")
+    check_subset_fits(args.data, meta, x.shape, int(y.max()), args.checkpoint, ckpt)
+    model = model_from_checkpoint(ckpt, map_location=device)
     request = SpectrumRequest(
         top_k=args.top_k,
         which=args.which,

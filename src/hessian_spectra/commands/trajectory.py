@@ -29,9 +29,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> None:
     device, _slot = setup_runtime(args)
     from hessian_spectra.checkpoint import load_run
+    from hessian_spectra.inputs import check_walk_subset
     from hessian_spectra.spectrum import SpectrumRequest, checkpoint_spectra
 
     config = load_run(args.run_json)
+    check_walk_subset(args.checkpoints, args.subset)
     request = SpectrumRequest(
         top_k=args.top_k, tol=args.tol, max_steps=args.max_steps, l2=config["l2"], seed=config["seed"]
     )
