@@ -55,7 +55,13 @@ def run(args: argparse.Namespace) -> None:
     from hessian_spectra.checkpoint import load_checkpoint, model_from_checkpoint
     from hessian_spectra.curvature import make_batches
     from hessian_spectra.data.subset import load_subset
-    from hessian_spectra.events import table_scalars, write_scalars
+    from hessian_spectra.events import (
+        epoch_events,
+        remove_events,
+        table_scalars,
+        write_epoch_scalars,
+        write_scalars,
+    )
     from hessian_spectra.inputs import check_subset_fits
     from hessian_spectra.layout import table_events
     from hessian_spectra.spectrum import SpectrumRequest, compute_spectrum, write_spectrum
@@ -96,4 +102,9 @@ def run(args: argparse.Namespace) -> None:
     batches = make_batches(x.to(device), y.to(device), args.batch_size)
     result = compute_spectrum(model, batches, request, epoch=ckpt.get("epoch"))
     write_spectrum(result, args.out, args.npz)
-    write_scalars(table_events(args.out), table_scalars(args.out))
+    scalars, series = table_scalars(args.out), epoch_events(args.out, ckpt["epoch"])
+    if series is None:
+        write_scalars(table_events(args.out), scalars)
+    else:
+        write_epoch_scalars(series, scalars)
+        remove_events(table_events(args.out))  # the folder of this epoch alone that earlier versions wrote
