@@ -12,6 +12,7 @@ from torch import nn
 from hessian_spectra.checkpoint import FORMAT_VERSION, build_from_spec, save_atomic
 
 REPO = Path(__file__).resolve().parents[1]
+TINY = REPO / "tests" / "configs" / "tiny.yaml"
 
 
 def snakemake(workdir: Path, *args: str, configfile: Path | None = None, timeout: int = 1500) -> subprocess.CompletedProcess:
@@ -27,6 +28,16 @@ def snakemake(workdir: Path, *args: str, configfile: Path | None = None, timeout
 def one_torch_thread():
     """In-process tests use one torch thread: subprocess tests and the other thread share two cores anyway."""
     torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> Path:
+    """A scratch directory where the tiny config has run to the end: one run shared by every slow test that reads
+    its outputs (the workflow's tables and figures, its report in a browser)."""
+    workdir = tmp_path_factory.mktemp("tiny")
+    result = snakemake(workdir, "--cores", "2", configfile=TINY)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return workdir
 
 
 def write_config(path: Path, config: dict) -> Path:

@@ -8,12 +8,11 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import REPO, planned_jobs, snakemake
+from conftest import REPO, TINY, planned_jobs, snakemake
 from hessian_spectra import layout
 from hessian_spectra.runs import load_yaml, plan_runs
 
 SCHEMA = load_yaml(REPO / "workflow" / "schemas" / "config.schema.yaml")
-TINY = REPO / "tests" / "configs" / "tiny.yaml"
 
 
 def train_as_one(jobs: dict[str, int]) -> dict[str, int]:
@@ -61,15 +60,6 @@ def test_one_final_checkpoint_trains_only_that_run(tmp_path):
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
 
 
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    """A scratch directory where the tiny config has run to the end (shared by the tests that read its outputs)."""
-    workdir = tmp_path_factory.mktemp("tiny")
-    result = snakemake(workdir, "--cores", "2", configfile=TINY)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return workdir
-
-
 @pytest.mark.slow
 def test_tiny_run_end_to_end_and_report(tiny_run):
     """Every study's figures from one run of the tiny config, all of them in `snakemake --report`."""
@@ -78,7 +68,7 @@ def test_tiny_run_end_to_end_and_report(tiny_run):
     assert "Nothing to be done" in dry.stdout + dry.stderr
     figures = sorted((tmp_path / "results" / "figures").rglob("*.*"))
     assert {p.parent.name for p in figures} == {"layerhessians", "large_batch", "sharpest_directions",
-                                                  "hessianflow", "init_chain_rule"}
+                                                  "hessianflow", "init_chain_rule", "findings"}
     assert all(p.stat().st_size > (10_000 if p.suffix == ".png" else 0) for p in figures)
     report = snakemake(tmp_path, "--report", "report.html", configfile=TINY)
     assert report.returncode == 0, report.stderr[-3000:]

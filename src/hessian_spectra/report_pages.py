@@ -1,0 +1,115 @@
+"""The pages that ``snakemake --report`` shows besides the figures: every study table and the findings scorecard as
+HTML, the verdicts at a glance (the report's start page embeds them), and where these pages live.
+
+Torch-free; the report's start page is ``workflow/report/workflow.rst``. Tables are shown as written (every cell
+as its text in the file), so a page never rounds or hides a number.
+"""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+import pandas as pd
+
+from hessian_spectra import layout
+from hessian_spectra.findings import FAILS, HOLDS, UNSURE
+
+PAGES = f"{layout.RESULTS}/report"
+# colour-blind-safe (ColorBrewer Dark2) fill of each verdict, shared by the pages and the picture
+VERDICT_COLOURS = {HOLDS: "#1b9e77", FAILS: "#d95f02", UNSURE: "#bdbdbd"}
+VERDICTS_TABLE_ID = "hs-verdicts"
+_STYLE = """
+body { font-family: sans-serif; font-size: 13px; margin: 1em; }
+table { border-collapse: collapse; }
+th, td { border: 1px solid #ccc; padding: 3px 6px; text-align: left; vertical-align: top; }
+th { background: #f3f3f3; position: sticky; top: 0; }
+td.verdict { color: #000; font-weight: bold; white-space: nowrap; }
+"""
+
+
+def table_page(study: str, table: str) -> str:
+    """The HTML page of a study's table (``layout.study_table(study, table)``) in the report."""
+    return f"{PAGES}/{study}/{Path(table).stem}.html"
+
+
+def scorecard_page() -> str:
+    """The HTML page of the whole findings scorecard (``layout.FINDINGS``)."""
+    return f"{PAGES}/findings/scorecard.html"
+
+
+def verdicts_page() -> str:
+    """The verdicts at a glance, an HTML fragment: one row per claim, one coloured cell per seed (the report's
+    start page embeds it)."""
+    return f"{PAGES}/findings/verdicts.html"
+
+
+def verdicts_figure() -> str:
+    """The verdicts as a picture: one coloured cell per claim and seed."""
+    return layout.figure("findings", "verdicts.png")
+
+
+def read_text_table(path: str | Path) -> pd.DataFrame:
+    """A TSV (or CSV, by suffix) with every cell as its text in the file."""
+    path = Path(path)
+    return pd.read_csv(path, sep="," if path.suffix == ".csv" else "\t", dtype=str, keep_default_na=False)
+
+
+def _page(title: str, body: str) -> str:
+    return (f"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
+            f"<style>{_STYLE}</style></head>\n<body>\n<h1>{html.escape(title)}</h1>\n{body}\n</body></html>\n")
+
+
+def _verdict_cell(verdict: str) -> str:
+    colour = VERDICT_COLOURS.get(verdict, "#ffffff")
+    return f'<td class="verdict" style="background:{colour};color:#000">{html.escape(verdict)}</td>'
+
+
+def _html_table(table: pd.DataFrame, verdicts: str | None = None) -> str:
+    """Every row of ``table`` (text cells) as an HTML table; the cells of column ``verdicts`` coloured."""
+    head = "".join(f"<th>{html.escape(column)}</th>" for column in table.columns)
+    rows = [
+        "<tr>" + "".join(
+            _verdict_cell(value) if column == verdicts else f"<td>{html.escape(value)}</td>"
+            for column, value in zip(table.columns, row)
+        ) + "</tr>"
+        for row in table.itertuples(index=False)
+    ]
+    return f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n" + "\n".join(rows) + "\n</tbody>\n</table>\n"
+
+
+def table_html(path: str | Path) -> str:
+    """A whole page of the table at ``path``: its file name, row count and every row."""
+    table = read_text_table(path)
+    body = f"<p><code>{html.escape(str(path))}</code>: {len(table)} rows.</p>\n" + _html_table(table)
+    return _page(Path(path).name, body)
+
+
+def verdicts_html(findings: pd.DataFrame) -> str:
+    """The verdicts of a scorecard as one HTML table: a row per claim (in the scorecard's order), a column per
+    seed, each cell its verdict on a verdict's colour (empty where the claim has no row for that seed)."""
+    seeds = sorted({int(seed) for seed in findings["seed"]})
+    claims = findings.drop_duplicates(["study", "claim"])[["source", "study", "claim"]]
+    verdict = {(row.study, row.claim, int(row.seed)): row.verdict for row in findings.itertuples()}
+    head = "".join(f"<th>seed {seed}</th>" for seed in seeds)
+    rows = []
+    for claim in claims.itertuples():
+        cells = "".join(
+            _verdict_cell(verdict[claim.study, claim.claim, seed]) if (claim.study, claim.claim, seed) in verdict
+            else "<td></td>"
+            for seed in seeds
+        )
+        rows.append(f"<tr><td>{html.escape(str(claim.source))}</td><td>{html.escape(claim.study)}</td>"
+                    f"<td>{html.escape(claim.claim)}</td>{cells}</tr>")
+    return (f'<table id="{VERDICTS_TABLE_ID}">\n<thead><tr><th>source</th><th>study</th><th>claim</th>{head}</tr>'
+            "</thead>\n<tbody>\n" + "\n".join(rows) + "\n</tbody>\n</table>\n")
+
+
+def scorecard_html(findings: pd.DataFrame, source: str | Path) -> str:
+    """A whole page of the scorecard ``findings`` (text cells, ``read_text_table``): the verdicts at a glance, then every row with its metric, value, rule and
+    the numbers behind its verdict."""
+    full = _html_table(findings, verdicts="verdict")
+    body = (f"<p><code>{html.escape(str(source))}</code>: {len(findings)} rows, one per claim of the sources "
+            "and training seed.</p>\n<h2>At a glance</h2>\n" + verdicts_html(findings)
+            + "<h2>Every row</h2>\n" + full)
+    return _page("The findings scorecard", body)
