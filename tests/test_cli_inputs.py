@@ -12,7 +12,7 @@ import torch
 from conftest import REPO, make_subset, snakemake
 from hessian_spectra import cli, layout
 from hessian_spectra.checkpoint import FORMAT_VERSION, build_from_spec, model_spec, save_atomic
-from hessian_spectra.inputs import check_studies
+from hessian_spectra.inputs import check_studies, config_entry
 from hessian_spectra.runs import STUDIES, load_yaml, plan_runs, subset_key, training_config
 
 SCHEMA = load_yaml(REPO / "workflow" / "schemas" / "config.schema.yaml")
@@ -113,13 +113,19 @@ def test_a_subset_with_more_classes_than_the_model_is_refused(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------------- targets
+def test_config_entry_names_the_target_and_the_config_keys():
+    sizes = {"16": ["a"], "64": ["b"]}
+    assert config_entry(sizes, "64", "t.png", "batch size", "the runs") == ["b"]
+    with pytest.raises(ValueError, match=r"^t\.png: batch size 512 is not in the runs; its batch sizes: 16, 64$"):
+        config_entry(sizes, "512", "t.png", "batch size", "the runs")
+
+
 def test_a_figure_of_a_batch_size_the_config_does_not_train_names_the_sizes_it_does(tmp_path):
     target = layout.figure("large_batch", "loss_surface_bs512.png")
     result = snakemake(tmp_path, "-n", target, configfile=REPO / "config.yaml")
     output = result.stdout + result.stderr
     assert result.returncode != 0
-    assert (f"{target}: batch size 512 is not trained by this config's large_batch runs; its batch sizes: "
-            "16, 64, 256") in output
+    assert f"{target}: batch size 512 is not in this config's large_batch runs; its batch sizes: 16, 64, 256" in output
     assert "KeyError" not in output
 
 

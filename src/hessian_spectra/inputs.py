@@ -5,8 +5,10 @@ Torch-free at import: the CLI runs ``check_studies`` before any command module i
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 from hessian_spectra import layout
 from hessian_spectra.runs import STUDIES, subset_key, subset_spec
@@ -27,6 +29,16 @@ def check_studies(values: Sequence[str] | None, flag: str = "--studies") -> list
         raise ValueError(f"{flag}: {names} {'is not a study' if len(unknown) == 1 else 'are not studies'}; "
                          f"allowed: {allowed}")
     return list(values)
+
+
+def config_entry(entries: Mapping[str, T], key: str, target: str, what: str, where: str) -> T:
+    """``entries[key]``, for a target's wildcard; a key the config does not have raises ValueError naming the target
+    and the keys it does have (``what``: the kind of key; ``where``: what defines them)."""
+    if key not in entries:
+        raise ValueError(
+            f"{target}: {what} {key} is not in {where}; its {what}s: {', '.join(entries) or 'none (the study is off)'}"
+        )
+    return entries[key]
 
 
 def check_subset_fits(

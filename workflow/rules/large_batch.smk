@@ -7,6 +7,8 @@ whose top-2 the landscape follows (`landscape.hessian`). Random directions move 
 for the study's jobs.
 """
 
+from hessian_spectra.inputs import config_entry
+
 LARGE_BATCH = config["studies"].get("large_batch", {})
 LARGE_BATCH_RUNS = runs_of(RUNS, "large_batch")
 LARGE_BATCH_TABLE = layout.study_table(
@@ -17,17 +19,14 @@ LARGE_BATCH_BY_SIZE = {
     for size in sorted({r["batch_size"] for r in LARGE_BATCH_RUNS})
 }
 
-
-def runs_of_batch_size(wildcards):
-    """The run keys of a loss-surface figure's batch size; a size the config does not train is refused with the
-    sizes it does."""
-    if wildcards.batch_size not in LARGE_BATCH_BY_SIZE:
-        raise WorkflowError(
-            f"{layout.figure('large_batch', f'loss_surface_bs{wildcards.batch_size}.png')}: batch size "
-            f"{wildcards.batch_size} is not trained by this config's large_batch runs; its batch sizes: "
-            f"{', '.join(LARGE_BATCH_BY_SIZE) or 'none (the study is off)'}"
-        )
-    return LARGE_BATCH_BY_SIZE[wildcards.batch_size]
+# a loss-surface figure's runs; a batch size the config does not train is answered with the sizes it does
+LARGE_BATCH_SURFACE_RUNS = lambda wildcards: config_entry(
+    LARGE_BATCH_BY_SIZE,
+    wildcards.batch_size,
+    layout.figure("large_batch", f"loss_surface_bs{wildcards.batch_size}.png"),
+    "batch size",
+    "this config's large_batch runs",
+)
 
 
 localrules:
@@ -170,10 +169,11 @@ rule large_batch_spectral_figure:
 rule large_batch_surface_figure:
     input:
         runs=lambda wildcards: [
-            layout.run_files(key).run_json for key in runs_of_batch_size(wildcards)
+            layout.run_files(key).run_json
+            for key in LARGE_BATCH_SURFACE_RUNS(wildcards)
         ],
         landscapes=lambda wildcards: [
-            layout.landscape(key) for key in runs_of_batch_size(wildcards)
+            layout.landscape(key) for key in LARGE_BATCH_SURFACE_RUNS(wildcards)
         ],
         shared=[layout.landscape(run["key"]) for run in LARGE_BATCH_RUNS],
     output:
