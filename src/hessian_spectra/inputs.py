@@ -8,10 +8,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
-T = TypeVar("T")
-
 from hessian_spectra import layout
 from hessian_spectra.runs import STUDIES, subset_key, subset_spec
+
+T = TypeVar("T")
 
 # a run's data settings that a Hessian subset's spec copies; the rest of the spec is the selection
 _DATA_KEYS = ("dataset", "image_size", "normalization", "valid_size", "split_seed")
