@@ -24,20 +24,20 @@ def snakemake(workdir: Path, *args: str, configfile: Path | None = None, timeout
     return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
 
 
-@pytest.fixture(autouse=True, scope="session")
-def one_torch_thread():
-    """In-process tests use one torch thread: subprocess tests and the other thread share two cores anyway."""
-    torch.set_num_threads(1)
-
-
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory) -> Path:
-    """A scratch directory where the tiny config has run to the end: one run shared by every slow test that reads
-    its outputs (the workflow's tables and figures, its report in a browser)."""
+    """A scratch directory where the tiny config has run to the end, once per session: the slow tests that read its
+    outputs share it (and must not change them)."""
     workdir = tmp_path_factory.mktemp("tiny")
     result = snakemake(workdir, "--cores", "2", configfile=TINY)
     assert result.returncode == 0, result.stderr[-3000:]
     return workdir
+
+
+@pytest.fixture(autouse=True, scope="session")
+def one_torch_thread():
+    """In-process tests use one torch thread: subprocess tests and the other thread share two cores anyway."""
+    torch.set_num_threads(1)
 
 
 def write_config(path: Path, config: dict) -> Path:

@@ -1,5 +1,6 @@
-"""Command-line inputs checked up front: one line naming the flag and what fits (study names, a Hessian subset
-against the checkpoint's model, a figure target outside the config), and `hessian-spectra --help` whole."""
+"""Command-line inputs checked up front: one line naming the flag and what fits (the findings plan's studies, a
+Hessian subset against the checkpoint's model, a figure target outside the config), and `hessian-spectra --help`
+whole."""
 
 import ast
 import json
@@ -12,8 +13,9 @@ import torch
 from conftest import REPO, make_subset, snakemake
 from hessian_spectra import cli, layout
 from hessian_spectra.checkpoint import FORMAT_VERSION, build_from_spec, model_spec, save_atomic
-from hessian_spectra.inputs import check_studies, config_entry
-from hessian_spectra.runs import STUDIES, load_yaml, plan_runs, subset_key, training_config
+from hessian_spectra.findings import SOURCES
+from hessian_spectra.inputs import config_entry
+from hessian_spectra.runs import load_yaml, plan_runs, subset_key, training_config
 
 SCHEMA = load_yaml(REPO / "workflow" / "schemas" / "config.schema.yaml")
 
@@ -29,27 +31,15 @@ def _error_line(result: subprocess.CompletedProcess) -> str:
     return lines[0].split("ERROR hessian_spectra: ", 1)[1]
 
 
-# ---------------------------------------------------------------------------------------------------- --studies
-@pytest.mark.parametrize("values", [["..."], ["bogus"], ["large_batch", "bogus"], [], None])
-def test_check_studies_refuses_what_is_not_a_study(values):
-    with pytest.raises(ValueError) as err:
-        check_studies(values)
-    message = str(err.value)
-    assert message.startswith("--studies: ") and all(study in message for study in STUDIES)
-    for value in values or []:
-        if value not in STUDIES:
-            assert repr(value) in message
-
-
-def test_check_studies_keeps_real_studies():
-    assert check_studies(("large_batch", "hessianflow")) == ["large_batch", "hessianflow"]
-
-
-@pytest.mark.parametrize("studies", [["..."], ["bogus"], []])
-def test_findings_stops_on_bad_studies_and_writes_nothing(studies, tmp_path):
+# ---------------------------------------------------------------------------------------------------- findings
+@pytest.mark.parametrize("plan, says", [
+    ('{"config": "", "runs": {"bogus": []}}', "--plan: unknown study bogus; allowed: " + ", ".join(SOURCES)),
+    ("...", "--plan: not a plan of runs"),
+])
+def test_findings_stops_on_a_plan_of_other_studies_and_writes_nothing(plan, says, tmp_path):
     out = tmp_path / "findings.tsv"
-    line = _error_line(_cli("findings", "--studies", *studies, "--out", str(out), cwd=tmp_path))
-    assert line.startswith("ValueError: --studies: ") and ("allowed: " in line or "give at least one" in line)
+    assert _error_line(_cli("findings", "--plan", plan, "--out", str(out), cwd=tmp_path)).startswith(
+        f"ValueError: {says}")
     assert not out.exists()
 
 

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from hessian_spectra import findings, layout
+from hessian_spectra.evidence import Evidence
 from hessian_spectra.findings import FAILS, HOLDS, UNSURE, Point, ordered
 from hessian_spectra.tables import write_table
 
@@ -23,6 +24,28 @@ def make_run(root, study, batch_size, history=HEALTHY, optimizer="sgd", seed=0, 
     (root / files.run_json).write_text(json.dumps({**run, **extra}))
     write_table(pd.DataFrame({"epoch": [0, 1], "steps": [0, 1000 // batch_size], **history}), root / files.history)
     return key
+
+
+@pytest.fixture(autouse=True)
+def in_tmp_path(tmp_path, monkeypatch):
+    """The scorecard reads the workflow's relative paths: each test's tables are made under its own folder."""
+    monkeypatch.chdir(tmp_path)
+
+
+def evidence(root, *studies, config=""):
+    """The scorecard's evidence: the runs made under ``root`` of each of ``studies``, as a config plans them."""
+    runs = {
+        study: [{"key": str(path.parent.relative_to(root / layout.RESULTS)), "epochs": json.loads(path.read_text())["epochs"]}
+                for path in sorted((root / layout.RESULTS / study / "runs").rglob("run.json"))]
+        for study in studies
+    }
+    return Evidence(config, runs)
+
+
+def check(rule, root, study):
+    """``rule``'s verdict on the runs of ``study`` made under ``root``."""
+    ev = evidence(root, study)
+    return rule(ev, findings.load_runs(ev, study))
 
 
 def top_eigenvalues(root, rows):
@@ -61,7 +84,7 @@ def test_ordered_rules():
 def test_large_batch_eigenvalues(tmp_path, values, converged, history, verdict, reason):
     keys = [make_run(tmp_path, "large_batch", 16), make_run(tmp_path, "large_batch", 256, history)]
     top_eigenvalues(tmp_path, [(k, bs, v, ok) for k, bs, v, ok in zip(keys, (16, 256), values, converged)])
-    result = findings.large_batch_eigenvalues(tmp_path, findings.load_runs(tmp_path, "large_batch"))
+    result = check(findings.large_batch_eigenvalues, tmp_path, "large_batch")
     assert result.verdict == verdict
     assert reason in result.why
     assert "steps (train acc, train loss): bs16 62 (" in result.why
@@ -78,7 +101,7 @@ def test_power_iteration_disagreeing_does_not_hold(tmp_path):
         ]
     ]
     write_table(pd.DataFrame(rows), tmp_path / layout.dominant_eigen(key))
-    result = findings.power_agrees(tmp_path, findings.load_runs(tmp_path, "hessianflow"))
+    result = check(findings.power_agrees, tmp_path, "hessianflow")
     assert result.verdict == FAILS
     assert "1 of 2 epochs" in result.why  # the unconverged epoch 2 is no evidence either way
     assert "power 0.048 vs Lanczos 0.34" in result.value
@@ -90,7 +113,7 @@ def test_gauss_newton_term(tmp_path):
         rows = [{"run": key, "sd": 0.01, "activation": "relu", "epoch": 1, "block": "dense1", "quantity": q,
                  "value": v, "stderr": stderr} for q, v in (("frobenius_G", g), ("frobenius_H_minus_G", curvature))]
         write_table(pd.DataFrame(rows), tmp_path / layout.study_table("init_chain_rule", "chain_rule.tsv"))
-        return findings.gauss_newton(tmp_path, findings.load_runs(tmp_path, "init_chain_rule")).verdict
+        return check(findings.gauss_newton, tmp_path, "init_chain_rule").verdict
 
     assert table(5.0, 1.0, 0.1) == HOLDS
     assert table(1.0, 5.0, 0.1) == FAILS
@@ -98,7 +121,7 @@ def test_gauss_newton_term(tmp_path):
 
 
 def test_scorecard_without_studies_is_inconclusive_per_claim(tmp_path):
-    table = findings.scorecard(tmp_path, [])
+    table = findings.scorecard(evidence(tmp_path))
     assert list(table.columns) == list(findings.COLUMNS)
     assert len(table) == len(findings.CLAIMS)
     assert set(table["verdict"]) == {UNSURE}
@@ -110,7 +133,7 @@ def test_scorecard_rows_per_seed_and_disagreeing_seeds(tmp_path):
     keys = [make_run(tmp_path, "large_batch", bs, seed=seed) for seed in (0, 1) for bs in (16, 256)]
     top_eigenvalues(tmp_path, [(keys[0], 16, 1.0, True), (keys[1], 256, 3.0, True),
                                (keys[2], 16, 3.0, True), (keys[3], 256, 1.0, True)])
-    table = findings.scorecard(tmp_path, ["large_batch"])
+    table = findings.scorecard(evidence(tmp_path, "large_batch"))
     claim = table[table["claim"] == findings.CLAIMS[0].claim]
     assert claim["seed"].tolist() == [0, 1]
     assert set(claim["verdict"]) == {UNSURE}
@@ -145,7 +168,7 @@ def layer_spectra(root, key, lambdas, converged=(True, True, True)):
 def test_layer_eigenvalue_and_trace_fall(tmp_path, lambdas, converged, verdict):
     key = make_run(tmp_path, "layerhessians", 32, model="lenet", epochs=2)
     layer_spectra(tmp_path, key, lambdas, converged)
-    result = findings.layer_falls(tmp_path, findings.load_runs(tmp_path, "layerhessians"))
+    result = check(findings.layer_falls, tmp_path, "layerhessians")
     assert result.verdict == verdict, result.why
 
 
@@ -156,7 +179,7 @@ def test_tiny_init_training_as_well_does_not_hold(tmp_path):
             for key, sd, values in zip(keys, (1e-5, 0.01), ((2.3, 0.50), (2.3, 0.49)))
             for epoch, value in enumerate(values)]
     write_table(pd.DataFrame(rows), tmp_path / layout.study_table("init_chain_rule", "chain_rule.tsv"))
-    result = findings.tiny_init(tmp_path, findings.load_runs(tmp_path, "init_chain_rule"))
+    result = check(findings.tiny_init, tmp_path, "init_chain_rule")
     assert result.verdict == FAILS
     assert "sd1e-05 0.5, sd0.01 0.49" in result.value
 
@@ -165,8 +188,7 @@ def test_absa_schedule(tmp_path):
     absa = {**HEALTHY, "effective_batch_size": [float("nan"), 32], "lambda": [float("nan"), 10.0],
             "lambda_relative_residual": [float("nan"), 0.01]}
     make_run(tmp_path, "hessianflow", 32, absa, optimizer="absa")
-    runs = findings.load_runs(tmp_path, "hessianflow")
-    result = findings.absa_schedule(tmp_path, runs)
+    result = check(findings.absa_schedule, tmp_path, "hessianflow")
     assert result.verdict == UNSURE and "did not fall" in result.why  # lambda never fell: nothing to grow on
 
 
@@ -179,15 +201,15 @@ def sharpness_table(root, rows):
           "diverged": bool(why), "diverged_because": why} for name, gamma, value, acc, why in rows]
     )
     write_table(table, root / layout.study_table("sharpest_directions", "sharpness_table.csv"))
-    return findings.load_runs(root, "sharpest_directions")
+    return findings.load_runs(evidence(root, "sharpest_directions"), "sharpest_directions")
 
 
 def test_nsgd_versus_sgd(tmp_path):
     runs = sharpness_table(tmp_path, [("sgd", float("nan"), 10.0, 0.9, ""), ("nsgd", 0.1, 20.0, 0.88, ""),
                                       ("nsgd", 5.0, 1.0, 0.2, "final valid_acc 0.2")])
-    sharper = findings.nsgd_versus_sgd(True)(tmp_path, runs)
+    sharper = findings.nsgd_versus_sgd(True)(evidence(tmp_path, "sharpest_directions"), runs)
     assert sharper.verdict == HOLDS and "gamma0.1: sharper than SGD" in sharper.why
-    flatter = findings.nsgd_versus_sgd(False)(tmp_path, runs)
+    flatter = findings.nsgd_versus_sgd(False)(evidence(tmp_path, "sharpest_directions"), runs)
     assert flatter.verdict == UNSURE and "diverged (final valid_acc 0.2)" in flatter.why
 
 
@@ -195,7 +217,7 @@ def test_large_batch_unequally_trained_is_inconclusive(tmp_path):
     unfinished = {**HEALTHY, "train_acc": [0.1, 0.7]}
     keys = [make_run(tmp_path, "large_batch", 16), make_run(tmp_path, "large_batch", 256, unfinished)]
     top_eigenvalues(tmp_path, [(keys[0], 16, 1.0, True), (keys[1], 256, 3.0, True)])
-    result = findings.large_batch_eigenvalues(tmp_path, findings.load_runs(tmp_path, "large_batch"))
+    result = check(findings.large_batch_eigenvalues, tmp_path, "large_batch")
     assert result.verdict == UNSURE
     assert "runs not equally trained" in result.why and "bs16 62 (0.9, 0.5), bs256 3 (0.7, 0.5)" in result.why
 
@@ -204,7 +226,7 @@ def test_tables_that_cannot_answer_a_claim_leave_it_inconclusive(tmp_path):
     key = make_run(tmp_path, "large_batch", 16)
     write_table(pd.DataFrame({"run": [key], "batch_size": [16]}),
                 tmp_path / layout.study_table("large_batch", layout.STUDY_TABLES["large_batch"]))
-    table = findings.scorecard(tmp_path, ["large_batch"])
+    table = findings.scorecard(evidence(tmp_path, "large_batch"))
     rows = table[table["study"] == "large_batch"]
     assert set(rows["verdict"]) == {UNSURE}
     assert rows["why"].iloc[0].startswith("not computable from this run's tables (KeyError")
@@ -219,5 +241,5 @@ def test_absa_batch_grows_after_lambda_falls(tmp_path, lambdas, verdict):
     key = make_run(tmp_path, "hessianflow", 32, optimizer="absa")
     files = layout.run_files(key)
     write_table(pd.DataFrame({"epoch": [0, 1, 2, 3], "steps": [0, 10, 20, 25], **absa}), tmp_path / files.history)
-    result = findings.absa_schedule(tmp_path, findings.load_runs(tmp_path, "hessianflow"))
+    result = check(findings.absa_schedule, tmp_path, "hessianflow")
     assert result.verdict == verdict, result.why

@@ -15,6 +15,7 @@ from conftest import REPO, make_subset, snakemake, write_config
 from hessian_spectra.checkpoint import load_checkpoint, model_from_checkpoint
 from hessian_spectra.data.catalog import dataset_info
 from hessian_spectra.data.load import _load_digits, load_split
+from hessian_spectra import layout
 from hessian_spectra.layout import RunFiles
 from hessian_spectra.runs import block_count, load_yaml, plan_runs, run_json
 from hessian_spectra.train.loop import train_run
@@ -214,7 +215,7 @@ def test_the_example_runs_end_to_end_on_the_users_model(tmp_path):
     figures += ["layerhessians/match_distros_peak.png", "sharpest_directions/spectrum_trajectory.png",
                 "sharpest_directions/lr_grid.png"]
     for figure in figures:
-        assert (results / "figures" / figure).stat().st_size > 0, figure
+        assert (tmp_path / layout.figure(*figure.split("/"), "own_model")).stat().st_size > 0, figure
     run_dirs = sorted(path.parent for path in results.glob("*/runs/small_cnn/resources-images-digits/*/*/*/run.json"))
     assert len(run_dirs) == 3
     for run_dir in run_dirs:
@@ -223,7 +224,7 @@ def test_the_example_runs_end_to_end_on_the_users_model(tmp_path):
         assert ckpt["model"]["name"] == "examples.own_model.net:small_cnn" and ckpt["model"]["options"] == {"channels": 4}
         assert [n for n, _ in model_from_checkpoint(ckpt).named_parameters() if n.endswith("weight")] == blocks
         assert (run_dir / "tensorboard").is_dir()
-    matching = (results / "tables" / "layerhessians" / "matching.tsv").read_text().splitlines()
+    matching = (tmp_path / layout.study_table("layerhessians", "matching.tsv", "own_model")).read_text().splitlines()
     header = matching[0].split("\t")
     rows = [dict(zip(header, line.split("\t"))) for line in matching[1:]]
     assert sorted({row["block"] for row in rows}) == blocks

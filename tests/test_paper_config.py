@@ -6,6 +6,7 @@ import pytest
 import yaml
 
 from conftest import REPO, snakemake
+from hessian_spectra import layout
 from hessian_spectra.models.catalog import layer_block_count
 from hessian_spectra.runs import load_yaml, plan_runs
 
@@ -54,9 +55,9 @@ def _outputs(block: str) -> list[str]:
 def test_every_catalogue_figure_is_in_the_paper_dag(paper_plan):
     planned = {output for block in paper_plan for output in _outputs(block)}
     for study, names in CATALOGUE.items():
-        missing = [name for name in names if f"results/figures/{study}/{name}" not in planned]
+        missing = [name for name in names if layout.figure(study, name, "paper") not in planned]
         assert not missing, f"{study}: not in the paper DAG: {missing}"
-    assert "results/tables/sharpest_directions/sharpness_table.csv" in planned
+    assert layout.study_table("sharpest_directions", "sharpness_table.csv", "paper") in planned
 
 
 def test_paper_dag_sizes(paper_plan):

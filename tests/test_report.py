@@ -85,7 +85,7 @@ def test_the_report_opens_on_every_claims_verdict_per_seed(tiny_run, report, chr
     parser = Tables(VERDICTS_TABLE_ID)
     parser.feed(rendered(chromium, report, tmp_path / "profile"))
     header, *rows = parser.rows
-    findings = pd.read_csv(tiny_run / layout.FINDINGS, sep="\t", dtype=str, keep_default_na=False)
+    findings = pd.read_csv(tiny_run / layout.findings(), sep="\t", dtype=str, keep_default_na=False)
     seeds = sorted({int(seed) for seed in findings["seed"]})
     assert header == ["source", "study", "claim", *(f"seed {seed}" for seed in seeds)]
     shown = {(row[1], row[2]): dict(zip(seeds, row[3:])) for row in rows}

@@ -84,7 +84,7 @@ def test_tiny_run_findings_scorecard(tiny_run):
     the other studies with one), each with a valid verdict, its rule and the numbers behind it."""
     from hessian_spectra.findings import CLAIMS, COLUMNS, SOURCES, VERDICTS
 
-    table = pd.read_csv(tiny_run / layout.FINDINGS, sep="\t", keep_default_na=False)
+    table = pd.read_csv(tiny_run / layout.findings(), sep="\t", keep_default_na=False)
     assert list(table.columns) == list(COLUMNS)
     seeds = {claim.claim: [0, 1] if claim.study == "init_chain_rule" else [0] for claim in CLAIMS}
     assert table["claim"].tolist() == [claim.claim for claim in CLAIMS for _ in seeds[claim.claim]]

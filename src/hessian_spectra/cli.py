@@ -62,14 +62,6 @@ def command_parser(name: str, description: str) -> tuple[argparse.ArgumentParser
     return parser, module
 
 
-def check_arguments(args: argparse.Namespace) -> None:
-    """Checks of flags that several commands may share, before the command runs: ``--studies`` names studies."""
-    if hasattr(args, "studies"):
-        from hessian_spectra.inputs import check_studies
-
-        args.studies = check_studies(args.studies)
-
-
 def main(argv: list[str] | None = None) -> int:
     """Parse arguments, configure logging, run the command; expected failures print one line and exit 2."""
     commands = available_commands()
@@ -83,7 +75,6 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
     )
     try:
-        check_arguments(args)
         module.run(args)
     except (ValueError, FileNotFoundError, RuntimeError, TimeoutError) as err:
         logging.getLogger("hessian_spectra").error("%s: %s", type(err).__name__, err)

@@ -7,18 +7,16 @@ error, or (with one seed, whose spread is unknown) than ``MIN_GAP`` of the large
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import pandas as pd
 
 from hessian_spectra import layout
 from hessian_spectra.data.catalog import dataset_info
 from hessian_spectra.divergence import divergence
-from hessian_spectra.tables import read_table
+from hessian_spectra.evidence import Evidence
 
 HOLDS, FAILS, UNSURE = "holds", "does not hold", "inconclusive"
 VERDICTS = (HOLDS, FAILS, UNSURE)
@@ -53,7 +51,7 @@ class Claim:
     claim: str
     metric: str
     rule: str
-    check: Callable[[Path, list[dict]], Verdict]
+    check: Callable[[Evidence, list[dict]], Verdict]
 
 
 @dataclass(frozen=True)
@@ -106,23 +104,28 @@ def ordered(points: Sequence[Point], increasing: bool, what: str) -> Verdict:
     return Verdict(value, HOLDS, f"{'rises' if increasing else 'falls'} at every step; {ONE_SEED}")
 
 
-def load_runs(root: Path, study: str) -> list[dict]:
-    """Every trained run of ``study`` under the results folder ``root``, its history and why it diverged (empty
-    when it did not)."""
+def load_runs(ev: Evidence, study: str) -> list[dict]:
+    """The config's planned runs of ``study``, each with its history and why it diverged (empty when it did not)."""
     runs = []
-    for path in sorted((root / layout.RESULTS / study / "runs").rglob("run.json")):
-        run = json.loads(path.read_text())
-        history = read_table(path.parent / "history.tsv").sort_values("epoch")
+    for planned in ev.runs.get(study, []):
+        files = layout.run_files(planned["key"])
+        run = ev.read_json(files.run_json)
+        history = ev.read_table(files.history).sort_values("epoch")
         run["history"] = history
         run["diverged"] = divergence(history, dataset_info(run["dataset"]).num_classes)
         runs.append(run)
     return runs
 
 
-def table(root: Path, path: str, runs: Sequence[dict] | None = None) -> pd.DataFrame:
-    """A table under ``root``; a study table keeps only the rows of ``runs`` (one seed's)."""
-    rows = read_table(root / path)
+def table(ev: Evidence, path: str, runs: Sequence[dict] | None = None) -> pd.DataFrame:
+    """A declared table; a study table keeps only the rows of ``runs`` (one seed's)."""
+    rows = ev.read_table(path)
     return rows if runs is None else rows[rows["run"].isin([run["key"] for run in runs])]
+
+
+def study_table(ev: Evidence, study: str, name: str, runs: Sequence[dict]) -> pd.DataFrame:
+    """The config's table ``name`` of ``study``, the rows of ``runs``."""
+    return table(ev, layout.study_table(study, name, ev.config), runs)
 
 
 def unconverged(row: Mapping) -> str:
@@ -163,9 +166,9 @@ def steps_note(runs: Sequence[dict]) -> str:
 # --- seed 000: large_batch -------------------------------------------------------------------------------------
 
 
-def large_batch_eigenvalues(root: Path, runs: list[dict]) -> Verdict:
+def large_batch_eigenvalues(ev: Evidence, runs: list[dict]) -> Verdict:
     """Seed 000: lambda_1 at the final checkpoint against the batch size."""
-    top = table(root, layout.study_table("large_batch", layout.STUDY_TABLES["large_batch"]), runs)
+    top = study_table(ev, "large_batch", layout.STUDY_TABLES["large_batch"], runs)
     hessian = "full" if (top["hessian"] == "full").any() else "last_layer"
     by_key = {run["key"]: run for run in runs}
     rows = top[(top["hessian"] == hessian) & (top["index"] == 1)].sort_values("batch_size")
@@ -185,14 +188,11 @@ def loss_rise(landscape: pd.DataFrame) -> tuple[float, str]:
     return float(eigen["loss"].mean() - centre), why
 
 
-def large_batch_surface(root: Path, runs: list[dict]) -> Verdict:
+def large_batch_surface(ev: Evidence, runs: list[dict]) -> Verdict:
     """Seed 000: the loss rise over the top-2 eigenvector grid against the batch size."""
     points, compared = [], []
     for run in sorted(runs, key=lambda run: run["batch_size"]):
-        path = root / layout.landscape(run["key"])
-        if not path.is_file():
-            continue
-        rise, why = loss_rise(read_table(path))
+        rise, why = loss_rise(ev.read_table(layout.landscape(run["key"])))
         points.append(Point(f"bs{run['batch_size']}", rise, excluded=excluded(run) or why))
         compared.append(run)
     return at_convergence(ordered(points, True, "loss surfaces"), compared)
@@ -201,9 +201,9 @@ def large_batch_surface(root: Path, runs: list[dict]) -> Verdict:
 # --- seed 001: sharpest_directions ------------------------------------------------------------------------------
 
 
-def sharpness(root: Path, runs: list[dict]) -> pd.DataFrame:
+def sharpness(ev: Evidence, runs: list[dict]) -> pd.DataFrame:
     """sharpest_directions' study table, the rows of ``runs``."""
-    return table(root, layout.study_table("sharpest_directions", layout.STUDY_TABLES["sharpest_directions"]), runs)
+    return study_table(ev, "sharpest_directions", layout.STUDY_TABLES["sharpest_directions"], runs)
 
 
 def sharp_excluded(row: Mapping) -> str:
@@ -213,13 +213,13 @@ def sharp_excluded(row: Mapping) -> str:
     return "" if bool(row["peak_converged"]) else "peak unconverged"
 
 
-def sharpest_peak(root: Path, runs: list[dict]) -> Verdict:
+def sharpest_peak(ev: Evidence, runs: list[dict]) -> Verdict:
     """Seed 001: each SGD run's lambda_max from epoch 0 to its peak and its end."""
-    rows = sharpness(root, runs)
+    rows = sharpness(ev, runs)
     rows = rows[rows["optimizer"] == "sgd"]
     values, late, flat, out = [], [], [], []
     for r in rows.itertuples():
-        first = table(root, layout.trajectory(r.run))
+        first = table(ev, layout.trajectory(r.run))
         first = first[(first["block"] == "full") & (first["quantity"] == "eigenvalue") & (first["index"] == 1)]
         start = float(first.sort_values("epoch")["value"].iloc[0])
         label = f"lr{r.lr:g} bs{r.batch_size}"
@@ -253,11 +253,11 @@ def grid(rows: pd.DataFrame, vary: str, fixed: str) -> pd.DataFrame:
     return rows[rows[fixed] == sizes.idxmax()].sort_values(vary)
 
 
-def sharpest_order(vary: str, fixed: str, increasing: bool) -> Callable[[Path, list[dict]], Verdict]:
+def sharpest_order(vary: str, fixed: str, increasing: bool) -> Callable[[Evidence, list[dict]], Verdict]:
     """Seed 001: the check that the peak lambda_max falls (rises) along the ``vary`` grid."""
 
-    def check(root: Path, runs: list[dict]) -> Verdict:
-        rows = grid(sharpness(root, runs), vary, fixed)
+    def check(ev: Evidence, runs: list[dict]) -> Verdict:
+        rows = grid(sharpness(ev, runs), vary, fixed)
         prefix = "lr" if vary == "lr" else "bs"
         points = [Point(f"{prefix}{getattr(r, vary):g}", r.peak_lambda_max, excluded=sharp_excluded(r._asdict()))
                   for r in rows.itertuples()]
@@ -266,11 +266,11 @@ def sharpest_order(vary: str, fixed: str, increasing: bool) -> Callable[[Path, l
     return check
 
 
-def nsgd_versus_sgd(sharper: bool) -> Callable[[Path, list[dict]], Verdict]:
+def nsgd_versus_sgd(sharper: bool) -> Callable[[Evidence, list[dict]], Verdict]:
     """Seed 001: the check that NSGD with gamma < 1 (``sharper``) or > 1 ends sharper (flatter) than SGD."""
 
-    def check(root: Path, runs: list[dict]) -> Verdict:
-        rows = sharpness(root, runs)
+    def check(ev: Evidence, runs: list[dict]) -> Verdict:
+        rows = sharpness(ev, runs)
         nsgd = rows[(rows["optimizer"] == "nsgd") & ((rows["gamma"] < 1) if sharper else (rows["gamma"] > 1))]
         if nsgd.empty:
             return Verdict("", UNSURE, f"no NSGD run with gamma {'<' if sharper else '>'} 1 in this config")
@@ -315,7 +315,7 @@ def by_optimizer(runs: list[dict], name: str) -> list[dict]:
     return [run for run in runs if run["optimizer"]["name"] == name]
 
 
-def absa_schedule(root: Path, runs: list[dict]) -> Verdict:
+def absa_schedule(ev: Evidence, runs: list[dict]) -> Verdict:
     """Seed 002: ABSA's batch size against its own lambda estimate, epoch by epoch."""
     absa = by_optimizer(runs, "absa")
     if not absa:
@@ -351,7 +351,7 @@ def absa_schedule(root: Path, runs: list[dict]) -> Verdict:
     return Verdict("; ".join(values), verdict, "; ".join(whys) + f"; {ONE_SEED}")
 
 
-def absa_versus_sgd(root: Path, runs: list[dict]) -> Verdict:
+def absa_versus_sgd(ev: Evidence, runs: list[dict]) -> Verdict:
     """Seed 002: ABSA's final test accuracy and optimizer steps against SGD's."""
     absa, sgd = by_optimizer(runs, "absa"), by_optimizer(runs, "sgd")
     if not absa or not sgd:
@@ -370,11 +370,11 @@ def absa_versus_sgd(root: Path, runs: list[dict]) -> Verdict:
                    .format(ACC_GAP=ACC_GAP) + f"; {ONE_SEED}")
 
 
-def power_agrees(root: Path, runs: list[dict]) -> Verdict:
+def power_agrees(ev: Evidence, runs: list[dict]) -> Verdict:
     """Seed 002: power iteration against converged Lanczos lambda_max at every checkpoint."""
     values, bad, compared = [], [], 0
     for run in runs:
-        eigen = table(root, layout.dominant_eigen(run["key"]))
+        eigen = table(ev, layout.dominant_eigen(run["key"]))
         eigen = eigen[(eigen["block"] == "full") & (eigen["index"] == 1)]
         lanczos = eigen[eigen["quantity"] == "eigenvalue"].set_index("epoch")
         power = eigen[eigen["quantity"] == "power_eigenvalue"].set_index("epoch")
@@ -400,16 +400,16 @@ def power_agrees(root: Path, runs: list[dict]) -> Verdict:
 # --- seed 003: init_chain_rule ----------------------------------------------------------------------------------
 
 
-def chain_rule(root: Path, runs: list[dict]) -> pd.DataFrame:
+def chain_rule(ev: Evidence, runs: list[dict]) -> pd.DataFrame:
     """init_chain_rule's study table, the rows of ``runs``."""
-    return table(root, layout.study_table("init_chain_rule", layout.STUDY_TABLES["init_chain_rule"]), runs)
+    return study_table(ev, "init_chain_rule", layout.STUDY_TABLES["init_chain_rule"], runs)
 
 
-def init_frobenius(root: Path, runs: list[dict]) -> Verdict:
+def init_frobenius(ev: Evidence, runs: list[dict]) -> Verdict:
     """Seed 003: ||H||_F of dense1 at initialisation against the init sd."""
-    rows = chain_rule(root, runs)
+    rows = chain_rule(ev, runs)
     rows = rows[(rows["block"] == "dense1") & (rows["quantity"] == "frobenius_H") & (rows["epoch"] == 0)]
-    loss = chain_rule(root, runs)
+    loss = chain_rule(ev, runs)
     loss = loss[(loss["quantity"] == "loss") & (loss["epoch"] == 0)].set_index("run")["value"]
     values, verdicts, whys = [], [], []
     for activation, group in rows.groupby("activation"):
@@ -430,9 +430,9 @@ def init_frobenius(root: Path, runs: list[dict]) -> Verdict:
     return Verdict("; ".join(values), verdict, why)
 
 
-def tiny_init(root: Path, runs: list[dict]) -> Verdict:
+def tiny_init(ev: Evidence, runs: list[dict]) -> Verdict:
     """Seed 003: the smallest init sd's final loss against the larger sds'."""
-    rows = chain_rule(root, runs)
+    rows = chain_rule(ev, runs)
     rows = rows[rows["quantity"] == "loss"]
     final = rows[rows["epoch"] == rows.groupby("run")["epoch"].transform("max")]
     by_key = {run["key"]: run for run in runs}
@@ -459,9 +459,9 @@ def tiny_init(root: Path, runs: list[dict]) -> Verdict:
     return Verdict("; ".join(values), verdict, "; ".join(whys) + f"; {ONE_SEED}")
 
 
-def gauss_newton(root: Path, runs: list[dict]) -> Verdict:
+def gauss_newton(ev: Evidence, runs: list[dict]) -> Verdict:
     """Seed 003: ||G||_F against ||H - G||_F of dense1 at each run's final checkpoint."""
-    rows = chain_rule(root, runs)
+    rows = chain_rule(ev, runs)
     rows = rows[(rows["block"] == "dense1") & rows["quantity"].isin(["frobenius_G", "frobenius_H_minus_G"])]
     final = rows[rows["epoch"] == rows.groupby("run")["epoch"].transform("max")]
     by_key = {run["key"]: run for run in runs}
@@ -487,9 +487,9 @@ def gauss_newton(root: Path, runs: list[dict]) -> Verdict:
 # --- seed 004: layerhessians ------------------------------------------------------------------------------------
 
 
-def u_shape(root: Path, runs: list[dict]) -> Verdict:
+def u_shape(ev: Evidence, runs: list[dict]) -> Verdict:
     """Seed 004: which layer block's spectrum is closest to the full one."""
-    profiles = table(root, layout.study_table("layerhessians", layout.MATCH_PROFILES), runs)
+    profiles = study_table(ev, "layerhessians", layout.MATCH_PROFILES, runs)
     if profiles.empty:
         return Verdict("", UNSURE, "no matching profile")
     metric = "source" if (profiles["metric"] == "source").any() else profiles["metric"].iloc[0]
@@ -522,18 +522,12 @@ def u_shape(root: Path, runs: list[dict]) -> Verdict:
     return Verdict("; ".join(values), verdict, f"distance {metric} at the peak epoch; {why}; {ONE_SEED}")
 
 
-def layer_falls(root: Path, runs: list[dict]) -> Verdict:
+def layer_falls(ev: Evidence, runs: list[dict]) -> Verdict:
     """Seed 004: the full Hessian's lambda_1 and density mean from their maximum to the last epoch."""
     values, verdicts, whys = [], [], []
     for run in runs:
-        parts = []
-        for epoch in range(run["epochs"] + 1):
-            path = root / layout.layer_spectrum(run["key"], epoch, "tsv")
-            if path.is_file():
-                parts.append(read_table(path))
-        if not parts:
-            continue
-        spectra = pd.concat(parts, ignore_index=True)
+        spectra = pd.concat([ev.read_table(layout.layer_spectrum(run["key"], epoch, "tsv"))
+                             for epoch in range(run["epochs"] + 1)], ignore_index=True)
         full = spectra[spectra["block"] == "full"]
         top = full[(full["quantity"] == "eigenvalue") & (full["index"] == 1)].sort_values("epoch")
         mean = full[full["quantity"] == "density_mean"].sort_values("epoch")
@@ -640,29 +634,29 @@ CLAIMS = (
 )
 
 
-def judge(claim: Claim, root: Path, runs: list[dict]) -> Verdict:
+def judge(claim: Claim, ev: Evidence, runs: list[dict]) -> Verdict:
     """``claim``'s verdict on one seed's runs; a missing table means the study did not run, and tables that cannot
     answer the claim (a config without the runs it compares) leave it inconclusive, saying why."""
     try:
-        return claim.check(root, runs)
+        return claim.check(ev, runs)
     except FileNotFoundError:
         return Verdict("", UNSURE, NOT_RUN)
     except (KeyError, ValueError, IndexError) as err:
         return Verdict("", UNSURE, f"not computable from this run's tables ({type(err).__name__}: {err})")
 
 
-def scorecard(root: str | Path, studies: Sequence[str]) -> pd.DataFrame:
-    """One row per claim and seed, the studies not in ``studies`` (or whose tables are missing) inconclusive."""
-    root = Path(root)
+def scorecard(ev: Evidence) -> pd.DataFrame:
+    """One row per claim and seed of the config's planned runs; a study it does not run is inconclusive."""
     rows = []
+    studies = {study: load_runs(ev, study) for study in SOURCES}
     for claim in CLAIMS:
-        runs = load_runs(root, claim.study) if claim.study in studies else []
+        runs = studies[claim.study]
         seeds = sorted({layout.seed_of(run["key"]) for run in runs})
         for seed in seeds or [None]:
             if seed is None:
                 verdict = Verdict("", UNSURE, NOT_RUN)
             else:
-                verdict = judge(claim, root, [run for run in runs if layout.seed_of(run["key"]) == seed])
+                verdict = judge(claim, ev, [run for run in runs if layout.seed_of(run["key"]) == seed])
             why = verdict.why if len(seeds) < 2 else verdict.why.replace(ONE_SEED, f"{len(seeds)} seeds")
             rows.append({"study": claim.study, "source": SOURCES[claim.study], "seed": seed, "claim": claim.claim,
                          "metric": claim.metric, "value": verdict.value or "none", "verdict": verdict.verdict,

@@ -1,6 +1,6 @@
 """Up-front checks of command-line inputs: each failure is one line naming the flag, what is wrong and what fits.
 
-Torch-free at import: the CLI runs ``check_studies`` before any command module is imported.
+Torch-free at import (the Snakefile's input functions use ``config_entry``).
 """
 
 from __future__ import annotations
@@ -9,26 +9,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
 from hessian_spectra import layout
-from hessian_spectra.runs import STUDIES, subset_key, subset_spec
+from hessian_spectra.runs import subset_key, subset_spec
 
 T = TypeVar("T")
 
 # a run's data settings that a Hessian subset's spec copies; the rest of the spec is the selection
 _DATA_KEYS = ("dataset", "image_size", "normalization", "valid_size", "split_seed")
-
-
-def check_studies(values: Sequence[str] | None, flag: str = "--studies") -> list[str]:
-    """The studies given to ``flag``: at least one, each one of ``STUDIES``; else ValueError naming the flag and
-    the allowed names."""
-    allowed = ", ".join(STUDIES)
-    if not values:
-        raise ValueError(f"{flag}: give at least one study of {allowed}")
-    unknown = [value for value in values if value not in STUDIES]
-    if unknown:
-        names = ", ".join(repr(value) for value in unknown)
-        raise ValueError(f"{flag}: {names} {'is not a study' if len(unknown) == 1 else 'are not studies'}; "
-                         f"allowed: {allowed}")
-    return list(values)
 
 
 def config_entry(entries: Mapping[str, T], key: str, target: str, what: str, where: str) -> T:

@@ -1,8 +1,10 @@
 """Where every file of a workflow run lives: the one definition that the rules, the commands and the plots use.
 
 Torch-free (the Snakefile imports it at parse time). Training owns ``results/{study}/runs/<run>/`` and nothing
-else; each Hessian subset has a file of its own, keyed by what defines it; every curvature table (per run, under
-``runs/``, or per study) lives under ``results/tables/{study}/`` and every figure under ``results/figures/{study}/``.
+else; each Hessian subset has a file of its own, keyed by what defines it; every per-run curvature table lives under
+``results/tables/{study}/runs/``. What a config makes of its runs (study tables, figures, the scorecard, their logs)
+lives under its own root, ``results/`` for the unnamed default config and ``results/configs/<name>/`` for a config
+with a ``name``, so that configs sharing one folder share trained runs and never each other's figures.
 Functions take plain strings, so a Snakemake wildcard pattern such as ``"{study}/runs/..."`` goes in and comes out
 as a pattern.
 """
@@ -89,19 +91,29 @@ def run_tables(key: str) -> str:
     return f"{RESULTS}/tables/{key}"
 
 
-def study_table(study: str, name: str) -> str:
+def config_root(config: str = "") -> str:
+    """Where the config named ``config`` keeps its study tables, figures and scorecard (``""``: the default config)."""
+    return f"{RESULTS}/configs/{config}" if config else RESULTS
+
+
+def study_table(study: str, name: str, config: str = "") -> str:
     """A study's table (what its figures read), e.g. ``results/tables/large_batch/top_eigenvalues.tsv``."""
-    return f"{RESULTS}/tables/{study}/{name}"
+    return f"{config_root(config)}/tables/{study}/{name}"
 
 
-def figure(study: str, name: str) -> str:
+def figure(study: str, name: str, config: str = "") -> str:
     """A study's figure."""
-    return f"{RESULTS}/figures/{study}/{name}"
+    return f"{config_root(config)}/figures/{study}/{name}"
 
 
-def log(name: str) -> str:
-    """A job's log file."""
-    return f"{RESULTS}/logs/{name}.log"
+def findings(config: str = "") -> str:
+    """The findings scorecard of a config: every source's claims with a verdict computed from its tables."""
+    return f"{config_root(config)}/tables/findings.tsv"
+
+
+def log(name: str, config: str = "") -> str:
+    """A job's log file (per-run and per-dataset jobs: ``config`` empty; a config's study and figure jobs: its name)."""
+    return f"{config_root(config)}/logs/{name}.log"
 
 
 def benchmark(name: str) -> str:
@@ -179,5 +191,3 @@ STUDY_TABLES = {
     "sharpest_directions": "sharpness_table.csv",
     "init_chain_rule": "chain_rule.tsv",
 }
-# The findings scorecard: every source's claims with a verdict computed from the tables above.
-FINDINGS = f"{RESULTS}/tables/findings.tsv"

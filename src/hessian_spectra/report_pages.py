@@ -15,7 +15,6 @@ import pandas as pd
 from hessian_spectra import layout
 from hessian_spectra.findings import FAILS, HOLDS, UNSURE
 
-PAGES = f"{layout.RESULTS}/report"
 # colour-blind-safe (ColorBrewer Dark2) fill of each verdict, shared by the pages and the picture
 VERDICT_COLOURS = {HOLDS: "#1b9e77", FAILS: "#d95f02", UNSURE: "#bdbdbd"}
 VERDICTS_TABLE_ID = "hs-verdicts"
@@ -28,25 +27,30 @@ td.verdict { color: #000; font-weight: bold; white-space: nowrap; }
 """
 
 
-def table_page(study: str, table: str) -> str:
-    """The HTML page of a study's table (``layout.study_table(study, table)``) in the report."""
-    return f"{PAGES}/{study}/{Path(table).stem}.html"
+def pages(config: str = "") -> str:
+    """Where the report's pages of the config named ``config`` live (beside its tables and figures)."""
+    return f"{layout.config_root(config)}/report"
 
 
-def scorecard_page() -> str:
-    """The HTML page of the whole findings scorecard (``layout.FINDINGS``)."""
-    return f"{PAGES}/findings/scorecard.html"
+def table_page(study: str, table: str, config: str = "") -> str:
+    """The HTML page of a study's table (``layout.study_table(study, table, config)``) in the report."""
+    return f"{pages(config)}/{study}/{Path(table).stem}.html"
 
 
-def verdicts_page() -> str:
+def scorecard_page(config: str = "") -> str:
+    """The HTML page of the whole findings scorecard (``layout.findings(config)``)."""
+    return f"{pages(config)}/findings/scorecard.html"
+
+
+def verdicts_page(config: str = "") -> str:
     """The verdicts at a glance, an HTML fragment: one row per claim, one coloured cell per seed (the report's
     start page embeds it)."""
-    return f"{PAGES}/findings/verdicts.html"
+    return f"{pages(config)}/findings/verdicts.html"
 
 
-def verdicts_figure() -> str:
+def verdicts_figure(config: str = "") -> str:
     """The verdicts as a picture: one coloured cell per claim and seed."""
-    return layout.figure("findings", "verdicts.png")
+    return layout.figure("findings", "verdicts.png", config)
 
 
 def read_text_table(path: str | Path) -> pd.DataFrame:

@@ -65,6 +65,24 @@ ENV = "../../envs/hessian-spectra.yaml"
 
 RUN_FILES = layout.run_files(RUN_PATTERN)
 TARGETS = {}
+# Trained runs and their per-run tables are shared by every config in this folder; what a config makes of them
+# (study tables, figures, scorecard, their logs) lives under its own `name` (layout.config_root).
+CONFIG_NAME = config["name"]
+
+
+def config_figure(study, name):
+    """A figure of this config."""
+    return layout.figure(study, name, CONFIG_NAME)
+
+
+def config_table(study, name):
+    """A study table of this config."""
+    return layout.study_table(study, name, CONFIG_NAME)
+
+
+def config_log(name):
+    """The log of one of this config's study-table or figure jobs."""
+    return layout.log(name, CONFIG_NAME)
 
 
 wildcard_constraints:

@@ -1,8 +1,12 @@
-"""The findings scorecard: every source's claims checked against the enabled studies' tables (one cheap job after
-all of them)."""
+"""The findings scorecard: every source's claims checked against this config's planned runs and the tables made
+from them, every file it reads a declared input (one cheap job after all of them)."""
 
-FINDINGS_STUDIES = [study for study in STUDIES if study_enabled(study)]
-TARGETS["findings"] = [layout.FINDINGS]
+from hessian_spectra.evidence import Evidence
+
+EVIDENCE = Evidence.of(
+    CONFIG_NAME, RUNS, [study for study in STUDIES if study_enabled(study)]
+)
+TARGETS["findings"] = [layout.findings(CONFIG_NAME)]
 
 
 localrules:
@@ -11,25 +15,18 @@ localrules:
 
 rule findings:
     input:
-        targets=[
-            target for study in FINDINGS_STUDIES for target in TARGETS.get(study, [])
-        ],
-        histories=[
-            layout.run_files(run["key"]).history
-            for study in FINDINGS_STUDIES
-            for run in runs_of(RUNS, study)
-        ],
+        EVIDENCE.files(),
     output:
         report(
-            layout.FINDINGS,
+            layout.findings(CONFIG_NAME),
             caption="../report/findings/findings.rst",
             category="findings",
         ),
     log:
-        layout.log("findings"),
+        config_log("findings"),
     conda:
         ENV
     params:
-        studies=" ".join(FINDINGS_STUDIES),
+        plan=EVIDENCE.to_json(),
     shell:
-        "hessian-spectra findings --studies {params.studies} --out {output} > {log} 2>&1"
+        "hessian-spectra findings --plan {params.plan:q} --out {output} > {log} 2>&1"

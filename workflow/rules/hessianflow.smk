@@ -15,7 +15,7 @@ HESSIANFLOW_FLAGS = {
 
 if study_enabled("hessianflow"):
     TARGETS["hessianflow"] = [
-        layout.figure("hessianflow", f"{name}.png")
+        config_figure("hessianflow", f"{name}.png")
         for name in ("dominant_eigenvalue", "absa_schedule", "esd_final")
     ]
 
@@ -89,22 +89,22 @@ rule hessianflow_figures:
         ],
     output:
         dominant=report(
-            layout.figure("hessianflow", "dominant_eigenvalue.png"),
+            config_figure("hessianflow", "dominant_eigenvalue.png"),
             caption="../report/hessianflow/dominant_eigenvalue.rst",
             category="hessianflow",
         ),
         schedule=report(
-            layout.figure("hessianflow", "absa_schedule.png"),
+            config_figure("hessianflow", "absa_schedule.png"),
             caption="../report/hessianflow/absa_schedule.rst",
             category="hessianflow",
         ),
         esd=report(
-            layout.figure("hessianflow", "esd_final.png"),
+            config_figure("hessianflow", "esd_final.png"),
             caption="../report/hessianflow/esd_final.rst",
             category="hessianflow",
         ),
     log:
-        layout.log("hessianflow/figures"),
+        config_log("hessianflow/figures"),
     conda:
         ENV
     shell:

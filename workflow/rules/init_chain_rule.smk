@@ -12,14 +12,12 @@ if ICR_NO_SD:
     )
 # file names spell the sd as f"{sd:g}": init_sd_1e-05.png, init_sd_0.01.png, init_sd_1.png
 ICR_SD_FIGURES = [
-    layout.figure("init_chain_rule", f"init_sd_{sd:g}.png")
+    config_figure("init_chain_rule", f"init_sd_{sd:g}.png")
     for sd in dict.fromkeys(run["model_options"]["init_sd"] for run in ICR_RUNS)
 ]
-ICR_TERMS_FIGURE = layout.figure("init_chain_rule", "chain_rule_terms.png")
-ICR_ALL_SDS_FIGURE = layout.figure("init_chain_rule", "init_sd_all.png")
-ICR_TABLE = layout.study_table(
-    "init_chain_rule", layout.STUDY_TABLES["init_chain_rule"]
-)
+ICR_TERMS_FIGURE = config_figure("init_chain_rule", "chain_rule_terms.png")
+ICR_ALL_SDS_FIGURE = config_figure("init_chain_rule", "init_sd_all.png")
+ICR_TABLE = config_table("init_chain_rule", layout.STUDY_TABLES["init_chain_rule"])
 if ICR_RUNS:
     TARGETS["init_chain_rule"] = ICR_SD_FIGURES + [
         ICR_ALL_SDS_FIGURE,
@@ -70,7 +68,7 @@ rule chain_rule_table:
     output:
         ICR_TABLE,
     log:
-        layout.log("init_chain_rule/chain_rule"),
+        config_log("init_chain_rule/chain_rule"),
     conda:
         ENV
     shell:
@@ -100,7 +98,7 @@ rule chain_rule_figures:
             category="init_chain_rule",
         ),
     log:
-        layout.log("init_chain_rule/figures"),
+        config_log("init_chain_rule/figures"),
     conda:
         ENV
     params:

@@ -11,9 +11,7 @@ from hessian_spectra.inputs import config_entry
 
 LARGE_BATCH = config["studies"].get("large_batch", {})
 LARGE_BATCH_RUNS = runs_of(RUNS, "large_batch")
-LARGE_BATCH_TABLE = layout.study_table(
-    "large_batch", layout.STUDY_TABLES["large_batch"]
-)
+LARGE_BATCH_TABLE = config_table("large_batch", layout.STUDY_TABLES["large_batch"])
 LARGE_BATCH_BY_SIZE = {
     str(size): [r["key"] for r in LARGE_BATCH_RUNS if r["batch_size"] == size]
     for size in sorted({r["batch_size"] for r in LARGE_BATCH_RUNS})
@@ -23,7 +21,7 @@ LARGE_BATCH_BY_SIZE = {
 LARGE_BATCH_SURFACE_RUNS = lambda wildcards: config_entry(
     LARGE_BATCH_BY_SIZE,
     wildcards.batch_size,
-    layout.figure("large_batch", f"loss_surface_bs{wildcards.batch_size}.png"),
+    config_figure("large_batch", f"loss_surface_bs{wildcards.batch_size}.png"),
     "batch size",
     "this config's large_batch runs",
 )
@@ -136,7 +134,7 @@ rule large_batch_table:
     output:
         LARGE_BATCH_TABLE,
     log:
-        layout.log("large_batch/top_eigenvalues"),
+        config_log("large_batch/top_eigenvalues"),
     conda:
         ENV
     params:
@@ -151,12 +149,12 @@ rule large_batch_spectral_figure:
         LARGE_BATCH_TABLE,
     output:
         report(
-            layout.figure("large_batch", "hessian_spectral.png"),
+            config_figure("large_batch", "hessian_spectral.png"),
             caption="../report/large_batch/hessian_spectral.rst",
             category="large_batch",
         ),
     log:
-        layout.log("large_batch/hessian_spectral"),
+        config_log("large_batch/hessian_spectral"),
     conda:
         ENV
     params:
@@ -178,12 +176,12 @@ rule large_batch_surface_figure:
         shared=[layout.landscape(run["key"]) for run in LARGE_BATCH_RUNS],
     output:
         report(
-            layout.figure("large_batch", "loss_surface_bs{batch_size}.png"),
+            config_figure("large_batch", "loss_surface_bs{batch_size}.png"),
             caption="../report/large_batch/loss_surface.rst",
             category="large_batch",
         ),
     log:
-        layout.log("large_batch/loss_surface_bs{batch_size}"),
+        config_log("large_batch/loss_surface_bs{batch_size}"),
     conda:
         ENV
     params:
@@ -195,9 +193,9 @@ rule large_batch_surface_figure:
 
 if LARGE_BATCH_RUNS:
     TARGETS["large_batch"] = [
-        layout.figure("large_batch", "hessian_spectral.png"),
+        config_figure("large_batch", "hessian_spectral.png"),
         LARGE_BATCH_TABLE,
     ] + [
-        layout.figure("large_batch", f"loss_surface_bs{size}.png")
+        config_figure("large_batch", f"loss_surface_bs{size}.png")
         for size in LARGE_BATCH_BY_SIZE
     ]

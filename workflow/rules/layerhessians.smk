@@ -9,8 +9,8 @@ from hessian_spectra.runs import block_count, dataset_key, model_key
 
 LAYERHESSIANS = config["studies"].get("layerhessians", {})
 LH_RUNS = runs_of(RUNS, "layerhessians")
-LH_TABLE = layout.study_table("layerhessians", layout.STUDY_TABLES["layerhessians"])
-LH_PROFILES = layout.study_table("layerhessians", layout.MATCH_PROFILES)
+LH_TABLE = config_table("layerhessians", layout.STUDY_TABLES["layerhessians"])
+LH_PROFILES = config_table("layerhessians", layout.MATCH_PROFILES)
 
 # figure name `{model}_{dataset}` and label `<model>/<dataset>` -> its runs (one per seed); spectrum files of
 # every epoch (0 = initial weights) per run key
@@ -83,11 +83,11 @@ LH_MATCH_FLAGS = (
 
 TARGETS["layerhessians"] = (
     [
-        layout.figure("layerhessians", f"match_distros_{kind}.png")
+        config_figure("layerhessians", f"match_distros_{kind}.png")
         for kind in ("wasserstein", "peak")
     ]
     + [
-        layout.figure("layerhessians", f"training_eigvals_epochwise_{name}_{layer}.png")
+        config_figure("layerhessians", f"training_eigvals_epochwise_{name}_{layer}.png")
         for name, runs in LH_BY_NAME.items()
         for layer in range(1, block_count(runs[0]) + 1)
     ]
@@ -145,7 +145,7 @@ rule layerhessians_match:
         table=LH_TABLE,
         profiles=LH_PROFILES,
     log:
-        layout.log("layerhessians/match"),
+        config_log("layerhessians/match"),
     conda:
         ENV
     params:
@@ -180,7 +180,7 @@ for _count, _names in sorted(LH_LAYER_COUNTS.items()):
         output:
             [
                 report(
-                    layout.figure(
+                    config_figure(
                         "layerhessians",
                         f"training_eigvals_epochwise_{{name}}_{layer}.png",
                     ),
@@ -191,7 +191,7 @@ for _count, _names in sorted(LH_LAYER_COUNTS.items()):
                 for layer in range(1, _count + 1)
             ],
         log:
-            layout.log("layerhessians/figures/training_eigvals_epochwise_{name}"),
+            config_log("layerhessians/figures/training_eigvals_epochwise_{name}"),
         wildcard_constraints:
             name="|".join(_names),
         localrule: True
@@ -212,13 +212,13 @@ rule layerhessians_match_figure:
         LH_PROFILES,
     output:
         report(
-            layout.figure("layerhessians", "match_distros_{kind}.png"),
+            config_figure("layerhessians", "match_distros_{kind}.png"),
             caption="../report/layerhessians/match_distros.rst",
             category="layerhessians",
             subcategory="matching",
         ),
     log:
-        layout.log("layerhessians/figures/match_distros_{kind}"),
+        config_log("layerhessians/figures/match_distros_{kind}"),
     wildcard_constraints:
         kind="wasserstein|peak",
     conda:

@@ -8,11 +8,12 @@ REPORT_TABLES = {
     study: table for study, table in layout.STUDY_TABLES.items() if study_enabled(study)
 }
 REPORT_TARGETS = [
-    report_pages.table_page(study, table) for study, table in REPORT_TABLES.items()
+    report_pages.table_page(study, table, CONFIG_NAME)
+    for study, table in REPORT_TABLES.items()
 ] + [
-    report_pages.scorecard_page(),
-    report_pages.verdicts_page(),
-    report_pages.verdicts_figure(),
+    report_pages.scorecard_page(CONFIG_NAME),
+    report_pages.verdicts_page(CONFIG_NAME),
+    report_pages.verdicts_figure(CONFIG_NAME),
 ]
 
 
@@ -23,17 +24,15 @@ localrules:
 
 rule report_table:
     input:
-        lambda wildcards: layout.study_table(
-            wildcards.study, REPORT_TABLES[wildcards.study]
-        ),
+        lambda wildcards: config_table(wildcards.study, REPORT_TABLES[wildcards.study]),
     output:
         report(
-            report_pages.table_page("{study}", "{table}"),
+            report_pages.table_page("{study}", "{table}", CONFIG_NAME),
             caption="../report/tables.rst",
             category="{study}",
         ),
     log:
-        layout.log("report/{study}/{table}"),
+        config_log("report/{study}/{table}"),
     wildcard_constraints:
         study="|".join(REPORT_TABLES) or "no-table",
         table="|".join(Path(table).stem for table in REPORT_TABLES.values())
@@ -46,25 +45,25 @@ rule report_table:
 
 rule report_scorecard:
     input:
-        layout.FINDINGS,
+        layout.findings(CONFIG_NAME),
     output:
         page=report(
-            report_pages.scorecard_page(),
+            report_pages.scorecard_page(CONFIG_NAME),
             caption="../report/findings/scorecard.rst",
             category="findings",
         ),
         verdicts=report(
-            report_pages.verdicts_page(),
+            report_pages.verdicts_page(CONFIG_NAME),
             caption="../report/findings/verdicts.rst",
             category="findings",
         ),
         figure=report(
-            report_pages.verdicts_figure(),
+            report_pages.verdicts_figure(CONFIG_NAME),
             caption="../report/findings/verdicts.rst",
             category="findings",
         ),
     log:
-        layout.log("report/scorecard"),
+        config_log("report/scorecard"),
     conda:
         ENV
     shell:

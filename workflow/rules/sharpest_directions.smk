@@ -2,11 +2,11 @@
 
 SHARPEST_RUNS = runs_of(RUNS, "sharpest_directions")
 SHARPEST_FIGURES = ["spectrum_trajectory", "lr_grid", "bs_grid", "nsgd_gamma"]
-SHARPEST_TABLE = layout.study_table(
+SHARPEST_TABLE = config_table(
     "sharpest_directions", layout.STUDY_TABLES["sharpest_directions"]
 )
 TARGETS["sharpest_directions"] = (
-    [layout.figure("sharpest_directions", f"{name}.png") for name in SHARPEST_FIGURES]
+    [config_figure("sharpest_directions", f"{name}.png") for name in SHARPEST_FIGURES]
     + [SHARPEST_TABLE]
     if SHARPEST_RUNS
     else []
@@ -67,27 +67,27 @@ rule sharpest_figures:
         **SHARPEST_INPUTS,
     output:
         trajectory=report(
-            layout.figure("sharpest_directions", "spectrum_trajectory.png"),
+            config_figure("sharpest_directions", "spectrum_trajectory.png"),
             caption="../report/sharpest_directions/spectrum_trajectory.rst",
             category="sharpest_directions",
         ),
         lr_grid=report(
-            layout.figure("sharpest_directions", "lr_grid.png"),
+            config_figure("sharpest_directions", "lr_grid.png"),
             caption="../report/sharpest_directions/lr_grid.rst",
             category="sharpest_directions",
         ),
         bs_grid=report(
-            layout.figure("sharpest_directions", "bs_grid.png"),
+            config_figure("sharpest_directions", "bs_grid.png"),
             caption="../report/sharpest_directions/bs_grid.rst",
             category="sharpest_directions",
         ),
         nsgd_gamma=report(
-            layout.figure("sharpest_directions", "nsgd_gamma.png"),
+            config_figure("sharpest_directions", "nsgd_gamma.png"),
             caption="../report/sharpest_directions/nsgd_gamma.rst",
             category="sharpest_directions",
         ),
     log:
-        layout.log("sharpest_directions/figures"),
+        config_log("sharpest_directions/figures"),
     conda:
         ENV
     shell:
@@ -105,7 +105,7 @@ rule sharpest_table:
             category="sharpest_directions",
         ),
     log:
-        layout.log("sharpest_directions/table"),
+        config_log("sharpest_directions/table"),
     conda:
         ENV
     shell:

@@ -1,8 +1,10 @@
 """``hessian-spectra findings``: the findings scorecard (``results/tables/findings.tsv``): every source's claims
-checked against this run's tables, a verdict each with its rule and numbers (torch-free).
+checked against this config's tables, a verdict each with its rule and numbers (torch-free).
 
-Reads the study tables and per-run tables under ``--root`` (the workflow's working directory); a study not named
-in ``--studies``, or whose tables are missing, gets verdict ``inconclusive`` ("study not run").
+Reads only the files of the config's plan (``--plan``, which the workflow writes): each planned run's record, history
+and curvature tables, and the config's study tables; a study the plan does not run gets verdict ``inconclusive``
+("study not run"). To recompute it from a finished run, let Snakemake pass the plan:
+``snakemake --cores 1 --forcerun findings results/tables/findings.tsv``.
 """
 
 from __future__ import annotations
@@ -14,16 +16,37 @@ log = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--root", default=".", help="the run's working directory (holding results/)")
-    parser.add_argument("--studies", nargs="*", default=[], help="the studies this config runs")
+    parser.add_argument(
+        "--plan", required=True,
+        help="JSON {config: NAME, runs: {STUDY: [{key: RUN_KEY, epochs: N}, ...]}}: the config's name and planned runs",
+    )
     parser.add_argument("--out", required=True, help="output TSV")
+
+
+def parse_plan(text: str):
+    """The ``--plan`` argument as ``Evidence``; a malformed plan or an unknown study raises ``ValueError``."""
+    import json
+
+    from hessian_spectra.evidence import Evidence
+    from hessian_spectra.findings import SOURCES
+
+    try:
+        evidence = Evidence.from_json(text)
+    except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as err:
+        raise ValueError(f"--plan: not a plan of runs ({type(err).__name__}: {err}); the workflow's findings rule "
+                         "writes it") from None
+    unknown = sorted(set(evidence.runs) - set(SOURCES))
+    if unknown:
+        raise ValueError(f"--plan: unknown stud{'ies' if len(unknown) > 1 else 'y'} {', '.join(unknown)}; "
+                         f"allowed: {', '.join(SOURCES)}")
+    return evidence
 
 
 def run(args: argparse.Namespace) -> None:
     from hessian_spectra.findings import scorecard
     from hessian_spectra.tables import write_table
 
-    table = scorecard(args.root, args.studies)
+    table = scorecard(parse_plan(args.plan))
     write_table(table, args.out)
     for row in table.itertuples():
         log.info("%s (%s): %s: %s", row.study, row.source, row.claim, row.verdict)
