@@ -87,8 +87,8 @@ def test_the_report_opens_on_every_claims_verdict_per_seed(tiny_run, report, chr
     header, *rows = parser.rows
     findings = pd.read_csv(tiny_run / layout.findings(), sep="\t", dtype=str, keep_default_na=False)
     seeds = sorted({int(seed) for seed in findings["seed"]})
-    assert header == ["source", "study", "claim", *(f"seed {seed}" for seed in seeds)]
-    shown = {(row[1], row[2]): dict(zip(seeds, row[3:])) for row in rows}
+    assert header == ["source", "claim", *(f"seed {seed}" for seed in seeds)]
+    shown = {(row[0].split()[1], row[1]): dict(zip(seeds, row[2:])) for row in rows}
     assert len(rows) == len(shown) == len(findings.drop_duplicates(["study", "claim"]))
     for row in findings.itertuples():
         assert shown[row.study, row.claim][int(row.seed)] == row.verdict, (row.claim, row.seed)

@@ -90,8 +90,9 @@ def table_html(path: str | Path) -> str:
 
 
 def verdicts_html(findings: pd.DataFrame) -> str:
-    """The verdicts of a scorecard as one HTML table: a row per claim (in the scorecard's order), a column per
-    seed, each cell its verdict on a verdict's colour (empty where the claim has no row for that seed)."""
+    """The verdicts of a scorecard as one HTML table: a row per claim (in the scorecard's order: its source and
+    study, its text), a column per seed, each cell its verdict on a verdict's colour (empty where the claim has no
+    row for that seed)."""
     seeds = sorted({int(seed) for seed in findings["seed"]})
     claims = findings.drop_duplicates(["study", "claim"])[["source", "study", "claim"]]
     verdict = {(row.study, row.claim, int(row.seed)): row.verdict for row in findings.itertuples()}
@@ -103,9 +104,9 @@ def verdicts_html(findings: pd.DataFrame) -> str:
             else "<td></td>"
             for seed in seeds
         )
-        rows.append(f"<tr><td>{html.escape(str(claim.source))}</td><td>{html.escape(claim.study)}</td>"
+        rows.append(f"<tr><td>{html.escape(str(claim.source))} {html.escape(claim.study)}</td>"
                     f"<td>{html.escape(claim.claim)}</td>{cells}</tr>")
-    return (f'<table id="{VERDICTS_TABLE_ID}">\n<thead><tr><th>source</th><th>study</th><th>claim</th>{head}</tr>'
+    return (f'<table id="{VERDICTS_TABLE_ID}">\n<thead><tr><th>source</th><th>claim</th>{head}</tr>'
             "</thead>\n<tbody>\n" + "\n".join(rows) + "\n</tbody>\n</table>\n")
 
 
