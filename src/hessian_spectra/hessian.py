@@ -26,10 +26,10 @@ from hessian_spectra.curvature import (
 )
 from hessian_spectra.curvature.products import Batch
 
-# Measured on a 27,898-parameter CNN with BatchNorm, 256 digits, 2 CPU threads (benchmarks/SIDE_BY_SIDE.md).
-BATCH_SIZE = 256  # samples per product pass: the whole of a small dataset at once is the cheapest per sample
-PROBE_BATCH = 1  # probes per product pass in trace(): more lanes cost more per probe on the CPU
-TOL = 1e-3  # relative Ritz residual; Ritz values converge quadratically, so eigenvalues are far closer
+# Chosen by measurement (benchmarks/SIDE_BY_SIDE.md, section 1: a CNN with BatchNorm on digits, 2 CPU threads).
+BATCH_SIZE = 512  # samples per product pass: larger passes cost less per sample, with little gain beyond 512
+PROBE_BATCH = 4  # probes per product pass in trace(): the cheapest per probe on 256 images; 16 cost more than 1
+TOL = 1e-3  # relative Ritz residual: eigenvalues come out far closer (Ritz values converge quadratically)
 
 
 class Hessian:
