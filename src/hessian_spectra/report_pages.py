@@ -8,6 +8,7 @@ as its text in the file), so a page never rounds or hides a number.
 from __future__ import annotations
 
 import html
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -64,9 +65,12 @@ def _page(title: str, body: str) -> str:
             f"<style>{_STYLE}</style></head>\n<body>\n<h1>{html.escape(title)}</h1>\n{body}\n</body></html>\n")
 
 
-def _verdict_cell(verdict: str) -> str:
+def _verdict_cell(verdict: str, why: str = "", span: int = 1) -> str:
+    """A cell of ``verdict`` (and ``why``, if given) on the verdict's colour, across ``span`` columns."""
     colour = VERDICT_COLOURS.get(verdict, "#ffffff")
-    return f'<td class="verdict" style="background:{colour};color:#000">{html.escape(verdict)}</td>'
+    text = f"{verdict}: {why}" if why else verdict
+    columns = f' colspan="{span}"' if span > 1 else ""
+    return f'<td class="verdict"{columns} style="background:{colour};color:#000">{html.escape(text)}</td>'
 
 
 def _html_table(table: pd.DataFrame, verdicts: str | None = None) -> str:
@@ -89,22 +93,51 @@ def table_html(path: str | Path) -> str:
     return _page(Path(path).name, body)
 
 
+@dataclass(frozen=True)
+class ClaimVerdicts:
+    """One claim of a scorecard and its verdict on each seed; ``unseeded``: (verdict, why) of a claim judged on no
+    seed (its study has no run in the config), else None."""
+
+    source: str
+    study: str
+    claim: str
+    seeds: dict[int, str]
+    unseeded: tuple[str, str] | None
+
+
+def seed_of(cell: str) -> int | None:
+    """A scorecard's seed cell as written (``0``, or ``0.0`` beside empty ones) as a number; None when empty."""
+    return None if cell.strip().lower() in ("", "nan") else int(float(cell))
+
+
+def verdict_grid(findings: pd.DataFrame) -> tuple[list[int], list[ClaimVerdicts]]:
+    """The seeds of a scorecard (text cells, ``read_text_table``) and its claims in order, each with its verdicts."""
+    findings = findings.assign(seed=findings["seed"].map(seed_of))
+    seeds = sorted({int(seed) for seed in findings["seed"].dropna()})
+    claims = []
+    for (study, claim), rows in findings.groupby(["study", "claim"], sort=False):
+        unseeded = rows[rows["seed"].isna()]
+        claims.append(ClaimVerdicts(
+            str(rows["source"].iloc[0]), study, claim,
+            {int(row.seed): row.verdict for row in rows.itertuples() if not pd.isna(row.seed)},
+            (unseeded["verdict"].iloc[0], unseeded["why"].iloc[0]) if len(unseeded) else None,
+        ))
+    return seeds, claims
+
+
 def verdicts_html(findings: pd.DataFrame) -> str:
     """The verdicts of a scorecard as one HTML table: a row per claim (in the scorecard's order: its source and
     study, its text), a column per seed, each cell its verdict on a verdict's colour (empty where the claim has no
-    row for that seed)."""
-    seeds = sorted({int(seed) for seed in findings["seed"]})
-    claims = findings.drop_duplicates(["study", "claim"])[["source", "study", "claim"]]
-    verdict = {(row.study, row.claim, int(row.seed)): row.verdict for row in findings.itertuples()}
-    head = "".join(f"<th>seed {seed}</th>" for seed in seeds)
+    row for that seed; one cell across the seeds for a claim whose study has no run)."""
+    seeds, claims = verdict_grid(findings)
+    head = "".join(f"<th>seed {seed}</th>" for seed in seeds) or "<th>verdict</th>"
     rows = []
-    for claim in claims.itertuples():
-        cells = "".join(
-            _verdict_cell(verdict[claim.study, claim.claim, seed]) if (claim.study, claim.claim, seed) in verdict
-            else "<td></td>"
-            for seed in seeds
-        )
-        rows.append(f"<tr><td>{html.escape(str(claim.source))} {html.escape(claim.study)}</td>"
+    for claim in claims:
+        if claim.unseeded is not None:
+            cells = _verdict_cell(*claim.unseeded, span=max(len(seeds), 1))
+        else:
+            cells = "".join(_verdict_cell(claim.seeds[seed]) if seed in claim.seeds else "<td></td>" for seed in seeds)
+        rows.append(f"<tr><td>{html.escape(claim.source)} {html.escape(claim.study)}</td>"
                     f"<td>{html.escape(claim.claim)}</td>{cells}</tr>")
     return (f'<table id="{VERDICTS_TABLE_ID}">\n<thead><tr><th>source</th><th>claim</th>{head}</tr>'
             "</thead>\n<tbody>\n" + "\n".join(rows) + "\n</tbody>\n</table>\n")
