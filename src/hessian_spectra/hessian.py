@@ -33,9 +33,10 @@ TOL = 1e-3  # relative Ritz residual: eigenvalues come out far closer (Ritz valu
 
 
 class Hessian:
-    """The Hessian (or ``curvature="ggn"``: the generalised Gauss-Newton) of the average of ``loss`` over ``data``
-    with respect to the model's trainable parameters (or ``params``, a list of parameter names; or ``blocks``, for
-    the block-diagonal Hessian of those parameters, see ``layer_blocks``), in eval mode.
+    """The Hessian (or another registered curvature: ``curvature="ggn"``, the generalised Gauss-Newton, or
+    ``"empirical_fisher"``) of the average of ``loss`` over ``data`` with respect to the model's trainable parameters
+    (or ``params``, a list of parameter names; or ``blocks``, for the block-diagonal Hessian of those parameters, see
+    ``layer_blocks``), in eval mode.
 
     ``data`` is ``(x, y)`` (split into batches of ``batch_size`` samples) or a list of ``(x, y)`` batches;
     ``loss(outputs, y)`` returns the batch mean (default: cross-entropy, PyHessian's ``nn.CrossEntropyLoss()``).

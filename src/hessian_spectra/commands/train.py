@@ -23,4 +23,7 @@ def run(args: argparse.Namespace) -> None:
     device, _slot = setup_runtime(args, exact=False)
     from hessian_spectra.train.loop import train_run
 
-    train_run(config, args.out_dir, data_root=args.data_root, device=str(device), subset_path=args.subset)
+    train_run(
+        config, args.out_dir, data_root=args.data_root, device=str(device), subset_path=args.subset,
+        products=args.products,
+    )
