@@ -353,6 +353,8 @@ def test_default_run_plans_one_spectrum_per_run_and_hessian(tmp_path, default_co
         "large_batch_spectral_figure": 1,
         "large_batch_surface_figure": len({run["batch_size"] for run in runs}),
         "findings": 1,
+        "report_table": 1,  # the report's page of top_eigenvalues.tsv
+        "report_scorecard": 1,
         "all": 1,
     }
 

@@ -133,7 +133,7 @@ def test_tiny_run_end_to_end_and_report(tiny_run):
     assert "Nothing to be done" in dry.stdout + dry.stderr
     figures = sorted((tmp_path / "results" / "figures").rglob("*.*"))
     assert {p.parent.name for p in figures} == {"layerhessians", "large_batch", "sharpest_directions",
-                                                  "hessianflow", "init_chain_rule"}
+                                                  "hessianflow", "init_chain_rule", "findings"}
     assert all(p.stat().st_size > (10_000 if p.suffix == ".png" else 0) for p in figures)
     report = snakemake(tmp_path, "--report", "report.html", configfile=TINY)
     assert report.returncode == 0, report.stderr[-3000:]

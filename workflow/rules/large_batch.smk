@@ -7,6 +7,8 @@ whose top-2 the landscape follows (`landscape.hessian`). Random directions move 
 for the study's jobs.
 """
 
+from hessian_spectra.inputs import config_entry
+
 LARGE_BATCH = config["studies"].get("large_batch", {})
 LARGE_BATCH_RUNS = runs_of(RUNS, "large_batch")
 LARGE_BATCH_TABLE = config_table("large_batch", layout.STUDY_TABLES["large_batch"])
@@ -14,6 +16,15 @@ LARGE_BATCH_BY_SIZE = {
     str(size): [r["key"] for r in LARGE_BATCH_RUNS if r["batch_size"] == size]
     for size in sorted({r["batch_size"] for r in LARGE_BATCH_RUNS})
 }
+
+# a loss-surface figure's runs; a batch size the config does not train is answered with the sizes it does
+LARGE_BATCH_SURFACE_RUNS = lambda wildcards: config_entry(
+    LARGE_BATCH_BY_SIZE,
+    wildcards.batch_size,
+    config_figure("large_batch", f"loss_surface_bs{wildcards.batch_size}.png"),
+    "batch size",
+    "this config's large_batch runs",
+)
 
 
 localrules:
@@ -157,10 +168,10 @@ rule large_batch_surface_figure:
     input:
         runs=lambda wildcards: [
             layout.run_files(key).run_json
-            for key in LARGE_BATCH_BY_SIZE[wildcards.batch_size]
+            for key in LARGE_BATCH_SURFACE_RUNS(wildcards)
         ],
         landscapes=lambda wildcards: [
-            layout.landscape(key) for key in LARGE_BATCH_BY_SIZE[wildcards.batch_size]
+            layout.landscape(key) for key in LARGE_BATCH_SURFACE_RUNS(wildcards)
         ],
     output:
         report(

@@ -32,10 +32,12 @@ def run(args: argparse.Namespace) -> None:
     from hessian_spectra.checkpoint import load_checkpoint, model_from_checkpoint
     from hessian_spectra.curvature import make_batches
     from hessian_spectra.data import load_subset
+    from hessian_spectra.inputs import check_walk_subset
     from hessian_spectra.tables import load_run
     from hessian_spectra.walk import file_digest, walk_checkpoints
 
     run_cfg = load_run(args.run_json)
+    check_walk_subset(args.checkpoints, args.subset)
     x, y, _meta = load_subset(args.subset)
     batches = make_batches(x.to(device), y.to(device), args.batch_size)
     request = request_from_args(TrackingRequest, args)

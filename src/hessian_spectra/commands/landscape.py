@@ -99,14 +99,16 @@ def run(args: argparse.Namespace) -> None:
     from hessian_spectra.checkpoint import load_checkpoint, model_from_checkpoint
     from hessian_spectra.curvature import make_batches
     from hessian_spectra.data import load_subset
+    from hessian_spectra.inputs import check_subset_fits
     from hessian_spectra.landscape import filter_normalized_direction, grid_coordinates, loss_surface
     from hessian_spectra.spectrum import resolve_params
 
     if "eigen" in args.directions and not args.eigenvectors:
         raise ValueError("--directions eigen needs --eigenvectors")
     ckpt = load_checkpoint(args.checkpoint)
+    x, y, meta = load_subset(args.data)
+    check_subset_fits(args.data, meta, x.shape, int(y.max()), args.checkpoint, ckpt)
     model = model_from_checkpoint(ckpt, map_location=device)
-    x, y, _meta = load_subset(args.data)
     batches = make_batches(x.to(device), y.to(device), args.batch_size)
     coords = grid_coordinates(args.grid_points, args.extent)
     dtype = getattr(torch, args.dtype)

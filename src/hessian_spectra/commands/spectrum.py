@@ -59,18 +59,31 @@ def run(args: argparse.Namespace) -> None:
     from hessian_spectra.checkpoint import load_checkpoint, model_from_checkpoint
     from hessian_spectra.curvature import make_batches
     from hessian_spectra.data.subset import load_subset
-    from hessian_spectra.events import table_scalars, write_scalars
+    from hessian_spectra.events import (
+        epoch_events,
+        remove_events,
+        table_scalars,
+        write_epoch_scalars,
+        write_scalars,
+    )
+    from hessian_spectra.inputs import check_subset_fits
     from hessian_spectra.layout import table_events
     from hessian_spectra.spectrum import SpectrumRequest, compute_spectrum, write_spectrum
 
     ckpt = load_checkpoint(args.checkpoint)
-    model = model_from_checkpoint(ckpt, map_location=device)
-    x, y, _meta = load_subset(args.data)
+    x, y, meta = load_subset(args.data)
     if len(x) != len(y) or len(x) == 0:
         raise ValueError(f"{args.data}: x and y must be non-empty and of equal length ({len(x)} vs {len(y)})")
+    check_subset_fits(args.data, meta, x.shape, int(y.max()), args.checkpoint, ckpt)
+    model = model_from_checkpoint(ckpt, map_location=device)
     request = request_from_args(SpectrumRequest, args, blocks=tuple(args.blocks.split(",")) if args.blocks else None)
     log.info("spectrum of %s (epoch %s) on %d samples, %s", args.checkpoint, ckpt.get("epoch"), len(x), device)
     batches = make_batches(x.to(device), y.to(device), args.batch_size)
     result = compute_spectrum(model, batches, request, epoch=ckpt.get("epoch"))
     write_spectrum(result, args.out, args.npz)
-    write_scalars(table_events(args.out), table_scalars(args.out))
+    scalars, series = table_scalars(args.out), epoch_events(args.out, ckpt["epoch"])
+    if series is None:
+        write_scalars(table_events(args.out), scalars)
+    else:
+        write_epoch_scalars(series, scalars)
+        remove_events(table_events(args.out))  # the folder of this epoch alone that earlier versions wrote

@@ -24,10 +24,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> None:
     device, _slot = setup_runtime(args)
+    from hessian_spectra.inputs import check_walk_subset
     from hessian_spectra.spectrum import SpectrumRequest, checkpoint_spectra
     from hessian_spectra.tables import load_run
 
     config = load_run(args.run_json)
+    check_walk_subset(args.checkpoints, args.subset)
     request = request_from_args(SpectrumRequest, args, l2=config["l2"], seed=config["seed"])
     checkpoint_spectra(args.checkpoints, args.subset, request, args.batch_size, device, args.out)
     log.info("%s: top-%d eigenvalues of %d checkpoints -> %s", config["key"], args.top_k, len(args.checkpoints), args.out)
