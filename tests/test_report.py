@@ -14,7 +14,7 @@ import pytest
 
 from conftest import REPO, TINY, snakemake
 from hessian_spectra import layout
-from hessian_spectra.report_pages import VERDICTS_TABLE_ID, seed_of, verdicts_figure
+from hessian_spectra.report_pages import VERDICTS_TABLE_ID, seed_heading, seed_of, verdicts_figure
 
 pytestmark = pytest.mark.slow
 CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -86,8 +86,8 @@ def test_the_report_opens_on_every_claims_verdict_per_seed(tiny_run, report, chr
     parser.feed(rendered(chromium, report, tmp_path / "profile"))
     header, *rows = parser.rows
     findings = pd.read_csv(tiny_run / layout.findings(), sep="\t", dtype=str, keep_default_na=False)
-    seeds = sorted({seed_of(seed) for seed in findings["seed"]} - {None})
-    assert header == ["source", "claim", *(f"seed {seed}" for seed in seeds)]
+    seeds = list(dict.fromkeys(seed for seed in findings["seed"].map(seed_of) if seed is not None))
+    assert header == ["source", "claim", *(seed_heading(seed) for seed in seeds)]
     shown = {(row[0].split()[1], row[1]): row[2:] for row in rows}
     assert len(rows) == len(shown) == len(findings.drop_duplicates(["study", "claim"]))
     for (study, claim), cells in shown.items():

@@ -24,11 +24,12 @@ from hessian_spectra.report_pages import (
 
 @pytest.fixture
 def scorecard(tmp_path):
-    """Claims of three studies: one judged on seeds 0 and 1, one on seed 0 only, one on none (its study has no run);
-    text that needs escaping."""
+    """Claims of three studies: one judged on seeds 0 and 1 and on their means (seed ``all``), one on seed 0 only,
+    one on none (its study has no run); text that needs escaping."""
     rows = [
         {"study": "init_chain_rule", "source": "003", "seed": 0, "claim": "a < b", "verdict": "holds"},
         {"study": "init_chain_rule", "source": "003", "seed": 1, "claim": "a < b", "verdict": "does not hold"},
+        {"study": "init_chain_rule", "source": "003", "seed": "all", "claim": "a < b", "verdict": "inconclusive"},
         {"study": "large_batch", "source": "000", "seed": 0, "claim": "c & d", "verdict": "inconclusive"},
         {"study": "hessianflow", "source": "002", "seed": None, "claim": "e", "verdict": "inconclusive",
          "why": "study not run"},
@@ -48,13 +49,14 @@ def test_pages_live_under_the_configs_root():
 
 def test_verdicts_table_has_a_coloured_cell_per_claim_and_seed(scorecard):
     text = verdicts_html(read_text_table(scorecard))
-    assert "<th>source</th><th>claim</th><th>seed 0</th><th>seed 1</th>" in text
+    assert "<th>source</th><th>claim</th><th>seed 0</th><th>seed 1</th><th>all seeds (decides)</th>" in text
     rows = text.split("<tr>")[2:]
     assert len(rows) == 3
     assert "003 init_chain_rule</td><td>a &lt; b</td>" in rows[0]
     assert f'background:{VERDICT_COLOURS["holds"]}' in rows[0] and ">does not hold</td>" in rows[0]
-    assert "000 large_batch</td><td>c &amp; d</td>" in rows[1] and "inconclusive</td><td></td></tr>" in rows[1]
-    assert 'colspan="2" style="background:#bdbdbd;color:#000">inconclusive: study not run</td></tr>' in rows[2]
+    assert rows[0].endswith(">inconclusive</td></tr>\n")
+    assert "000 large_batch</td><td>c &amp; d</td>" in rows[1] and "inconclusive</td><td></td><td></td></tr>" in rows[1]
+    assert 'colspan="3" style="background:#bdbdbd;color:#000">inconclusive: study not run</td></tr>' in rows[2]
 
 
 def test_tables_are_shown_as_written(tmp_path, scorecard):
@@ -64,7 +66,7 @@ def test_tables_are_shown_as_written(tmp_path, scorecard):
     assert "<td>0.30000000000000004</td><td>true</td>" in page and "<td>nan</td><td></td>" in page
     assert "3 rows" not in page and "2 rows" in page
     whole = scorecard_html(read_text_table(scorecard), scorecard)
-    assert whole.count("<tr>") == 1 + 3 + 1 + 4  # the glance (header, 3 claims), every row (header, 4 rows)
+    assert whole.count("<tr>") == 1 + 3 + 1 + 5  # the glance (header, 3 claims), every row (header, 5 rows)
 
 
 def _report(*args, cwd):

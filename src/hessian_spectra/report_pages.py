@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from hessian_spectra import layout
-from hessian_spectra.findings import FAILS, HOLDS, UNSURE
+from hessian_spectra.findings import ALL_SEEDS, FAILS, HOLDS, UNSURE
 
 # colour-blind-safe (ColorBrewer Dark2) fill of each verdict, shared by the pages and the picture
 VERDICT_COLOURS = {HOLDS: "#1b9e77", FAILS: "#d95f02", UNSURE: "#bdbdbd"}
@@ -95,31 +95,41 @@ def table_html(path: str | Path) -> str:
 
 @dataclass(frozen=True)
 class ClaimVerdicts:
-    """One claim of a scorecard and its verdict on each seed; ``unseeded``: (verdict, why) of a claim judged on no
-    seed (its study has no run in the config), else None."""
+    """One claim of a scorecard and its verdict on each seed (and on their means, seed ``all``); ``unseeded``:
+    (verdict, why) of a claim judged on no seed (its study has no run in the config), else None."""
 
     source: str
     study: str
     claim: str
-    seeds: dict[int, str]
+    seeds: dict[str, str]
     unseeded: tuple[str, str] | None
 
 
-def seed_of(cell: str) -> int | None:
-    """A scorecard's seed cell as written (``0``, or ``0.0`` beside empty ones) as a number; None when empty."""
-    return None if cell.strip().lower() in ("", "nan") else int(float(cell))
+def seed_of(cell: str) -> str | None:
+    """A scorecard's seed cell as written (``0``, ``0.0`` beside empty ones, or ``all``: the seeds' means) as a
+    seed's name (``0``, ``all``); None when empty."""
+    cell = cell.strip().lower()
+    if cell in ("", "nan"):
+        return None
+    return ALL_SEEDS if cell == ALL_SEEDS else str(int(float(cell)))
 
 
-def verdict_grid(findings: pd.DataFrame) -> tuple[list[int], list[ClaimVerdicts]]:
-    """The seeds of a scorecard (text cells, ``read_text_table``) and its claims in order, each with its verdicts."""
+def seed_heading(seed: str) -> str:
+    """A seed's column heading: ``seed 0``, or, for ``all``, the verdict on the seeds' means, which decides."""
+    return "all seeds (decides)" if seed == ALL_SEEDS else f"seed {seed}"
+
+
+def verdict_grid(findings: pd.DataFrame) -> tuple[list[str], list[ClaimVerdicts]]:
+    """The seeds of a scorecard (text cells, ``read_text_table``; ``all`` last) and its claims in order, each with
+    its verdicts."""
     findings = findings.assign(seed=findings["seed"].map(seed_of))
-    seeds = sorted({int(seed) for seed in findings["seed"].dropna()})
+    seeds = sorted(set(findings["seed"].dropna()), key=lambda seed: (seed == ALL_SEEDS, seed != ALL_SEEDS and int(seed)))
     claims = []
     for (study, claim), rows in findings.groupby(["study", "claim"], sort=False):
         unseeded = rows[rows["seed"].isna()]
         claims.append(ClaimVerdicts(
             str(rows["source"].iloc[0]), study, claim,
-            {int(row.seed): row.verdict for row in rows.itertuples() if not pd.isna(row.seed)},
+            {row.seed: row.verdict for row in rows.itertuples() if row.seed is not None},
             (unseeded["verdict"].iloc[0], unseeded["why"].iloc[0]) if len(unseeded) else None,
         ))
     return seeds, claims
@@ -130,7 +140,7 @@ def verdicts_html(findings: pd.DataFrame) -> str:
     study, its text), a column per seed, each cell its verdict on a verdict's colour (empty where the claim has no
     row for that seed; one cell across the seeds for a claim whose study has no run)."""
     seeds, claims = verdict_grid(findings)
-    head = "".join(f"<th>seed {seed}</th>" for seed in seeds) or "<th>verdict</th>"
+    head = "".join(f"<th>{seed_heading(seed)}</th>" for seed in seeds) or "<th>verdict</th>"
     rows = []
     for claim in claims:
         if claim.unseeded is not None:

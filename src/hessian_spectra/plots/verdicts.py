@@ -11,7 +11,7 @@ from matplotlib.colors import to_rgb
 from matplotlib.patches import Patch
 
 from hessian_spectra.plots.common import plt, save_figure, use_style
-from hessian_spectra.report_pages import VERDICT_COLOURS, verdict_grid
+from hessian_spectra.report_pages import VERDICT_COLOURS, seed_heading, verdict_grid
 
 CLAIM_WIDTH = 70  # characters per line of a claim's label
 
@@ -40,7 +40,7 @@ def verdicts_figure(findings: pd.DataFrame, out: str | Path) -> None:
         top += height
     ax.set_xlim(0, columns)
     ax.set_ylim(top, 0)
-    ax.set_xticks([c + 0.5 for c in range(len(seeds))], [f"seed {seed}" for seed in seeds])
+    ax.set_xticks([c + 0.5 for c in range(len(seeds))], [seed_heading(seed) for seed in seeds])
     ax.xaxis.tick_top()
     ax.set_yticks(centres, labels, fontsize=8)
     ax.tick_params(length=0)
