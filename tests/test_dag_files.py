@@ -149,8 +149,8 @@ def copy_epoch_0_over_it(path: Path, workdir: Path) -> str:
 )
 def test_a_damaged_file_is_named_in_one_line_and_what_stays_is_outdated(workdir, damaged, damage):
     """The jobs that read it stop with one line naming it; figures built from it earlier stay as they were, older
-    than it, and a dry run plans the failed jobs and the figures again (as the README says); `--forcerun` rebuilds
-    it and them."""
+    than it (as the README says); the `--forcerun` the message names plans the failed jobs and the figures again,
+    and rebuilds it and them."""
     run = the_run(one_study_config())
     if damaged == "checkpoint":
         path = workdir / layout.run_files(run["key"]).checkpoint(1)
@@ -168,7 +168,7 @@ def test_a_damaged_file_is_named_in_one_line_and_what_stays_is_outdated(workdir,
     assert "Traceback" not in logs
     stayed = {p: mtime for p, mtime in figures.items() if p.is_file()}
     assert stayed and all(p.stat().st_mtime_ns == mtime < path.stat().st_mtime_ns for p, mtime in stayed.items())
-    planned = planned_jobs(snakemake(workdir, "-n", configfile=config).stdout)
+    planned = planned_jobs(snakemake(workdir, "-n", "--forcerun", str(relative), configfile=config).stdout)
     assert {"layerhessians_spectrum", "layerhessians_epochwise_figures_5_layers", "layerhessians_match_figure"} <= set(
         planned
     ), planned
