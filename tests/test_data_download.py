@@ -275,3 +275,13 @@ def test_cli_digits_needs_no_download(tmp_path):
     manifest = json.loads((tmp_path / "digits" / "READY.json").read_text())
     assert manifest["files"] == [] and manifest["source"] == "sklearn"
 
+
+def test_the_workflow_hands_a_mirror_with_name_placeholder_to_the_download(tmp_path):
+    """`data_mirror: .../{name}/` is the library's placeholder, not a Snakemake wildcard (it stopped the DAG)."""
+    from conftest import REPO, snakemake
+
+    mirror = "http://127.0.0.1:9/{name}/"
+    done = snakemake(tmp_path, "-n", "-p", "--cores", "1", "--config", f"data_mirror={mirror}", configfile=REPO / "configs" / "paper.yaml")
+    assert done.returncode == 0, done.stderr[-2000:]
+    downloads = [line for line in done.stdout.splitlines() if line.startswith("Shell command: hessian-spectra download")]
+    assert len(downloads) == 4 and all(f"--mirror '{mirror}'" in line for line in downloads)
