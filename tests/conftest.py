@@ -1,5 +1,6 @@
 """Shared test helpers: the repository root and a Snakemake runner working in a scratch directory."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,13 +16,16 @@ REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / "tests" / "configs" / "tiny.yaml"
 
 
-def snakemake(workdir: Path, *args: str, configfile: Path | None = None, timeout: int = 1500) -> subprocess.CompletedProcess:
-    """Run Snakemake on the repository's Snakefile with ``workdir`` as working directory."""
+def snakemake(
+    workdir: Path, *args: str, configfile: Path | None = None, timeout: int = 1500, env: dict | None = None
+) -> subprocess.CompletedProcess:
+    """Run Snakemake on the repository's Snakefile with ``workdir`` as working directory (``env``: variables added
+    to this process's environment)."""
     command = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir)]
     command += list(args)
     if configfile is not None:  # last: --configfile takes several values and would swallow targets
         command += ["--configfile", str(configfile)]
-    return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})})
 
 
 @pytest.fixture(scope="session")
