@@ -15,7 +15,7 @@ from hessian_spectra.train.absa import ABSASchedule
 PAPER = REPO / "configs" / "paper.yaml"
 SCHEMA = load_yaml(REPO / "workflow" / "schemas" / "config.schema.yaml")
 RUN_KEYS = ("epochs", "steps_per_epoch", "valid_size", "schedule/milestones/*", "schedule/patience",
-            "optimizer/patience")
+            "optimizer/patience", "optimizer/max_steps")
 # Every key the rehearsal may change, as /-separated paths (`*` = any one key or list index); anything else that
 # differs from paper.yaml (with the schema's defaults filled in) is a structural difference and fails the test.
 SCALED = (
@@ -112,13 +112,21 @@ def test_every_run_is_kept_and_every_schedule_rule_fires(paper, rehearsal):
     runs = plan_runs(paper, SCHEMA)
     rehearsed = plan_runs(yaml.safe_load(rehearsal.read_text()), SCHEMA)
     assert len(rehearsed) == len(runs) == 56
-    drop = ("epochs", "steps_per_epoch", "valid_size", "schedule", "optimizer", "subset", "hessian_subset",
-            "variant", "key")
-    assert sorted(str({k: v for k, v in r.items() if k not in drop}) for r in runs.values()) == sorted(
-        str({k: v for k, v in r.items() if k not in drop}) for r in rehearsed.values()
-    )
+    drop = ("epochs", "steps_per_epoch", "valid_size", "schedule", "subset", "hessian_subset", "variant",
+            "key")  # the scaled fields, and those made from them
+
+    def kept(run: dict) -> str:
+        optimizer = {k: v for k, v in run["optimizer"].items() if k not in ("patience", "max_steps")}
+        return str({**{k: v for k, v in run.items() if k not in drop}, "optimizer": optimizer,
+                    "schedule": {k: v for k, v in run["schedule"].items() if k != "milestones"}})
+
+    assert sorted(map(kept, runs.values())) == sorted(map(kept, rehearsed.values()))
     seen = set()
     for run in rehearsed.values():
+        if run["optimizer"]["name"] == "nsgd":  # its per-epoch Lanczos scaled to the largest kk of its grid
+            assert run["optimizer"]["max_steps"] == (10 if run["model"] == "simple_cnn_medium" and
+                                                     run["dataset"] == "cifar10" else 5) >= run["optimizer"]["kk"]
+            seen.add("nsgd")
         assert run["steps_per_epoch"] == 1 and 2 <= run["epochs"] <= 9
         schedule = run["schedule"]
         if schedule["kind"] == "step":  # lr during epoch e drops after each milestone m < e
@@ -134,7 +142,7 @@ def test_every_run_is_kept_and_every_schedule_rule_fires(paper, rehearsal):
             assert absa.ratio == options["max_ratio"] == 128 and not absa.checking, "the cap is reached"
             assert adversarial[0] > 0 and adversarial[-1] == 0, "adversarial samples, then none from epochs / 2"
             seen.add("absa")
-    assert seen == {"step", "absa"}
+    assert seen == {"step", "absa", "nsgd"}
 
 
 def test_the_dag_has_the_papers_rules_and_job_counts_but_per_epoch(rehearsal, tmp_path):

@@ -6,7 +6,7 @@ image sizes, normalisation, augmentation, batch sizes, optimizers with all their
 Hessian kinds, landscape directions, top-k counts, seeds and the memory budget. Scaled (``scale_config``): the
 epochs and steps per epoch, the validation hold-out, step-schedule milestones and plateau / ABSA patience (so
 that every rule of a schedule fires at least once), Hessian subset sizes and their batch sizes, Lanczos steps
-(SLQ steps and ``max_steps``), probes, landscape grid points, and where the jobs run (``device: cpu``, one GPU
+(SLQ steps, ``max_steps``, NSGD's per-epoch Lanczos), probes, landscape grid points, and where the jobs run (``device: cpu``, one GPU
 slot, one thread).
 """
 
@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from hessian_spectra.runs import STUDIES, data_info, plan_runs, with_defaults
+from hessian_spectra.runs import STUDIES, data_info, deep_merge, plan_runs, with_defaults
 
 SUFFIX = "-rehearsal"
 # Per study, its curvature sections: (section, key) -> what the key is (a kind of ``_scale_curvature``).
@@ -132,6 +132,20 @@ def _epochs_needed(run: dict, scale: Scale) -> int:
     return needed
 
 
+def _scale_nsgd(study_cfg: dict, scale: Scale) -> None:
+    """NSGD's per-epoch Lanczos: at most kk + ``extra_steps`` steps (the largest kk of each run entry's grid)."""
+    from hessian_spectra.train.nsgd import LANCZOS_MAX_STEPS
+
+    defaults = study_cfg["defaults"]
+    for entry in [defaults] + study_cfg["runs"]:
+        optimizer = deep_merge(defaults, entry).get("optimizer", {})
+        if optimizer.get("name") != "nsgd":
+            continue
+        kk = max([optimizer.get("kk", 1)] + list(entry.get("grid", {}).get("optimizer.kk", [])))
+        steps = min(optimizer.get("max_steps", LANCZOS_MAX_STEPS), kk + scale.extra_steps)
+        entry.setdefault("optimizer", {})["max_steps"] = steps
+
+
 def _subset_samples(run: dict, num_classes: int) -> int:
     spec = run["subset"]
     return spec["size"] if spec["size"] is not None else spec["per_class"] * num_classes
@@ -150,6 +164,7 @@ def _scale_runs(study_cfg: dict, runs: list[dict], scale: Scale) -> None:
     _map_field(study_cfg, "schedule.milestones", lambda ms: [sorted(set(ms)).index(m) + 1 for m in ms])
     _map_field(study_cfg, "schedule.patience", lambda v: 0)
     _map_field(study_cfg, "optimizer.patience", lambda v: 1)
+    _scale_nsgd(study_cfg, scale)
 
 
 def _scale_curvature(study: str, study_cfg: dict, runs: list[dict], scale: Scale) -> None:
