@@ -289,10 +289,9 @@ def test_run_without_init_sd_stops_the_workflow(tmp_path, default_config):
 
 
 @pytest.mark.slow
-def test_tiny_workflow_draws_every_figure(tmp_path):
+def test_tiny_workflow_draws_every_figure(tiny_run):
+    tmp_path = tiny_run
     config = only_init_chain_rule(yaml.safe_load(TINY.read_text()))
-    result = snakemake(tmp_path, "--cores", "2", configfile=write_config(tmp_path / "tiny.yaml", config))
-    assert result.returncode == 0, result.stderr[-3000:]
     sds = [f"{run['model_options']['init_sd']:g}" for run in config["studies"]["init_chain_rule"]["runs"]]
     for name in [f"init_sd_{sd}.png" for sd in sds] + ["init_sd_all.png", "chain_rule_terms.png"]:
         data = (tmp_path / "results" / "figures" / "init_chain_rule" / name).read_bytes()

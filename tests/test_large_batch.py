@@ -351,10 +351,9 @@ def test_default_run_plans_one_spectrum_per_run_and_hessian(tmp_path, default_co
 
 
 @pytest.mark.slow
-def test_tiny_workflow_draws_every_figure(tmp_path):
+def test_tiny_workflow_draws_every_figure(tiny_run):
+    tmp_path = tiny_run
     config = only_large_batch(yaml.safe_load(TINY.read_text()))
-    result = snakemake(tmp_path, "--cores", "2", configfile=write_config(tmp_path / "tiny.yaml", config))
-    assert result.returncode == 0, result.stderr[-3000:]
     figures = tmp_path / "results" / "figures" / "large_batch"
     sizes = {run["batch_size"] for run in plan_runs(config, SCHEMA).values()}
     names = ["hessian_spectral.png"] + [f"loss_surface_bs{size}.png" for size in sizes]

@@ -12,14 +12,13 @@ import pytest
 import torch
 import yaml
 
-from conftest import REPO, snakemake
+from conftest import REPO, TINY, snakemake
 from hessian_spectra import layout
 from hessian_spectra.runs import load_yaml, plan_runs
 
 pytestmark = pytest.mark.slurm
 
 SCHEMA = load_yaml(REPO / "workflow" / "schemas" / "config.schema.yaml")
-TINY = REPO / "tests" / "configs" / "tiny.yaml"
 SCRIPTS = REPO / "tests" / "slurm"
 # Fast polling on an idle one-node cluster without an accounting database (squeue instead of sacct), and
 # the Slurm logs of successful jobs kept to show what ran inside them.
@@ -28,7 +27,7 @@ SLURM_TEST_FLAGS = (
     "--slurm-init-seconds-before-status-checks", "1",
     "--slurm-keep-successful-logs",
 )
-NOT_COMPARED = (".snakemake", "results/logs", "results/benchmarks")
+NOT_COMPARED = ("results/logs", "results/benchmarks")
 WALL_CLOCK = "seconds"  # per-epoch wall time in training histories: the one value two runs cannot share
 SUBMITTED = re.compile(r"^Job \S+ has been submitted with SLURM jobid (\d+) \(log: (.+)\)\.$", re.M)
 JOB_HEADER = re.compile(r"^\s*(local)?(?:rule|checkpoint) (\w+):$")
@@ -109,11 +108,11 @@ def same_content(a: Path, b: Path) -> bool:
 
 
 def compared_files(root: Path) -> list[Path]:
-    """Every output but logs, benchmarks and TensorBoard events (named by host, time and process: see
+    """Every output under results/ but logs, benchmarks and TensorBoard events (named by host, time and process: see
     ``event_scalars``)."""
     return sorted(
         path.relative_to(root)
-        for path in root.rglob("*")
+        for path in (root / layout.RESULTS).rglob("*")
         if path.is_file()
         and not any(path.relative_to(root).is_relative_to(skip) for skip in NOT_COMPARED)
         and "tensorboard" not in path.relative_to(root).parts
@@ -136,13 +135,12 @@ def event_scalars(root: Path) -> dict[str, dict[str, list[tuple[int, float]]]]:
     return scalars
 
 
-def test_slurm_run_equals_local_run(slurm_cluster, tmp_path):
+def test_slurm_run_equals_local_run(slurm_cluster, tiny_run, tmp_path):
+    """The tiny config through Slurm equals the session's local run of it (``tiny_run``)."""
     config = yaml.safe_load(TINY.read_text())
     finals = [layout.run_files(key).checkpoint(run["epochs"]) for key, run in plan_runs(config, SCHEMA).items()]
     targets = ["all", *finals]
 
-    local = snakemake(tmp_path / "local", *targets, "--cores", "2", configfile=TINY)
-    assert local.returncode == 0, local.stderr[-5000:]
     cluster = snakemake(
         tmp_path / "slurm", *targets, "--workflow-profile", str(REPO / "profiles" / "slurm"), *SLURM_TEST_FLAGS,
         configfile=TINY,
@@ -158,11 +156,11 @@ def test_slurm_run_equals_local_run(slurm_cluster, tmp_path):
     assert set(finals) <= remote
     assert not local_only & ran_in_slurm
 
-    expected = compared_files(tmp_path / "local")
+    expected = compared_files(tiny_run)
     assert set(finals) <= {str(path) for path in expected}
     missing = [str(p) for p in expected if not (tmp_path / "slurm" / p).is_file()]
     assert not missing, f"outputs of the local run missing from the Slurm run: {missing}"
-    differing = [str(p) for p in expected if not same_content(tmp_path / "local" / p, tmp_path / "slurm" / p)]
+    differing = [str(p) for p in expected if not same_content(tiny_run / p, tmp_path / "slurm" / p)]
     assert not differing, f"outputs differing between the local and the Slurm run: {differing}"
-    events = event_scalars(tmp_path / "local")
-    assert events and event_scalars(tmp_path / "slurm") == events, "the same TensorBoard scalars"
+    events = event_scalars(tiny_run / layout.RESULTS)
+    assert events and event_scalars(tmp_path / "slurm" / layout.RESULTS) == events, "the same TensorBoard scalars"
