@@ -221,7 +221,10 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.flush()
             self.close_connection = True
             return
-        self.wfile.write(body)
+        try:
+            self.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):  # a client that read the headers only
+            self.close_connection = True
 
     def log_message(self, *args):
         pass

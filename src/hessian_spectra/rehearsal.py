@@ -69,7 +69,7 @@ class Scale:
     epochs: int = 2
     steps_per_epoch: int = 1
     valid_size: int = 100
-    subset_size: int = 8
+    subset_size: int = 4
     per_class: int = 1
     lanczos_steps: int = 2
     probes: int = 1
