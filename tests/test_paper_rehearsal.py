@@ -12,12 +12,14 @@ studies only, a shard; HESSIAN_SPECTRA_REHEARSAL_DEVICE=cuda runs it on one GPU 
 benchmarks/gpu_check.sh does).
 """
 
+import json
 import os
 import re
 from pathlib import Path
 
 import pytest
 import yaml
+from benchmarks.paper_cost import DATA_SIZES_FILE
 from conftest import REPO, planned_jobs, snakemake
 from test_paper_config import CATALOGUE
 from torchvision_files import LocalServer, make_synthetic, md5_site
@@ -53,6 +55,7 @@ def rehearsal(tmp_path_factory):
         for synthetic in datasets:
             server.serve(synthetic)
         site = md5_site(workdir / "md5-site", datasets)
+        (workdir / DATA_SIZES_FILE).write_text(json.dumps(DATA_SIZES))
         env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")]))}
         done = snakemake(workdir, *run_flags(device, f"{server.base}/{{name}}/"), configfile=configfile,
                          timeout=TIMEOUT, env=env)
