@@ -3,8 +3,8 @@
 Every compute job of a config is costed as (samples it touches) x (FLOPs per sample), where the FLOPs of one
 forward pass come from ``torch.utils.flop_counter`` on the run's model at its input size, a gradient costs 3
 forwards and a Hessian-vector product 3 gradients (section 1 of RESULTS.md: 3.00x by FLOP count; batched
-probes 2x per probe; layer-block lanes are costed as full lanes, an overestimate for blocks near the output,
-whose products stop their backward pass early). Training evaluates its training, test and validation splits at
+probes 2x per probe; a layer block's lane at the share of the forward FLOPs from its block to the output, which
+its product runs through). Training evaluates its training, test and validation splits at
 epoch 0 and its test and validation splits after every epoch; ABSA's batch grows by its patience alone (the
 slowest it can). Lanczos steps that stop on a residual are costed at the mean a finished default run needed per
 call (capped at the config's ``max_steps``; NSGD's at the rehearsal's) and, as a bound, at ``max_steps``. The
@@ -23,6 +23,7 @@ import argparse
 import datetime
 import json
 import math
+import re
 import sys
 from collections import defaultdict
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 from benchmarks.fixtures import REPO  # noqa: E402
 from benchmarks.report import table  # noqa: E402
 from benchmarks.workflow_cost import JOB_STARTUP, rule_patterns, startup_seconds  # noqa: E402
+from hessian_spectra import layout  # noqa: E402
 from hessian_spectra.data.catalog import dataset_info  # noqa: E402
 from hessian_spectra.models import build_model, layer_blocks  # noqa: E402
 from hessian_spectra.runs import load_yaml, plan_runs, with_defaults  # noqa: E402
@@ -74,17 +76,28 @@ class Cost:
 
 
 @cache
-def _forward_flops(model: str, options: tuple, dataset: str, image_size: int) -> tuple[float, int, int]:
-    """(forward FLOPs per sample, layer blocks, last layer's parameter count) of a model at its input."""
+def _forward_flops(model: str, options: tuple, dataset: str, image_size: int) -> tuple[float, float, int]:
+    """(forward FLOPs per sample, layer-block lanes in full lanes, last layer's parameter count) of a model at its
+    input. A layer block's product runs the network from that block to the output, so its lane costs the share of
+    the forward FLOPs from the block's module on (in execution order); the lanes of all blocks sum these shares."""
     info = dataset_info(dataset)
     net = build_model(model, info.in_channels, image_size, info.num_classes, **dict(options)).eval()
+    order = []
+    for name, module in net.named_modules():
+        if not list(module.children()):
+            module.register_forward_pre_hook(lambda _module, _inputs, name=name: order.append(name))
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
         net(torch.zeros(2, info.in_channels, image_size, image_size))
+    root = type(net).__name__
+    flops = {name: sum(counter.get_flop_counts().get(f"{root}.{name}", {}).values()) for name in order}
+    total = sum(flops.values())
+    tails = [sum(flops[name] for name in order[order.index(block.rsplit(".", 1)[0]):]) / total
+             for block in layer_blocks(net)]
     last = [p for p in net.parameters() if p.dim() >= 2][-1]
-    return counter.get_total_flops() / 2, len(layer_blocks(net)), last.numel() + last.shape[0]
+    return counter.get_total_flops() / 2, sum(tails), last.numel() + last.shape[0]
 
 
-def model_facts(run: dict) -> tuple[float, int, int]:
+def model_facts(run: dict) -> tuple[float, float, int]:
     """``_forward_flops`` of a planned run's model."""
     options = tuple(sorted(run.get("model_options", {}).items()))
     return _forward_flops(run["model"], options, run["dataset"], run["image_size"])
@@ -161,15 +174,16 @@ def train_cost(run: dict, observed: dict, sizes: dict[str, tuple[int, int]] = SP
 
 def curvature_costs(run: dict, study: dict, observed: dict) -> dict[str, tuple[int, Cost]]:
     """Rule -> (jobs, FLOPs of all of them) for one run's curvature jobs."""
-    forward, blocks, last_params = model_facts(run)
+    forward, block_lanes, last_params = model_facts(run)
     samples = subset_size(run)
     checkpoints = run["epochs"] + 1
     name = run["study"]
     out: dict[str, tuple[int, Cost]] = {}
     if name == "layerhessians":
         spec, cost = study["spectrum"], Cost()
-        cost.add(spec["lanczos_steps"] * spec["probes"] * (1 + blocks) * samples * LANE * forward)
-        _lanczos(cost, observed, "layerhessians_spectrum", spec["max_steps"], (1 + blocks) * samples * LANE * forward)
+        cost.add(spec["lanczos_steps"] * spec["probes"] * (1 + block_lanes) * samples * LANE * forward)
+        per_step = (1 + block_lanes) * samples * LANE * forward
+        _lanczos(cost, observed, "layerhessians_spectrum", spec["max_steps"], per_step)
         out["layerhessians_spectrum"] = (checkpoints, _scaled(cost, checkpoints))
     elif name == "large_batch":
         spec, land = study["spectrum"], study["landscape"]
@@ -245,15 +259,34 @@ def split_sizes(workdir: Path) -> dict[str, tuple[int, int]]:
     return {**SPLIT_SIZES, **{name: tuple(sizes) for name, sizes in served.items()}}
 
 
+USAGE = re.compile(r"resource use: peak RSS (\d+) MiB, CPU ([\d.]+) s user ([\d.]+) s system")
+
+
+def logged_usage(log: Path) -> tuple[float, float] | None:
+    """(peak RSS bytes, CPU seconds) a compute job logged at exit (``runtime.log_resource_use``), if it did."""
+    found = USAGE.search(log.read_text()) if log.is_file() else None
+    if found is None:
+        return None
+    peak, user, system = map(float, found.groups())
+    return peak * 2**20, user + system
+
+
 def rule_jobs(results: Path) -> dict[str, list[dict]]:
-    """Per rule, the benchmark row (seconds ``s``, ``cpu_time``, ``max_rss``) of every job measured in ``results``."""
+    """Per rule, every job measured in ``results``: its run key and job name, the benchmark row (seconds ``s``,
+    ``cpu_time``, ``max_rss``: sampled) and, where its log has it, ``peak`` bytes and ``cpu`` seconds (the kernel's)."""
     patterns = rule_patterns(REPO / "workflow" / "rules")
     jobs: dict[str, list[dict]] = defaultdict(list)
     for path in sorted((results / "benchmarks").rglob("*.tsv")):
         relative = "results/benchmarks/" + path.relative_to(results / "benchmarks").as_posix()
         rule = next((name for name, regex in patterns if regex.fullmatch(relative)), None)
-        if rule is not None:
-            jobs[rule].append(pd.read_csv(path, sep="\t").iloc[0].to_dict())
+        if rule is None:
+            continue
+        parts = path.relative_to(results / "benchmarks").with_suffix("").parts
+        key, name = "/".join(parts[:7]), "/".join(parts[7:])
+        row = pd.read_csv(path, sep="\t").iloc[0].to_dict()
+        usage = logged_usage(results.parent / layout.log(f"{key}/{name}"))
+        peak, cpu = usage or (float(row["max_rss"]) * 2**20, float(row["cpu_time"]))
+        jobs[rule].append({**row, "key": key, "name": name, "peak": peak, "cpu": cpu, "logged": usage is not None})
     return dict(jobs)
 
 
@@ -293,7 +326,7 @@ def report(args: argparse.Namespace) -> str:
         if rule not in measured:
             continue
         entries = measured[rule]
-        cpu = sum(e["cpu_time"] for e in entries)
+        cpu = sum(e["cpu"] for e in entries)
         compute = cpu - len(entries) * job_start
         rates[rule] = cost.typical / compute if compute > 0 else math.nan
         rows.append(
@@ -304,8 +337,8 @@ def report(args: argparse.Namespace) -> str:
                      "achieved GFLOP/s per CPU s"], rows)
     lines += [
         f"*minus start-up*: each job's {job_start:.2f} s of imports (measured now) taken off; CPU seconds (user + "
-        "system of the job, Snakemake's `cpu_time`) rather than wall seconds, which other processes on the machine "
-        "stretch. The rates are per core-second of this CPU, models at the paper's widths on the rehearsal's small "
+        "system, as each job logged at exit; Snakemake's `cpu_time` where it did not) rather than wall seconds, which "
+        "other processes on the machine stretch. The rates are per core-second of this CPU, models at the paper's widths on the rehearsal's small "
         "Hessian batches: no basis for a GPU's rate.",
         "",
         f"## Paper DAG (`{args.config.name}`)",
