@@ -27,9 +27,14 @@ include: "workflow/rules/sharpest_directions.smk"
 include: "workflow/rules/hessianflow.smk"
 include: "workflow/rules/init_chain_rule.smk"
 include: "workflow/rules/findings.smk"
+include: "workflow/rules/report.smk"
+
+
+report: "workflow/report/workflow.rst"
 
 
 rule all:
     default_target: True
     input:
         all_targets(),
+        REPORT_TARGETS,

@@ -41,7 +41,7 @@ from benchmarks.fixtures import REPO  # noqa: E402
 from benchmarks.report import table  # noqa: E402
 from benchmarks.workflow_cost import JOB_STARTUP, rule_patterns, startup_seconds  # noqa: E402
 from hessian_spectra import layout  # noqa: E402
-from hessian_spectra.data.catalog import dataset_info  # noqa: E402
+from hessian_spectra.data.catalog import DATASET_NAMES, dataset_info  # noqa: E402
 from hessian_spectra.models import build_model, layer_blocks  # noqa: E402
 from hessian_spectra.runs import load_yaml, plan_runs, with_defaults  # noqa: E402
 from hessian_spectra.train.absa import DEFAULTS as ABSA_DEFAULTS  # noqa: E402
@@ -49,15 +49,8 @@ from hessian_spectra.train.absa import POWER_ITERS as ABSA_POWER_ITERS  # noqa: 
 from hessian_spectra.train.nsgd import LANCZOS_MAX_STEPS as NSGD_MAX_STEPS  # noqa: E402
 
 SCHEMA = load_yaml(REPO / "workflow" / "schemas" / "config.schema.yaml")
-# (train, test) sizes: torchvision's splits; digits is scikit-learn's 1,797 split 80/20 (data/load.py).
-SPLIT_SIZES = {
-    "digits": (1438, 359),
-    "mnist": (60000, 10000),
-    "fashionmnist": (60000, 10000),
-    "cifar10": (50000, 10000),
-    "cifar100": (50000, 10000),
-    "svhn": (73257, 26032),
-}
+# (train, test) sizes of every built-in dataset, as the catalogue states them (the splits as loaded).
+SPLIT_SIZES = {name: (dataset_info(name).train_size, dataset_info(name).test_size) for name in DATASET_NAMES}
 GRADIENT, PRODUCT, LANE = 3.0, 9.0, 6.0  # FLOPs per sample in forwards: gradient, one HVP, one batched probe
 DENSE_LANES = 64  # --max-lanes of the last-layer dense Hessian (rules/large_batch.smk)
 DATA_SIZES_FILE = "data_sizes.json"  # in a rehearsal's working directory: {dataset: [train, test]} it served

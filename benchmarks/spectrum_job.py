@@ -4,7 +4,6 @@ products: each job's own command (from ``snakemake -n -p``) run in this process 
 from __future__ import annotations
 
 import contextlib
-import functools
 import re
 import shlex
 import statistics
@@ -12,7 +11,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -21,9 +19,7 @@ import torch
 from benchmarks.fixtures import REPO
 from benchmarks.report import Section, Target, table
 from benchmarks.workflow_cost import JOB_STARTUP, startup_seconds
-from hessian_spectra import spectrum
 from hessian_spectra.cli import command_parser
-from hessian_spectra.curvature import CurvatureOperator
 
 TARGET_SAVING = 0.35  # the job's time, start-up included
 TABLES = "results/tables/layerhessians/runs/lenet/*/*/*/*/layer_spectra/epoch_*.tsv"
@@ -59,25 +55,14 @@ def job_commands(workdir: Path) -> list[list[str]]:
     return sorted(commands, key=lambda argv: argv[argv.index("--checkpoint") + 1])
 
 
-@contextlib.contextmanager
-def product_mode(mode: str) -> Iterator[None]:
-    """Every operator the spectrum module builds uses ``mode`` products."""
-    original = spectrum.CurvatureOperator
-    spectrum.CurvatureOperator = functools.partial(CurvatureOperator, mode=mode)
-    try:
-        yield
-    finally:
-        spectrum.CurvatureOperator = original
-
-
 def run_job(argv: list[str], workdir: Path, out: Path, mode: str) -> tuple[float, pd.DataFrame]:
     """Seconds of one job's work in this process (start-up excluded) with ``mode`` products, and its table."""
     parser, command = command_parser("spectrum", "")
     args = parser.parse_args(argv)
-    args.out, args.npz = str(out / "t.tsv"), str(out / "t.npz")
+    args.out, args.npz, args.products = str(out / "t.tsv"), str(out / "t.npz"), mode
     threads = torch.get_num_threads()  # the job sets its own; the harness's other sections keep theirs
     try:
-        with product_mode(mode), contextlib.chdir(workdir):  # the job's paths are relative to the workflow's directory
+        with contextlib.chdir(workdir):  # the job's paths are relative to the workflow's directory
             start = time.perf_counter()
             command.run(args)
             seconds = time.perf_counter() - start

@@ -37,11 +37,21 @@ def snakemake(
 
 
 @pytest.fixture(scope="session")
-def tiny_run(tmp_path_factory) -> Path:
+def tiny_audit(tmp_path_factory) -> Path:
+    """Where every job of the tiny run recorded what it read (``hessian_spectra.audit``)."""
+    return tmp_path_factory.mktemp("tiny-audit")
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory, tiny_audit) -> Path:
     """A scratch directory where the tiny config has run to the end, once per session: the slow tests that read its
-    outputs share it (and must not change them)."""
+    outputs share it (and must not change them). Every job of that run records its file reads into ``tiny_audit``."""
+    from hessian_spectra.audit import VARIABLE
+
     workdir = tmp_path_factory.mktemp("tiny")
-    result = snakemake(workdir, "--cores", "2", configfile=TINY)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(VARIABLE, str(tiny_audit))
+        result = snakemake(workdir, "--cores", "2", configfile=TINY)
     assert result.returncode == 0, result.stderr[-3000:]
     return workdir
 
@@ -84,7 +94,7 @@ def make_subset(run: dict, path: Path) -> Path:
 
 def final_checkpoint(run_dir: Path) -> Path:
     """The last checkpoint of a trained run directory (``checkpoints/epoch_{epochs:04d}.pt``)."""
-    from hessian_spectra.checkpoint import load_run
+    from hessian_spectra.tables import load_run
     from hessian_spectra.layout import RunFiles
 
     files = RunFiles(str(run_dir))
@@ -93,7 +103,7 @@ def final_checkpoint(run_dir: Path) -> Path:
 
 def run_checkpoints(run_dir: Path) -> list[str]:
     """Every checkpoint of a trained run directory, epoch 0 first (what the walking commands' --checkpoints take)."""
-    from hessian_spectra.checkpoint import load_run
+    from hessian_spectra.tables import load_run
     from hessian_spectra.layout import RunFiles
 
     files = RunFiles(str(run_dir))

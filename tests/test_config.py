@@ -194,7 +194,8 @@ def test_products_other_than_cached_reach_every_compute_job(tmp_path, default_co
         (lambda c: c["studies"]["hessianflow"]["hessian_subset"].update(size=500),
          "studies.hessianflow.hessian_subset.size: 500 is more than the 359 samples of the test split"),
         (lambda c: c["studies"]["layerhessians"]["hessian_subset"].update(per_class=500),
-         "studies.layerhessians.hessian_subset.per_class: 500 per class is more than the train split of digits"),
+         "studies.layerhessians.hessian_subset.per_class: 500 per class is more than the train split of mnist5k holds "
+         "(4000 samples, 10 classes); allowed: 1 to about 400"),
     ],
     ids=["lr-nan", "momentum-inf", "batch-larger-than-data", "batch-larger-than-data-after-valid",
          "subset-larger-than-data", "subset-larger-than-test-split", "per-class-larger-than-data"],

@@ -56,9 +56,10 @@ def test_another_config_in_the_same_folder_changes_none_of_its_results(tiny_run,
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr, again.stderr[-3000:]
     assert snapshot(shared) == after
 
-    # the other config's scorecard judged its own runs (two seeds of the own model) and none of the tiny config's
-    scorecard = pd.read_csv(shared / layout.findings("other"), sep="\t")
-    assert set(scorecard["seed"].dropna()) == {0, 1}
+    # the other config's scorecard judged its own runs (two seeds of the own model, and their means) and none of
+    # the tiny config's
+    scorecard = pd.read_csv(shared / layout.findings("other"), sep="\t", dtype={"seed": str})
+    assert set(scorecard["seed"].dropna()) == {"0", "1", "all"}
     text = (shared / layout.findings("other")).read_text()
     assert "small_cnn" in text and "lenet" not in text
     for study, figure in (("layerhessians", "match_distros_peak.png"), ("sharpest_directions", "lr_grid.png")):

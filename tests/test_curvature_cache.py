@@ -117,32 +117,29 @@ def test_the_process_default_budget_is_the_runtime_flag(monkeypatch):
     assert CurvatureOperator(model, data, memory_budget=7).cache.budget == 7
 
 
-def test_the_process_default_product_mode_is_the_runtime_flag(monkeypatch):
-    """`--products` (the config's `products`) is the product kind of every operator built without ``mode``."""
+def test_the_product_mode_is_explicit_not_a_process_default():
+    """`--products` (the config's `products`) sets no process state: a command passes it to its operators, and an
+    operator built without ``mode`` is cached whatever a command line said before."""
     import argparse
 
     from hessian_spectra import runtime
-    from hessian_spectra.curvature import operator, set_default_product_mode
     from hessian_spectra.curvature.products import ForwardHessian
 
-    assert runtime.MODES == operator.MODES
-    monkeypatch.setattr(operator, "_default_mode", "cached")
     parser = argparse.ArgumentParser()
     runtime.add_runtime_arguments(parser)
+    assert parser.parse_args([]).products == "cached"
+    args = parser.parse_args(["--products", "forward"])
+    runtime.setup_runtime(args)
     model, data = case("mlp")
-    runtime.setup_runtime(parser.parse_args([]))
     cached = CurvatureOperator(model, data, dtype=F64)
     assert cached.mode == "cached"
-    runtime.setup_runtime(parser.parse_args(["--products", "forward"]))
-    forward = CurvatureOperator(model, data, dtype=F64)
+    forward = CurvatureOperator(model, data, dtype=F64, mode=args.products)
     assert forward.mode == "forward" and isinstance(forward._kind, ForwardHessian)
     V = random_probes(cached, 5, "gaussian", 0)
     assert relative_gap(forward.matmat(V), cached.matmat(V)) <= 1e-12
     assert forward.cache.sizes == {}
-    assert CurvatureOperator(model, data, mode="cached").mode == "cached"
     with pytest.raises(ValueError, match="mode must be one of"):
-        set_default_product_mode("reverse")
-    assert CurvatureOperator(model, data).mode == "forward"
+        CurvatureOperator(model, data, mode="reverse")
 
 
 def _count_builds(monkeypatch) -> list:

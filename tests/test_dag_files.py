@@ -3,15 +3,20 @@ longer runs get their own directory. Each test works on a copy of one finished r
 
 import copy
 import hashlib
+import io
 import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
 
-from conftest import REPO, snakemake, write_config
+from conftest import REPO, planned_jobs, snakemake, write_config
 from hessian_spectra import layout
 from hessian_spectra.runs import load_yaml, plan_runs
 
@@ -123,30 +128,119 @@ def test_a_lost_middle_epoch_is_retrained_from_the_intact_prefix_and_its_figure_
     assert (workdir / FIGURE).stat().st_mtime_ns > figure_mtime
 
 
-@pytest.mark.parametrize("damaged", ["checkpoint", "subset"])
-def test_a_truncated_file_is_named_in_one_line_and_no_figure_outlives_it(workdir, damaged):
+def truncate(path: Path, workdir: Path) -> str:
+    with open(path, "r+b") as handle:
+        handle.truncate(path.stat().st_size // 2)
+    return "truncated or corrupt"
+
+
+def copy_epoch_0_over_it(path: Path, workdir: Path) -> str:
+    """`cp epoch_0000.pt epoch_0001.pt`: a valid checkpoint of the wrong epoch (written into the same inode, so
+    training's stored copy, a hard link, holds it too)."""
+    shutil.copyfile(path.with_name("epoch_0000.pt"), path)
+    key = the_run(one_study_config())["key"]
+    return f"holds epoch 0 of run {key}, but its path names epoch 1 of run {key}"
+
+
+@pytest.mark.parametrize(
+    "damaged, damage",
+    [("checkpoint", truncate), ("subset", truncate), ("checkpoint", copy_epoch_0_over_it)],
+    ids=["truncated-checkpoint", "truncated-subset", "wrong-epoch-checkpoint"],
+)
+def test_a_damaged_file_is_named_in_one_line_and_what_stays_is_outdated(workdir, damaged, damage):
+    """The jobs that read it stop with one line naming it; figures built from it earlier stay as they were, older
+    than it, and a dry run plans the failed jobs and the figures again (as the README says); `--forcerun` rebuilds
+    it and them."""
     run = the_run(one_study_config())
     if damaged == "checkpoint":
         path = workdir / layout.run_files(run["key"]).checkpoint(1)
     else:
         path = workdir / layout.subset("digits/32px-unit/train-random-pc3-seed0")
-    with open(path, "r+b") as handle:
-        handle.truncate(path.stat().st_size // 2)
+    original = path.read_bytes()
+    figures = {p: p.stat().st_mtime_ns for p in (workdir / "results" / "figures").rglob("*.png")}
+    said = damage(path, workdir)
     config = write_config(workdir / "config.yaml", one_study_config())
     result = snakemake(workdir, "--cores", "2", configfile=config)
     assert result.returncode != 0
     logs = "".join(p.read_text() for p in (workdir / "results" / "logs").rglob("*.log"))
     relative = path.relative_to(workdir)
-    assert f"{relative}: " in logs and "truncated or corrupt" in logs and f"--forcerun {relative}" in logs
+    assert f"{relative}: " in logs and said in logs and f"--forcerun {relative}" in logs
     assert "Traceback" not in logs
-    damaged_at = path.stat().st_mtime_ns
-    newer = [p for p in (workdir / "results" / "figures").rglob("*.png") if p.stat().st_mtime_ns > damaged_at]
-    assert not newer
+    stayed = {p: mtime for p, mtime in figures.items() if p.is_file()}
+    assert stayed and all(p.stat().st_mtime_ns == mtime < path.stat().st_mtime_ns for p, mtime in stayed.items())
+    planned = planned_jobs(snakemake(workdir, "-n", configfile=config).stdout)
+    assert {"layerhessians_spectrum", "layerhessians_epochwise_figures_5_layers", "layerhessians_match_figure"} <= set(
+        planned
+    ), planned
     # what the message says to do rebuilds the file and everything made from it
     again = snakemake(workdir, "--cores", "2", "--forcerun", str(relative), configfile=config)
     assert again.returncode == 0, again.stderr[-3000:]
-    torch.load(path, weights_only=True)
-    assert all(p.stat().st_mtime_ns > path.stat().st_mtime_ns for p in (workdir / "results" / "figures").rglob("*.png"))
+    if damaged == "checkpoint":  # trained again (its history records new wall times): the same weights
+        weights = torch.load(io.BytesIO(original), weights_only=True)["state_dict"]
+        assert all(torch.equal(torch.load(path, weights_only=True)["state_dict"][k], v) for k, v in weights.items())
+    else:
+        assert path.read_bytes() == original
+    assert all(p.stat().st_mtime_ns > path.stat().st_mtime_ns for p in figures)
+
+
+def test_forcerun_of_a_checkpoint_republishes_and_deleting_the_run_retrains(workdir):
+    """As the README says: `--forcerun` of an intact checkpoint reruns its training job, which trains nothing (the
+    store holds every epoch) and rebuilds what was made from it; deleting the run's directory and forcing its
+    run.json trains it again, bit for bit (Snakemake alone ignores a deleted file whose products are there)."""
+    run = the_run(one_study_config())
+    files = layout.run_files(run["key"])
+    checkpoint = workdir / files.checkpoint(1)
+    originals = {e: torch.load(workdir / files.checkpoint(e), weights_only=True) for e in range(3)}
+    figure_mtime = (workdir / FIGURE).stat().st_mtime_ns
+    config = write_config(workdir / "config.yaml", one_study_config())
+    forced = snakemake(workdir, "--cores", "2", "--forcerun", files.checkpoint(1), configfile=config)
+    assert forced.returncode == 0, forced.stderr[-3000:]
+    log = (workdir / layout.log(f"{run['key']}/train")).read_text()
+    assert "resuming after epoch 2" in log and "epoch 1/2" not in log, "nothing was trained again"
+    assert (workdir / FIGURE).stat().st_mtime_ns > figure_mtime
+    shutil.rmtree(workdir / layout.run_dir(run["key"]))
+    ignored = snakemake(workdir, "-n", configfile=config)
+    assert "Nothing to be done" in ignored.stdout + ignored.stderr
+    retrained = snakemake(workdir, "--cores", "2", "--forcerun", files.run_json, configfile=config)
+    assert retrained.returncode == 0, retrained.stderr[-3000:]
+    log = (workdir / layout.log(f"{run['key']}/train")).read_text()
+    assert "initial weights saved" in log and "epoch 2/2" in log
+    for epoch, original in originals.items():
+        again = torch.load(workdir / files.checkpoint(epoch), weights_only=True)
+        assert all(torch.equal(again["state_dict"][k], v) for k, v in original["state_dict"].items()), epoch
+    assert checkpoint.is_file()
+
+
+def test_after_kill_9_of_snakemake_unlock_and_rerun_incomplete_finish_the_run(finished, tmp_path):
+    """Snakemake and its jobs killed (a lost login session) while training, in a first run: the README's two
+    commands, with the killed run's targets (none), finish it; training resumes from its store, bit for bit."""
+    run = the_run(one_study_config())
+    files = layout.run_files(run["key"])
+    originals = {e: torch.load(finished / files.checkpoint(e), weights_only=True) for e in range(3)}
+    workdir = tmp_path / "fresh"
+    workdir.mkdir()
+    config = write_config(workdir / "config.yaml", one_study_config())
+    command = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory",
+               str(workdir), "--cores", "2", "--configfile", str(config)]
+    snake = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    initial = workdir / files.stored(0)
+    deadline = time.monotonic() + 600
+    while not initial.is_file() and snake.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert initial.is_file(), "training saved the initial weights"
+    os.killpg(snake.pid, signal.SIGKILL)
+    snake.wait()
+    incomplete = snakemake(workdir, "--cores", "2", configfile=config)
+    assert incomplete.returncode != 0 and "--rerun-incomplete" in incomplete.stderr
+    locked = snakemake(workdir, "--cores", "2", "--rerun-incomplete", configfile=config)
+    assert locked.returncode != 0 and "--unlock" in locked.stderr
+    assert snakemake(workdir, "--unlock", configfile=config).returncode == 0
+    finished = snakemake(workdir, "--cores", "2", "--rerun-incomplete", configfile=config)
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    assert "resuming after epoch" in (workdir / layout.log(f"{run['key']}/train")).read_text()
+    for epoch, original in originals.items():
+        again = torch.load(workdir / files.checkpoint(epoch), weights_only=True)
+        assert all(torch.equal(again["state_dict"][k], v) for k, v in original["state_dict"].items()), epoch
 
 
 def test_more_epochs_make_a_new_run_and_keep_the_old_one(workdir):

@@ -15,10 +15,15 @@ from urllib.parse import urlparse
 import numpy as np
 import pytest
 import torch
-from torchvision_files import LocalServer, Synthetic, make_synthetic, md5
+import torchvision.datasets as tvd
+from torchvision_files import LocalServer, Synthetic, _idx_labels, make_synthetic, md5
 
 from hessian_spectra.commands import download as download_command
-from hessian_spectra.data.download import prepare_dataset, torchvision_root, verify_dataset
+from hessian_spectra.data.download import (
+    prepare_dataset,
+    torchvision_root,
+    verify_dataset,
+)
 from hessian_spectra.data.load import load_split
 
 TV_DATASETS = ("mnist", "fashionmnist", "cifar10", "cifar100", "svhn")
@@ -285,3 +290,48 @@ def test_the_workflow_hands_a_mirror_with_name_placeholder_to_the_download(tmp_p
     assert done.returncode == 0, done.stderr[-2000:]
     downloads = [line for line in done.stdout.splitlines() if line.startswith("Shell command: hessian-spectra download")]
     assert len(downloads) == 4 and all(f"--mirror '{mirror}'" in line for line in downloads)
+
+
+def _hinted_command(message: str) -> str:
+    """The Python code of the `python -c "..."` command an error message suggests."""
+    return message.split('`python -c "', 1)[1].split('"`', 1)[0]
+
+
+def test_an_empty_data_root_names_the_command_that_fills_it(served, monkeypatch, tmp_path):
+    """A shared torchvision root (`data_root`) is filled by torchvision, not by `download --root`, which writes
+    ROOT/NAME: the message says so, and its command, run as written, fills that very folder."""
+    _, mirror = served("mnist")
+    monkeypatch.setattr(tvd.MNIST, "mirrors", [mirror])
+    data_root = tmp_path / "shared"
+    data_root.mkdir()
+    with pytest.raises(FileNotFoundError) as caught:
+        _cli(["--dataset", "mnist", "--root", str(data_root), "--check-only"])
+    message = str(caught.value)
+    assert f"missing file(s) in {data_root}: " in message and "`data_root: null`" in message
+    assert "\n" not in message and "hessian-spectra download" not in message
+    exec(_hinted_command(message), {})
+    _cli(["--dataset", "mnist", "--root", str(data_root), "--check-only"])
+    assert (data_root / "READY.json").is_file()
+
+
+def test_a_folder_named_after_its_dataset_is_filled_by_the_download_command(served, tmp_path):
+    _, mirror = served("fashionmnist")
+    with pytest.raises(FileNotFoundError) as caught:
+        verify_dataset("fashionmnist", tmp_path / "fashionmnist")
+    assert f"`hessian-spectra download --dataset fashionmnist --root {tmp_path}`" in str(caught.value)
+    _cli(["--dataset", "fashionmnist", "--root", str(tmp_path), "--mirror", mirror])
+    verify_dataset("fashionmnist", tmp_path / "fashionmnist")
+
+
+def test_a_download_with_labels_outside_its_classes_is_never_marked_ready(server, monkeypatch, tmp_path):
+    synthetic = make_synthetic("mnist")
+    labels = synthetic.test[1].copy()
+    labels[3] = 12
+    synthetic.files["t10k-labels-idx1-ubyte.gz"] = _idx_labels(labels)
+    synthetic.md5_attributes["resources"] = [(name, md5(data)) for name, data in synthetic.files.items()]
+    synthetic.patch(monkeypatch)
+    mirror = server.serve(synthetic)
+    with pytest.raises(ValueError) as caught:
+        _cli(["--dataset", "mnist", "--root", str(tmp_path), "--mirror", mirror])
+    assert str(caught.value) == f"{tmp_path / 'mnist'}: test_labels has labels outside 0..9: 12"
+    assert not (tmp_path / "mnist" / "READY.json").exists()

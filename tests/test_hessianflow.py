@@ -117,15 +117,17 @@ def _fake_run(root, model: str, optimizer: str, epochs: int = 3, loss_growth: fl
               offset: float = 0.0):
     """A run directory with the tables the figure command reads (no checkpoints); its training loss is multiplied
     by ``loss_growth`` every epoch (above 1: a diverging run); ``offset`` is added to its eigenvalues and traces
-    (and a hundredth of it to its accuracies), so seeds differ."""
+    (and a hundredth of it to its accuracies), so seeds differ. An ABSA run's history has its schedule's lambda
+    (20 + epoch + offset) after every epoch but the last."""
     run_dir = root / model / f"seed{seed}" / optimizer
     run_dir.mkdir(parents=True)
     (run_dir / "run.json").write_text(json.dumps(
         {"model": model, "optimizer": {"name": optimizer}, "variant": optimizer,
          "key": f"{model}/seed{seed}/{optimizer}", "seed": seed, "dataset": "digits"}))
-    header = "epoch\tlr\tbatch_size\ttrain_loss\ttest_acc\n"
+    header = "epoch\tlr\tbatch_size\ttrain_loss\ttest_acc" + ("\tlambda\n" if optimizer == "absa" else "\n")
     (run_dir / "history.tsv").write_text(header + "".join(
-        f"{e}\t{0.1 * 2**e}\t{16 * 2**e}\t{2.3 * loss_growth**e}\t{0.5 + e / 10 + offset / 100}\n"
+        f"{e}\t{0.1 * 2**e}\t{16 * 2**e}\t{2.3 * loss_growth**e}\t{0.5 + e / 10 + offset / 100}"
+        + (f"\t{20.0 + e + offset if 0 < e < epochs else 'nan'}\n" if optimizer == "absa" else "\n")
         for e in range(epochs + 1)))
     columns = "\t".join(COLUMNS) + "\n"
     (run_dir / "dominant_eigen.tsv").write_text(columns + "".join(
@@ -185,10 +187,10 @@ def test_a_diverged_run_is_drawn_apart_in_the_dominant_eigenvalue_figure(tmp_pat
     from hessian_spectra.plots.hessianflow import DIVERGED_COLOUR, dominant_eigenvalue_figure
 
     runs = [_fake_run(tmp_path, "c1", "sgd"), _fake_run(tmp_path, "c1", "absa", loss_growth=1.5)]
-    eigen, *_ = _collect(runs)
+    eigen, history, *_ = _collect(runs)
     assert eigen.groupby("label")["diverged"].first().str.startswith("training loss rose").to_dict() == {
         "ABSA": True, "SGD": False}
-    legend = dominant_eigenvalue_figure(eigen).axes[0].get_legend()
+    (legend,) = dominant_eigenvalue_figure(eigen, history).legends
     labels = {text.get_text(): line.get_color() for text, line in zip(legend.get_texts(), legend.get_lines())}
     assert labels["SGD"] != DIVERGED_COLOUR
     (absa,) = [label for label in labels if label.startswith("ABSA DIVERGED: training loss rose")]
@@ -196,8 +198,8 @@ def test_a_diverged_run_is_drawn_apart_in_the_dominant_eigenvalue_figure(tmp_pat
 
 
 def _legend(fig):
-    """The figure's legend (on one of its axes)."""
-    (legend,) = [ax.get_legend() for ax in fig.axes if ax.get_legend()]
+    """The figure's legend (its own, or on one of its axes)."""
+    (legend,) = fig.legends + [ax.get_legend() for ax in fig.axes if ax.get_legend()]
     return legend
 
 
@@ -217,7 +219,7 @@ def test_figures_draw_the_mean_over_seeds_and_a_diverged_seed_apart(tmp_path):
     runs = [_fake_run(tmp_path, "c1", "sgd", seed=seed, offset=2.0 * seed) for seed in (0, 1)]
     runs += [_fake_run(tmp_path, "c1", "absa", seed=0), _fake_run(tmp_path, "c1", "absa", seed=1, loss_growth=1.5)]
     eigen, history, density, trace = _collect(runs)
-    ax = dominant_eigenvalue_figure(eigen).axes[0]
+    ax, gap_ax = dominant_eigenvalue_figure(eigen, history).axes
     epochs = np.arange(4)
     (sgd,) = _colour_of(ax, "SGD")
     np.testing.assert_allclose(sgd.get_ydata(), 10.0 + epochs + 1.0)  # the mean of offsets 0 and 2
@@ -225,20 +227,29 @@ def test_figures_draw_the_mean_over_seeds_and_a_diverged_seed_apart(tmp_path):
     np.testing.assert_allclose(absa.get_ydata(), 10.0 + epochs)  # seed 0 alone: seed 1 diverged
     (apart,) = _colour_of(ax, "ABSA, seed 1 DIVERGED: training loss rose from 2.3 to 7.76")
     np.testing.assert_allclose(apart.get_ydata(), 10.0 + epochs)
-    assert len(_bands(ax)) == 2  # SGD's Lanczos and power iteration; one ABSA seed left: no band
+    # ABSA's own schedule lambda, dotted, where its history has one (epochs 1 and 2): seed 0's, and seed 1's apart
+    schedule = [line.get_ydata().tolist() for line in ax.get_lines() if line.get_linestyle() == ":"]
+    assert sorted(schedule) == [[21.0, 22.0], [21.0, 22.0]]
+    assert len(_bands(ax)) == 1  # SGD's Lanczos; one ABSA seed left: no band
     band = _bands(ax)[0].get_paths()[0].vertices
     assert band[:, 1].min() == pytest.approx(10.0) and band[:, 1].max() == pytest.approx(15.0)
     crosses = np.concatenate([c.get_offsets() for c in ax.collections if c not in _bands(ax)
                               and np.allclose(c.get_facecolor()[0][:3], matplotlib.colors.to_rgb("crimson"))])
-    assert [0.0, 11.0] in crosses.tolist()  # epoch 0 is unconverged in both SGD seeds: X on their mean
-    texts = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert "range over 2 seeds (line: mean)" in texts
+    assert crosses.tolist() == [[0.0, 11.0], [0.0, 10.0], [0.0, 10.0]]  # epoch 0's Lanczos is unconverged
+    # power iteration (9 - 5e) as its gap to Lanczos (10 + e), in percent: the mean over SGD's two seeds
+    (sgd_gap,) = _colour_of(gap_ax, "SGD", "--")
+    gaps = [100 * (-1 - 6 * epochs) / (10 + epochs + offset) for offset in (0.0, 2.0)]
+    np.testing.assert_allclose(sgd_gap.get_ydata(), np.mean(gaps, axis=0))
+    (gap_band,) = _bands(gap_ax)
+    assert gap_band.get_paths()[0].vertices[:, 1].min() == pytest.approx(np.min(gaps))
+    texts = [t.get_text() for t in _legend(ax.figure).get_texts()]
+    assert "range over 2 seeds (line: mean)" in texts and any(t.startswith("ABSA's schedule") for t in texts)
 
     schedule = absa_schedule_figure(history)
     assert len(schedule.axes[0].get_lines()) == 4  # a batch-size line per run
     (accuracy,) = _colour_of(schedule.axes[2], "SGD")
     np.testing.assert_allclose(accuracy.get_ydata(), 0.5 + epochs / 10 + 0.01)
-    assert len(_bands(schedule.axes[2])) == 1
+    assert len(_bands(schedule.axes[2])) == 2  # SGD's two seeds' range; ABSA's one seed: its binomial error
 
     esd = esd_final_figure(density, trace).axes[0]
     texts = [t.get_text() for t in esd.get_legend().get_texts()]
@@ -252,8 +263,16 @@ def test_figures_of_one_seed_draw_no_band(tmp_path):
     from hessian_spectra.plots.hessianflow import absa_schedule_figure, dominant_eigenvalue_figure, esd_final_figure
 
     eigen, history, density, trace = _collect([_fake_run(tmp_path, "c1", name) for name in ("sgd", "absa")])
-    figures = [dominant_eigenvalue_figure(eigen), absa_schedule_figure(history), esd_final_figure(density, trace)]
-    assert not any(_bands(ax) for fig in figures for ax in fig.axes)
+    figures = [dominant_eigenvalue_figure(eigen, history), absa_schedule_figure(history),
+               esd_final_figure(density, trace)]
+    assert not any(_bands(ax) for fig in (figures[0], figures[2]) for ax in fig.axes)
+    assert not _bands(figures[1].axes[0]) and not _bands(figures[1].axes[1])
+    # the test accuracy's own error instead: +-1 binomial standard error on the test split's 359 images
+    accuracy = figures[1].axes[2]
+    for band, label in zip(_bands(accuracy), ("SGD", "ABSA")):
+        (line,) = _colour_of(accuracy, label)
+        spread = np.sqrt(line.get_ydata() * (1 - line.get_ydata()) / 359)
+        np.testing.assert_allclose(band.get_paths()[0].vertices[1:5, 1], line.get_ydata() - spread)
     texts = [t.get_text() for t in figures[2].axes[0].get_legend().get_texts()]
     assert texts[0] == "SGD: trace 42 $\\pm$ 1.5 (50 probes)\ndensity's trace 40 (1 probe: no error estimate)"
     assert not any("seeds" in t.get_text() for fig in figures[:2] for t in _legend(fig).get_texts())

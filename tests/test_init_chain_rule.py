@@ -268,16 +268,31 @@ def test_default_run_plans_one_tracking_job_per_run(tmp_path, default_config):
     result = snakemake(tmp_path, "-n", configfile=configfile)
     assert result.returncode == 0, result.stderr
     planned = plan_runs(config, SCHEMA)
-    assert len(planned) == 6 and len(plan_subsets(planned)) == 1
-    upstream = {**training_jobs(planned.values()), "hessian_subset": 1, "chain_rule_tracking": 6, "chain_rule_table": 1}
-    assert sum(training_jobs(planned.values()).values()) == 6
-    assert planned_jobs(result.stdout) == {**upstream, "chain_rule_figures": 1, "findings": 1, "all": 1}
+    assert len(planned) == 9 and len(plan_subsets(planned)) == 1
+    upstream = {**training_jobs(planned.values()), "hessian_subset": 1, "chain_rule_tracking": 9, "chain_rule_table": 1}
+    assert sum(training_jobs(planned.values()).values()) == 9
+    report = {"report_table": 1, "report_scorecard": 1}  # the report's pages of chain_rule.tsv and the scorecard
+    assert planned_jobs(result.stdout) == {**upstream, "chain_rule_figures": 1, "findings": 1, **report, "all": 1}
     figures = "results/figures/init_chain_rule"
     for name in ("init_sd_1e-05.png", "init_sd_0.01.png", "init_sd_1.png", "init_sd_all.png", "chain_rule_terms.png"):
         assert f"{figures}/{name}" in result.stdout
     one = snakemake(tmp_path, "-n", f"{figures}/init_sd_1e-05.png", configfile=configfile)
     assert one.returncode == 0, one.stderr
     assert planned_jobs(one.stdout) == {**upstream, "chain_rule_figures": 1}
+
+
+def test_default_run_is_the_source_experiment_on_real_mnist(default_config):
+    """Source 003's own scale: the 784-30-30-10 mlp on real 28x28 MNIST digits, 1,000 SGD steps of batch 32 at lr
+    0.01, ||H||_F on 1,024 training images, init sd {1e-5, 0.01, 1}; ReLU (the source's) plus tanh and linear."""
+    study = default_config["studies"]["init_chain_rule"]
+    runs = list(plan_runs(only_init_chain_rule(default_config), SCHEMA).values())
+    for run in runs:
+        assert (run["model"], run["dataset"], run["image_size"], run["normalization"]) == ("mlp", "mnist5k", 28, "unit")
+        assert (run["batch_size"], run["lr"], run["momentum"], run["l2"]) == (32, 0.01, 0.0, 0.0)
+        assert run["epochs"] * run["steps_per_epoch"] == 1000
+    grid = {(run["model_options"]["init_sd"], run["model_options"]["activation"]) for run in runs}
+    assert grid == {(sd, act) for sd in (1e-5, 0.01, 1.0) for act in ("relu", "tanh", "linear")}
+    assert study["hessian_subset"] == {"size": 1024} and study["tracking"]["batch_size"] >= 1024
 
 
 def test_run_without_init_sd_stops_the_workflow(tmp_path, default_config):
@@ -300,3 +315,22 @@ def test_tiny_workflow_draws_every_figure(tiny_run):
     seeds = config["studies"]["init_chain_rule"].get("seeds", 1)
     assert table["run"].nunique() == len(sds) * seeds and set(table["block"]) == {"dense1", "full"}
     assert table.groupby("sd")["seed"].nunique().eq(seeds).all()
+
+
+def test_chain_rule_terms_draw_ratio_one_and_the_ratios_standard_error(seeds_table, tmp_path):
+    """One seed: the ratio's band is its standard error from the two Frobenius estimates' (independent probes);
+    every ratio panel has a line at 1, where the curvature term equals the Gauss-Newton term."""
+    table = read_tables([tmp_path / "chain_rule.tsv"])
+    fig = chain_rule_terms_figure(table[table["seed"] == 0])
+    ratio_axes = [ax for ax in fig.axes if ax.get_title().endswith("ratio")]
+    assert len(ratio_axes) == 2
+    for ax in ratio_axes:
+        (one,) = [line for line in ax.get_lines() if line.get_linestyle() == "-."]
+        assert set(one.get_ydata()) == {1.0}
+        ratio = ax.get_lines()[0]
+        np.testing.assert_allclose(ratio.get_ydata(), 1.5)  # ||H-G|| / ||G|| = 3 / 2 in the synthetic table
+        band = _band(ax, 0)
+        spread = 0.1 * np.hypot(1.5, 1.5)  # each estimate's error is 10% of it
+        assert band.min() == pytest.approx(1.5 - spread) and band.max() == pytest.approx(1.5 + spread)
+    labels = _legend(fig.legends[0])
+    assert any(label.startswith("ratio = 1") for label in labels) and "$\\pm$ 1 standard error" in labels

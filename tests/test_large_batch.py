@@ -292,32 +292,39 @@ def test_surface_rows_are_labelled_with_their_seed_when_there_are_several(tmp_pa
     assert collect_landscapes(run_json[:1], landscapes[:1])["label"].unique().tolist() == ["batch size 256"]
 
 
-def test_loss_surfaces_share_one_loss_range_and_mark_theta_and_the_grid_minimum(tmp_path):
-    """Two batch sizes drawn on the loss range of both: every panel's colour scale is that range, and each panel
-    marks theta at (0, 0) and its own lowest grid point."""
-    from hessian_spectra.commands.large_batch import collect_landscapes, loss_range
+@pytest.mark.parametrize("kind", ["surface", "contour"])
+def test_each_loss_surface_panel_has_its_own_colour_scale_and_marks_theta_and_the_grid_minimum(tmp_path, kind):
+    """A sharp bowl beside a flat one: each panel's colour bar (and z axis) spans its own losses, so neither is
+    flattened by the other's range; each panel marks theta at (0, 0) and its own lowest grid point."""
+    from hessian_spectra.commands.large_batch import collect_landscapes
     from hessian_spectra.plots.large_batch import surface_figure
 
-    runs = {size: fake_run(tmp_path, size) for size in (16, 256)}
-    runs[256]["table"] = tmp_path / runs[256]["landscape"]
-    table = pd.read_csv(runs[256]["table"], sep="\t")
-    table.loc[table["direction"] == "eigen", "loss"] *= 10.0  # a sharper bowl than batch size 16's
-    table.to_csv(runs[256]["table"], sep="\t", index=False)
-    shared = loss_range([str(tmp_path / run["landscape"]) for run in runs.values()])
-    assert shared == (table["loss"].min(), table["loss"].max())
-    landscape = collect_landscapes([json.loads((tmp_path / runs[16]["run"]).read_text())],
-                                   [str(tmp_path / runs[16]["landscape"])])
-    fig = surface_figure(landscape, "contour", shared)
+    run = fake_run(tmp_path, 256)
+    path = tmp_path / run["landscape"]
+    table = pd.read_csv(path, sep="\t")
+    table.loc[table["direction"] == "eigen", "loss"] *= 100.0  # a bowl 100 times deeper than the random one
+    table.to_csv(path, sep="\t", index=False)
+    landscape = collect_landscapes([json.loads((tmp_path / run["run"]).read_text())], [str(path)])
+    fig = surface_figure(landscape, kind)
     panels = [ax for ax in fig.axes if ax.get_xlabel() == "$c_1$"]
     colorbars = [ax for ax in fig.axes if ax.get_ylabel() == "training loss"]
     assert len(panels) == len(colorbars) == 2
-    for bar in colorbars:
-        np.testing.assert_allclose(bar.get_ylim(), shared)
-    for ax, direction in zip(panels, ("eigen", "random")):
+    limits = []
+    for ax, bar, direction in zip(panels, colorbars, ("eigen", "random")):
         rows = landscape[landscape["direction"] == direction]
+        own = (rows["loss"].min(), rows["loss"].max())
+        np.testing.assert_allclose(bar.get_ylim(), own)
+        if kind == "surface":
+            np.testing.assert_allclose(ax.get_zlim(), own)
+        limits.append(own)
         best = rows.loc[rows["loss"].idxmin(), ["c1", "c2"]].to_numpy(float)
-        marked = [tuple(c.get_offsets()[0]) for c in ax.collections if len(c.get_offsets()) == 1]
+        if kind == "contour":
+            marked = [tuple(c.get_offsets()[0]) for c in ax.collections if len(c.get_offsets()) == 1]
+        else:
+            marked = [tuple(np.asarray(c._offsets3d)[:2, 0]) for c in ax.collections if hasattr(c, "_offsets3d")]
         assert (0.0, 0.0) in marked and tuple(best) in marked
+        assert f"max {rows['loss'].max():.3g}" in ax.get_title()
+    assert limits[0][1] > 50 * limits[1][1]  # the eigen panel's range would flatten the random one
 
 
 def planned_jobs(output: str) -> dict[str, int]:
@@ -346,6 +353,8 @@ def test_default_run_plans_one_spectrum_per_run_and_hessian(tmp_path, default_co
         "large_batch_spectral_figure": 1,
         "large_batch_surface_figure": len({run["batch_size"] for run in runs}),
         "findings": 1,
+        "report_table": 1,  # the report's page of top_eigenvalues.tsv
+        "report_scorecard": 1,
         "all": 1,
     }
 

@@ -153,11 +153,11 @@ def lenet_key(default_config, name=None):
         ),
         (
             lambda study: study.setdefault("matching", {}).update(peak_epoch={"lenet/mnist": 2}),
-            lambda config: "studies.layerhessians.matching.peak_epoch.lenet/mnist: no such run (runs: lenet/digits",
+            lambda config: "studies.layerhessians.matching.peak_epoch.lenet/mnist: no such run (runs: lenet/mnist5k",
         ),
         (
-            lambda study: study.setdefault("matching", {}).update(peak_epoch={"lenet/digits": 99}),
-            lambda config: "peak_epoch.lenet/digits: epoch 99 is past the run's last epoch",
+            lambda study: study.setdefault("matching", {}).update(peak_epoch={"lenet/mnist5k": 99}),
+            lambda config: "peak_epoch.lenet/mnist5k: epoch 99 is past the run's last epoch",
         ),
     ],
     ids=["same-model-and-dataset", "unknown-peak-run", "peak-past-last-epoch"],

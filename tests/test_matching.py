@@ -19,6 +19,8 @@ from hessian_spectra.matching import (
     RunSpectra,
     Spectrum,
     layer_blocks_of,
+    jackknife_stderr,
+    layer_distances,
     layer_profile,
     load_spectra,
     match_table,
@@ -27,7 +29,9 @@ from hessian_spectra.matching import (
     source_transform,
     spectral_scale,
     spectral_w1,
+    without_probe,
 )
+from hessian_spectra.smoothing import gaussian_density, grid_sigma, smooth_density
 
 
 def source_density_transform(density):
@@ -45,7 +49,7 @@ def spectrum(nodes, weights=None, grid_points=64, sigma=0.05):
     weights = np.full_like(nodes, 1.0 / nodes.shape[1]) if weights is None else np.atleast_2d(weights)
     grid = np.linspace(nodes.min() - 5 * sigma, nodes.max() + 5 * sigma, grid_points)
     density = sum(np.exp(-0.5 * ((grid[:, None] - n[None, :]) / sigma) ** 2) @ w for n, w in zip(nodes, weights))
-    return Spectrum(nodes, weights, grid, density / np.trapezoid(density, grid))
+    return Spectrum(nodes, weights, grid, density / np.trapezoid(density, grid), sigma)
 
 
 def test_source_transform_matches_the_source_code():
@@ -105,11 +109,52 @@ def test_scaled_w1_divides_by_the_spectral_radius():
     assert scaled_spectral_w1(narrow, base) == pytest.approx(expected) and expected > 0
 
 
+@pytest.mark.parametrize("nodes", [[[-0.3, 0.0, 1.5, 2.0], [0.1, 0.2, 0.9, 2.2]], [[0.7, 0.7], [0.7, 0.7]]])
+def test_the_smoothing_width_is_recovered_from_the_grid(nodes):
+    """A stored density is rebuilt exactly from its nodes, weights and grid (a zero-width spectrum included)."""
+    nodes = np.array(nodes)
+    weights = np.full_like(nodes, 1.0 / nodes.shape[1])
+    grid, density, sigma = smooth_density(nodes, weights, 257, 0.02)
+    assert grid_sigma(grid, nodes, weights) == pytest.approx(sigma, rel=1e-12)
+    np.testing.assert_allclose(gaussian_density(nodes, weights, grid, sigma), density, rtol=1e-12)
+
+
+def test_without_probe_is_the_density_of_the_other_probes():
+    a = spectrum([[0.0, 0.5, 2.0], [0.1, 0.4, 1.0], [0.2, 0.9, 1.9]])
+    rest = without_probe(a, 1)
+    np.testing.assert_array_equal(rest.nodes, a.nodes[[0, 2]])
+    alone = spectrum(a.nodes[[0, 2]])  # same node range as a, so the same grid
+    np.testing.assert_allclose(rest.density, alone.density, rtol=1e-12)
+
+
+def test_jackknife_stderr_over_each_spectrums_probes():
+    a = spectrum([[0.0, 0.5, 2.0], [0.1, 0.4, 1.0], [0.2, 0.9, 1.9]])
+    b = spectrum([[0.0, 0.3, 2.0], [0.0, 0.6, 2.1]])
+    variance = 0.0
+    for spectra in ([(a.nodes[keep], b.nodes) for keep in ([1, 2], [0, 2], [0, 1])],
+                    [(a.nodes, b.nodes[keep]) for keep in ([1], [0])]):
+        values = np.array([scaled_spectral_w1(spectrum(x), spectrum(y)) for x, y in spectra])
+        variance += (len(values) - 1) / len(values) * np.sum((values - values.mean()) ** 2)
+    assert jackknife_stderr(scaled_spectral_w1, a, b) == pytest.approx(np.sqrt(variance), rel=1e-12)
+    assert variance > 0
+    assert np.isnan(jackknife_stderr(scaled_spectral_w1, a, spectrum(b.nodes[:1])))  # one probe: no error
+
+
+def test_layer_distances_carry_their_probe_errors():
+    full = spectrum([[0.0, 0.3, 2.0], [0.0, 0.6, 2.1]])
+    rows = layer_distances({FULL: full, "layer.weight": spectrum([[0.0, 0.5, 1.0], [0.1, 0.4, 1.1]])})
+    assert [row["metric"] for row in rows] == [SOURCE, SPECTRAL_W1]
+    assert all(row["probes"] == 2 and row["distance_stderr"] > 0 for row in rows)
+    single = layer_distances({FULL: spectrum(full.nodes[:1]), "layer.weight": spectrum([[0.0, 0.5, 1.0]])})
+    assert all(np.isnan(row["distance_stderr"]) for row in single)
+
+
 def write_spectra(path, blocks):
-    """An npz in the `spectrum` command's layout: blocks, nodes_i, weights_i, grid_i, density_i."""
+    """An npz in the `spectrum` command's layout: blocks, nodes_i, weights_i, grid_i, density_i, sigma_i."""
     arrays = {"blocks": np.array(list(blocks))}
     for i, s in enumerate(blocks.values()):
-        arrays.update({f"nodes_{i}": s.nodes, f"weights_{i}": s.weights, f"grid_{i}": s.grid, f"density_{i}": s.density})
+        arrays.update({f"nodes_{i}": s.nodes, f"weights_{i}": s.weights, f"grid_{i}": s.grid, f"density_{i}": s.density,
+                       f"sigma_{i}": s.sigma})
     np.savez(path, **arrays)
     return path
 
@@ -195,6 +240,20 @@ def test_layer_profile_normalises_per_run_and_metric(run_files):
     a = table[table["run"].str.endswith("/a") & table["summed"] & (table["layer"] == 3) & (table["metric"] == SOURCE)]
     row = summed[summed["run"].str.endswith("/a") & (summed["layer"] == 3) & (summed["metric"] == SOURCE)]
     assert row["distance"].item() == pytest.approx(a["distance"].sum())
+    assert np.isnan(row["distance_stderr"].item())  # one probe per density: no error
+
+
+def test_layer_profile_adds_the_epochs_errors_in_quadrature():
+    table = pd.DataFrame({
+        "run": "r", "seed": 0, "model": "lenet", "dataset": "digits", "metric": SOURCE, "layer": [1, 1, 2, 2],
+        "num_layers": 2, "block": ["l1", "l1", "l2", "l2"], "peak_epoch": 2, "peak_rule": "smallest summed distance", "probes": 4, "epoch": [1, 2, 1, 2],
+        "summed": True, "distance": [1.0, 2.0, 4.0, 4.0], "distance_stderr": [0.3, 0.4, 0.1, 0.1],
+    })
+    summed = layer_profile(table, "wasserstein").set_index("layer")
+    assert summed.loc[1, "distance_stderr"] == pytest.approx(0.5)
+    assert summed.loc[1, "relative_stderr"] == pytest.approx(0.5 / 8)
+    peak = layer_profile(table, "peak").set_index("layer")
+    assert peak.loc[1, "distance_stderr"] == pytest.approx(0.4) and peak.loc[2, "relative"] == 1.0
 
 
 def test_match_command_and_figures(run_files, tmp_path):
@@ -301,6 +360,11 @@ def test_match_figure_draws_the_mean_over_seeds_with_their_range(seed_files):
     assert [text.get_text() for text in one.axes[1].get_legend().get_texts()] == ["lenet+digits (epoch 2)"]
 
 
+def _densities(ax) -> list:
+    """The density curves of an epochwise panel (its labelled lines, or its solid lines without markers)."""
+    return [line for line in ax.get_lines() if line.get_linestyle() == "-" and line.get_marker() in ("None", "")]
+
+
 def test_epochwise_draws_every_seed_in_every_panel(seed_files, tmp_path):
     from hessian_spectra.plots.layerhessians import epochwise_figure
 
@@ -308,10 +372,11 @@ def test_epochwise_draws_every_seed_in_every_panel(seed_files, tmp_path):
     fig = epochwise_figure(spectra, "layer1.weight", "title")
     assert len(fig.axes) == 4 * 2
     for ax in fig.axes:
-        assert len(ax.get_lines()) == 2 and [line.get_label() for line in ax.get_lines()] == ["seed 0", "seed 1"]
-    assert [text.get_text() for text in fig.legends[0].get_texts()] == ["seed 0", "seed 1"]
+        assert [line.get_label() for line in _densities(ax)] == ["seed 0", "seed 1"]
+    assert [text.get_text() for text in fig.legends[0].get_texts()][:2] == ["seed 0", "seed 1"]
     one = epochwise_figure({0: spectra[0]}, "layer1.weight", "title")
-    assert all(len(ax.get_lines()) == 1 for ax in one.axes) and not one.legends
+    assert all(len(_densities(ax)) == 1 for ax in one.axes)
+    assert not any(text.get_text().startswith("seed") for text in one.legends[0].get_texts())
     args = ["layerhessians", "epochwise"]
     for run_json, run in seed_files:
         args += ["--run", str(run_json), *(str(run.files[e]) for e in sorted(run.files))]
@@ -325,3 +390,77 @@ def test_epochwise_refuses_runs_that_differ_in_more_than_the_seed(run_files, tmp
         args += ["--run", str(run_json), *(str(run.files[e]) for e in sorted(run.files))]
     pngs = [str(tmp_path / f"epochwise_{layer}.png") for layer in range(1, 4)]
     assert cli.main([*args, "--out", *pngs]) == 2 and not any(Path(png).exists() for png in pngs)
+
+
+def test_epochwise_panels_are_in_units_of_the_spectral_radius_with_lambda_1_and_the_smoothing(seed_files):
+    """x = eigenvalue / the spectrum's largest |Ritz value| (so every panel spans [-1, 1]), the density rescaled to
+    integrate to 1 on that axis, the Ritz values as a rug, lambda_1 as a dashed line at its scaled value, and the
+    smoothing's +-sigma as a bar of width 2 sigma / radius."""
+    from hessian_spectra.plots.layerhessians import epochwise_figure
+
+    _, run = seed_files[0]
+    spectra = {run.seed: {e: load_spectra(path) for e, path in run.files.items()}}
+    fig = epochwise_figure(spectra, "layer1.weight", "title")
+    ax = fig.axes[0]  # layer1.weight at epoch 0
+    spectrum = spectra[run.seed][0]["layer1.weight"]
+    radius = spectral_scale(spectrum.nodes, spectrum.weights)
+    assert radius == spectrum.nodes.max() == pytest.approx(2.0)
+    (density,) = _densities(ax)
+    np.testing.assert_allclose(density.get_xdata(), spectrum.grid / radius)
+    assert np.trapezoid(density.get_ydata(), density.get_xdata()) == pytest.approx(1.0, rel=1e-3)
+    (rug,) = [line for line in ax.get_lines() if line.get_marker() == "|" and len(line.get_xdata()) > 1]
+    np.testing.assert_allclose(np.sort(rug.get_xdata()), np.sort(spectrum.nodes.ravel()) / radius)
+    (top,) = [line for line in ax.get_lines() if line.get_linestyle() == "--"]
+    assert top.get_xdata()[0] == pytest.approx(1.0)
+    (bar,) = [c for c in ax.collections if c.get_segments()]
+    (segment,) = bar.get_segments()
+    assert segment[1, 0] - segment[0, 0] == pytest.approx(2 * 0.05 / radius)  # the fixture's sigma = 0.05
+    assert ax.get_xlim() == (-1.1, 1.1) and "radius 2" in ax.get_title() and "$\\lambda_1$ 2" in ax.get_title()
+
+
+def test_spectra_without_a_recorded_sigma_load_with_nan(tmp_path):
+    """Spectrum files written before the smoothing width was stored still load (and draw no smoothing bar)."""
+    s = FULL_SPECTRUM
+    np.savez(tmp_path / "old.npz", blocks=np.array([FULL]), nodes_0=s.nodes, weights_0=s.weights, grid_0=s.grid,
+             density_0=s.density)
+    assert np.isnan(load_spectra(tmp_path / "old.npz")[FULL].sigma)
+    path = write_spectra(tmp_path / "new.npz", {FULL: s})
+    assert load_spectra(path)[FULL].sigma == 0.05
+
+
+def test_peak_figure_says_which_epoch_was_chosen_and_why(seed_files):
+    """The peak epoch is stated under each panel with its rule; a peak at the last epoch trained is called no peak."""
+    from hessian_spectra.matching import layer_profiles
+    from hessian_spectra.plots.layerhessians import match_distros_figure
+
+    profiles = layer_profiles(match_table([run for _, run in seed_files]))
+    assert set(profiles[["searched_from", "searched_to"]].itertuples(index=False, name=None)) == {(1, 3)}
+    fig = match_distros_figure(profiles, "peak")
+    w1_note = " ".join(fig.axes[3].texts[0].get_text().split())  # under the spectral-W1 panel, unwrapped
+    assert "lenet+digits, seed 0: epoch 2, the smallest distance summed over layers of epochs 1-3" in w1_note
+    assert ("lenet+digits, seed 1: epoch 3, the smallest distance summed over layers of epochs 1-3: the last epoch "
+            "trained, so no peak inside training") in w1_note
+    fixed = layer_profiles(match_table([run for _, run in seed_files], peak_overrides={"lenet/digits": 1}))
+    note = match_distros_figure(fixed, "peak").axes[2].texts[0].get_text()
+    assert note == "lenet+digits: epoch 1: fixed in the config (matching.peak_epoch)"
+    assert not match_distros_figure(profiles, "wasserstein").axes[0].texts
+    first = profiles.assign(peak_epoch=1)
+    assert "epoch 1, the smallest distance summed over layers of epochs 1-3: the first epoch searched, so no peak" \
+        in " ".join(match_distros_figure(first, "peak").axes[2].texts[0].get_text().split())
+
+
+def test_match_figure_draws_a_distance_error_where_the_profiles_carry_one(seed_files):
+    from matplotlib.collections import LineCollection
+
+    from hessian_spectra.matching import layer_profiles
+    from hessian_spectra.plots.layerhessians import match_distros_figure
+
+    profiles = layer_profiles(match_table([run for _, run in seed_files]))
+    one = profiles[profiles["seed"] == 0].assign(distance_stderr=lambda rows: 0.1 * rows["distance"])
+    ax = match_distros_figure(one, "wasserstein").axes[0]
+    (bars,) = [c for c in ax.collections if isinstance(c, LineCollection)]
+    rows = one[(one["kind"] == "wasserstein") & (one["metric"] == SOURCE)].sort_values("depth")
+    spans = [segment[1, 1] - segment[0, 1] for segment in bars.get_segments()]
+    np.testing.assert_allclose(spans, 2 * 0.1 * rows["relative"])
+    assert not [c for c in match_distros_figure(profiles[profiles["seed"] == 0], "wasserstein").axes[0].collections
+                if isinstance(c, LineCollection)]

@@ -147,6 +147,24 @@ def _small_data(workdir, config):
     config["studies"]["layerhessians"]["defaults"]["dataset"] = "few.npz"
 
 
+def _stray_label(label: int, split: str):
+    def mutate(workdir, config):
+        arrays = _digits_arrays()
+        arrays[f"{split}_labels"][5] = label
+        np.savez(workdir / "stray.npz", **arrays)
+        config["studies"]["layerhessians"]["defaults"]["dataset"] = "stray.npz"
+
+    return mutate
+
+
+def _nan_pixel(workdir, config):
+    arrays = _digits_arrays()
+    arrays["train_images"] = arrays["train_images"].astype(np.float32) / 255
+    arrays["train_images"][9, 0, 0] = np.nan
+    np.savez(workdir / "nan.npz", **arrays)
+    config["studies"]["layerhessians"]["defaults"]["dataset"] = "nan.npz"
+
+
 def _set_run(**values):
     return lambda workdir, config: config["studies"]["layerhessians"]["runs"][0].update(values)
 
@@ -183,10 +201,17 @@ def _then(first, second):
          "studies.layerhessians.runs[0].batch_size: 64 is larger than the 40 training samples of few.npz"),
         (_then(_small_data, _set_run(batch_size=8)),
          "studies.layerhessians.hessian_subset.per_class: 5 per class is more than the train split of few.npz"),
+        (_stray_label(10, "train"),
+         "studies.layerhessians.runs[0].dataset: stray.npz: test has no image of class(es) 10 of 0..10"),
+        (_stray_label(42, "test"), "studies.layerhessians.runs[0].dataset: stray.npz: test_labels has labels outside "
+                                   "0..9: 42"),
+        (_nan_pixel, "studies.layerhessians.runs[0].dataset: nan.npz: train_images has non-finite pixels (NaN or inf) "
+                     "in image(s) 9"),
     ],
     ids=["module-does-not-import", "missing-function", "not-a-module", "factory-fails-on-options",
          "unknown-layer-block", "neither-name-nor-factory", "folder-without-test", "npz-without-labels",
-         "classes-differ-from-outputs", "batch-larger-than-data", "subset-larger-than-data"],
+         "classes-differ-from-outputs", "batch-larger-than-data", "subset-larger-than-data", "label-10",
+         "label-42", "nan-pixel"],
 )
 def test_a_bad_model_or_dataset_stops_before_any_job(tmp_path, default_config, mutate, message):
     config = _workdir(tmp_path, default_config, mutate)

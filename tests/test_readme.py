@@ -27,6 +27,7 @@ def readme_commands() -> list[str]:
 
 
 COMMANDS = readme_commands()
+QUICK_START = re.findall(r"```python\n(.*?)```", README, flags=re.S)
 
 
 def test_the_readme_has_commands_of_every_kind():
@@ -79,3 +80,17 @@ def test_tensorboard_commands_find_the_events(command, tmp_path):
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert "train/loss" in result.stdout and "last_step            1" in result.stdout
+
+
+def test_the_library_quick_start_runs_as_written(tmp_path, monkeypatch):
+    """The README's python block, executed: it converges and states every number's error."""
+    import math
+
+    assert len(QUICK_START) == 1, "one quick start"
+    monkeypatch.chdir(tmp_path)
+    namespace = {"__name__": "__readme__"}
+    exec(compile(QUICK_START[0], "README.md (quick start)", "exec"), namespace)
+    assert namespace["top"].all_converged and len(namespace["top"].eigenvalues) == 5
+    assert math.isfinite(namespace["trace"].stderr) and namespace["trace"].stderr > 0
+    assert namespace["density"].nodes.max() == pytest.approx(namespace["top"].eigenvalues[0], rel=1e-3)
+    assert len(namespace["layers"].blocks) == 5

@@ -336,3 +336,49 @@ def test_tiny_workflow_produces_the_figures_and_table(tiny_run):
     nsgd = next(key for key, run in runs.items() if run["optimizer"]["name"] == "nsgd")
     history = pd.read_csv(tmp_path / layout.run_files(nsgd).history, sep="\t")
     assert history["nsgd_lambda1"].iloc[1:].gt(0).all() and "nsgd_residual2" in history
+
+
+def _edges(ax) -> dict[str, tuple]:
+    """The edge-of-stability lines of a panel: label -> (y, colour)."""
+    return {line.get_label(): (line.get_ydata()[0], line.get_color()) for line in ax.get_lines()
+            if line.get_linestyle() == "-."}
+
+
+def test_learning_rate_figures_draw_the_edge_of_stability_at_two_over_eta(tmp_path):
+    """lambda_max settles near 2/eta: each learning rate's line at 2/lr in its colour (lambda_1 panels), NSGD's at
+    2/(gamma lr) (its step along the top directions), one per trajectory panel."""
+    runs, tables = seeded_study(tmp_path, {"grid": {"lr": [0.01, 0.05]}},
+                                {"optimizer": {"name": "nsgd", "kk": 2}, "grid": {"optimizer.gamma": [5.0]}}, seeds=1)
+    ax_1, ax_2 = plots.grid_figure(tables, "lr").axes[:2]
+    edges = _edges(ax_1)
+    assert set(edges) == {"2/η = 200", "2/η = 40"} and not _edges(ax_2)
+    for lr, label in ((0.01, "2/η = 200"), (0.05, "2/η = 40")):
+        assert edges[label][0] == pytest.approx(2 / lr)
+        (curve,) = lines_labelled(ax_1, f"lr={lr:g}")
+        assert np.allclose(edges[label][1], curve.get_color())
+    bs_runs, bs_tables = seeded_study(tmp_path / "bs", {"grid": {"batch_size": [16, 32]}}, seeds=1)
+    ax_bs, ax_bs_2 = plots.grid_figure(bs_tables, "batch_size").axes[:2]
+    assert {label: y for label, (y, _) in _edges(ax_bs).items()} == {"2/η = 40": pytest.approx(40.0)}
+    assert not _edges(ax_bs_2)
+    ax_eig = plots.nsgd_gamma_figure(tables).axes[0]
+    assert {label: y for label, (y, _) in _edges(ax_eig).items()} == {"2/γη = 8": pytest.approx(8.0),
+                                                                       "2/η = 40": pytest.approx(40.0)}
+    panels = [ax for ax in plots.spectrum_trajectory_figure(tables).axes if ax.get_lines()]
+    heights = sorted(line.get_ydata()[0] for ax in panels for line in ax.get_lines() if line.get_linestyle() == "-.")
+    assert heights == pytest.approx([8.0, 40.0, 200.0])  # the NSGD run, lr 0.05 (the grid's and NSGD's SGD), lr 0.01
+    assert plots.stability_edge(0.1, momentum=0.9) == pytest.approx(38.0)  # heavy ball: 2 (1 + m) / lr
+
+
+def test_one_seed_gamma_figure_draws_the_accuracys_binomial_error(tmp_path):
+    runs, tables = seeded_study(tmp_path, {"optimizer": {"name": "nsgd", "kk": 2}, "grid": {"optimizer.gamma": [5.0]}},
+                                {}, seeds=1)
+    tables.runs["valid_size"] = 100
+    ax_acc = plots.nsgd_gamma_figure(tables).axes[1]
+    for label in ("γ=5", "γ=1 (SGD)"):
+        (line,) = lines_labelled(ax_acc, label)
+        accuracy = line.get_ydata()
+        spread = np.sqrt(accuracy * (1 - accuracy) / 100)
+        assert any(np.allclose(band.get_paths()[0].vertices[1:len(accuracy) + 1, 1], accuracy - spread)
+                   for band in bands(ax_acc))
+    assert "$\\pm$ 1 binomial standard error of the accuracy" in [
+        t.get_text() for t in ax_acc.figure.legends[0].get_texts()]

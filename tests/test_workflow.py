@@ -3,14 +3,16 @@
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
 
 from conftest import REPO, TINY, planned_jobs, snakemake
-from hessian_spectra import layout
-from hessian_spectra.runs import load_yaml, plan_runs
+from hessian_spectra import audit, layout
+from hessian_spectra.portable import TORCH_CAPABILITY, job_environment
+from hessian_spectra.runs import load_yaml, plan_runs, with_defaults
 
 SCHEMA = load_yaml(REPO / "workflow" / "schemas" / "config.schema.yaml")
 
@@ -60,6 +62,69 @@ def test_one_final_checkpoint_trains_only_that_run(tmp_path):
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
 
 
+def recorded_jobs(workdir) -> dict[str, dict]:
+    """Log file -> the rule, outputs and inputs of every job of the tiny run, as Snakemake recorded them when the
+    job ran (``--detailed-summary``, from its metadata)."""
+    result = snakemake(workdir, "--detailed-summary", configfile=TINY)
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("output_file\tdate\trule\tlog-file(s)\t"))
+    jobs: dict[str, dict] = {}
+    for line in lines[start + 1 :]:
+        output, _date, rule, logs, inputs, *_ = line.split("\t")
+        job = jobs.setdefault(logs, {"rule": rule, "outputs": set(), "inputs": set(inputs.split(",")) - {"-"}})
+        job["outputs"].add(output)
+    return jobs
+
+
+def undeclared_reads(record: dict, job: dict, workdir: Path) -> list[str]:
+    """Files inside ``workdir`` that a job's process opened for reading that are neither its declared inputs nor
+    its own outputs (a file, or one inside an output folder or a walking job's resume folder) or log."""
+    root = workdir.resolve()
+    own = [root / path for path in job["outputs"]] + [root / layout.resume_dir(path) for path in job["outputs"]]
+    undeclared = []
+    for path, mode, flags in record["opened"]:
+        path = Path(path).resolve()
+        if not audit.is_read(mode, flags) or not path.is_relative_to(root) or path.is_dir():
+            continue
+        relative = path.relative_to(root).as_posix()
+        if relative in job["inputs"] or any(path == out or path.is_relative_to(out) for out in own):
+            continue
+        undeclared.append(relative)
+    return sorted(set(undeclared))
+
+
+@pytest.mark.slow
+def test_every_job_of_the_tiny_run_reads_only_its_declared_inputs(tiny_run, tiny_audit):
+    """Proved by what each job's process opened (an audit hook in every job), not by reading the code."""
+    jobs = recorded_jobs(tiny_run)
+    records = audit.load_records(tiny_audit)
+    logs = [Path(record["stdout"]).resolve().relative_to(tiny_run.resolve()).as_posix() for record in records]
+    assert sorted(logs) == sorted(jobs), "one record per job, each job's output going to its log"
+    undeclared = {
+        f"{jobs[log]['rule']} ({log})": reads
+        for log, record in zip(logs, records)
+        if (reads := undeclared_reads(record, jobs[log], tiny_run))
+    }
+    assert not undeclared, f"jobs read files they do not declare: {undeclared}"
+    assert {job["rule"] for job in jobs.values()} >= {"findings", "hessian_subset", "layerhessians_spectrum"}
+
+
+@pytest.mark.slow
+def test_every_job_of_the_tiny_run_pins_its_cpu_kernels_and_threads(tiny_run, tiny_audit):
+    """ATen's, MKL's and oneDNN's kernel choices and the thread count, as each job's process saw them."""
+    threads = with_defaults(yaml.safe_load(TINY.read_text()), SCHEMA)["threads"]
+    records = audit.load_records(tiny_audit)
+    assert records
+    for record in records:
+        assert record["environment"] == {**record["environment"], **job_environment(threads)}, record["argv"]
+        if record["torch"] is not None:
+            assert record["torch"]["cpu_capability"] == TORCH_CAPABILITY, record["argv"]
+            assert record["torch"]["threads"] == (threads if "--threads" in record["argv"] else 1), record["argv"]
+    computed = [record for record in records if record["torch"] is not None and "--threads" in record["argv"]]
+    assert len(computed) > 10, "training and curvature jobs ran with torch"
+
+
 @pytest.mark.slow
 def test_tiny_run_end_to_end_and_report(tiny_run):
     """Every study's figures from one run of the tiny config, all of them in `snakemake --report`."""
@@ -68,7 +133,7 @@ def test_tiny_run_end_to_end_and_report(tiny_run):
     assert "Nothing to be done" in dry.stdout + dry.stderr
     figures = sorted((tmp_path / "results" / "figures").rglob("*.*"))
     assert {p.parent.name for p in figures} == {"layerhessians", "large_batch", "sharpest_directions",
-                                                  "hessianflow", "init_chain_rule"}
+                                                  "hessianflow", "init_chain_rule", "findings"}
     assert all(p.stat().st_size > (10_000 if p.suffix == ".png" else 0) for p in figures)
     report = snakemake(tmp_path, "--report", "report.html", configfile=TINY)
     assert report.returncode == 0, report.stderr[-3000:]
@@ -80,13 +145,14 @@ def test_tiny_run_end_to_end_and_report(tiny_run):
 
 @pytest.mark.slow
 def test_tiny_run_findings_scorecard(tiny_run):
-    """findings.tsv: one row per claim of the sources and seed (the tiny config runs init_chain_rule with two seeds,
-    the other studies with one), each with a valid verdict, its rule and the numbers behind it."""
+    """findings.tsv: one row per claim of the sources and seed, and with several seeds one on their means (the tiny
+    config runs init_chain_rule with two seeds, the other studies with one), each with a valid verdict, its rule and
+    the numbers behind it."""
     from hessian_spectra.findings import CLAIMS, COLUMNS, SOURCES, VERDICTS
 
-    table = pd.read_csv(tiny_run / layout.findings(), sep="\t", keep_default_na=False)
+    table = pd.read_csv(tiny_run / layout.findings(), sep="\t", keep_default_na=False, dtype={"seed": str})
     assert list(table.columns) == list(COLUMNS)
-    seeds = {claim.claim: [0, 1] if claim.study == "init_chain_rule" else [0] for claim in CLAIMS}
+    seeds = {claim.claim: ["0", "1", "all"] if claim.study == "init_chain_rule" else ["0"] for claim in CLAIMS}
     assert table["claim"].tolist() == [claim.claim for claim in CLAIMS for _ in seeds[claim.claim]]
     assert table.groupby("claim", sort=False)["seed"].apply(list).to_dict() == seeds
     assert set(table["verdict"]) <= set(VERDICTS)
@@ -122,6 +188,7 @@ def test_every_table_of_the_tiny_run_is_honest_about_convergence_and_error(tiny_
             flagged += int(claimed.sum())
         if "distance" in table.columns:  # layer-vs-full distances of stochastic densities
             assert "probes" in table.columns and (table["probes"] >= 1).all(), path
+            assert table["distance_stderr"].isna().eq(table["probes"] == 1).all(), f"{path}: error NaN iff one probe"
         if "quantity" not in table.columns:
             continue
         eigen = table["quantity"].str.contains("eig")

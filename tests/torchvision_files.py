@@ -67,6 +67,11 @@ def _labels(rng: np.random.Generator, n: int, num_classes: int) -> np.ndarray:
     return rng.permutation(np.arange(n) % num_classes).astype(np.int64)
 
 
+def _some_labels(rng: np.random.Generator, n: int, num_classes: int) -> np.ndarray:
+    """``n`` labels, every class among them where ``n`` allows."""
+    return _labels(rng, n, num_classes) if n >= num_classes else rng.integers(0, num_classes, n)
+
+
 def make_mnist(name: str, rng: np.random.Generator, n_train: int = 24, n_test: int = 12) -> Synthetic:
     cls = tvd.MNIST if name == "mnist" else tvd.FashionMNIST
     train = (rng.integers(0, 256, (n_train, 1, 28, 28), dtype=np.uint8), _labels(rng, n_train, 10))
@@ -91,14 +96,16 @@ def _tarball(members: dict[str, bytes]) -> bytes:
     return buffer.getvalue()
 
 
-def make_cifar(name: str, rng: np.random.Generator, n_train: int | None = None, n_test: int = 10) -> Synthetic:
-    """CIFAR-10 (``n_train`` over its five batches, default 4 each) or CIFAR-100 (one batch, default 20)."""
+def make_cifar(name: str, rng: np.random.Generator, n_train: int | None = None, n_test: int | None = None) -> Synthetic:
+    """CIFAR-10 (``n_train`` over its five batches, default 4 each) or CIFAR-100 (one batch, default 100); ``n_test``
+    default one image per class. Every class is in train and in test where there are enough images."""
     cls = tvd.CIFAR10 if name == "cifar10" else tvd.CIFAR100
     num_classes = 10 if name == "cifar10" else 100
     label_key = "labels" if name == "cifar10" else "fine_labels"
-    n_train = n_train or (20 if name == "cifar100" else 4 * len(cls.train_list))
+    n_train = n_train or (100 if name == "cifar100" else 4 * len(cls.train_list))
+    n_test = n_test or num_classes
     batch_sizes = [len(part) for part in np.array_split(np.arange(n_train), len(cls.train_list))]
-    all_labels = _labels(rng, n_train, num_classes) if n_train >= num_classes else rng.integers(0, num_classes, n_train)
+    all_labels = _some_labels(rng, n_train, num_classes)
     members, batches, start = {}, [], 0
     for (filename, _), n in zip(cls.train_list, batch_sizes):
         data = rng.integers(0, 256, (n, 3072), dtype=np.uint8)
@@ -110,7 +117,7 @@ def make_cifar(name: str, rng: np.random.Generator, n_train: int | None = None, 
         members[filename] = pickle.dumps(entry, protocol=2)
         batches.append((data, labels))
     test_data = rng.integers(0, 256, (n_test, 3072), dtype=np.uint8)
-    test_labels = rng.integers(0, num_classes, n_test).tolist()
+    test_labels = _some_labels(rng, n_test, num_classes).tolist()
     test_entry = {"batch_label": "test", "data": test_data, label_key: test_labels}
     if name == "cifar100":
         test_entry["coarse_labels"] = [label // 5 for label in test_labels]

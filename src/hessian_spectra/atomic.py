@@ -1,7 +1,9 @@
-"""Atomic file writes (torch-free): write to a temporary file beside the target, then rename onto it."""
+"""Atomic file writes (torch-free): write to a temporary file beside the target, then rename onto it; a write that
+fails for want of space says so in one line naming the target, which is left as it was."""
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import tempfile
@@ -13,6 +15,23 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+class DiskFullError(RuntimeError):
+    """A write that failed because its file system is full (or the user's quota spent); nothing was replaced."""
+
+
+def _raise_if_disk_full(path: Path, err: BaseException) -> None:
+    """``DiskFullError`` naming ``path`` when ``err`` (or what caused it: torch.save reports a failed write as a
+    RuntimeError about file positions) is a full disk or quota."""
+    cause: BaseException | None = err
+    while cause is not None:
+        if isinstance(cause, OSError) and cause.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise DiskFullError(
+                f"{path}: not written, no space left on the device that holds it ({os.strerror(cause.errno)}); "
+                "what was there is unchanged: free some space and rerun"
+            ) from None
+        cause = cause.__cause__ or cause.__context__
 
 
 def atomic_write(path: str | Path, write: Callable[[str], object]) -> None:
@@ -28,8 +47,9 @@ def atomic_write(path: str | Path, write: Callable[[str], object]) -> None:
         write(tmp)
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         Path(tmp).unlink(missing_ok=True)
+        _raise_if_disk_full(path, err)
         raise
 
 
@@ -46,6 +66,9 @@ def atomic_dir(path: str | Path, write: Callable[[Path], object]) -> None:
         if path.exists():
             os.replace(path, old)
         os.replace(tmp, path)
+    except BaseException as err:
+        _raise_if_disk_full(path, err)
+        raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
         shutil.rmtree(old, ignore_errors=True)

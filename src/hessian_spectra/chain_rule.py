@@ -48,10 +48,12 @@ def chain_rule_operators(
     l2: float = 0.0,
     loss_fn: LossFn | None = None,
     dtype: torch.dtype | None = None,
+    mode: str = "cached",
     check_determinism: bool = True,
 ) -> dict[str, CurvatureOperator]:
-    """Operators of H, G and H - G (= C) on ``params`` (default: all); the L2 term ``l2 * I`` goes into H and G."""
-    common = dict(params=params, dtype=dtype, check_determinism=check_determinism)
+    """Operators of H, G and H - G (= C) on ``params`` (default: all), with ``mode`` products; the L2 term
+    ``l2 * I`` goes into H and G."""
+    common = dict(params=params, dtype=dtype, mode=mode, check_determinism=check_determinism)
     return {
         "H": CurvatureOperator(model, batches, loss_fn=loss_fn, curvature="hessian", l2=l2, **common),
         "G": CurvatureOperator(model, batches, loss_fn=loss_fn, curvature="ggn", l2=l2, **common),
@@ -72,7 +74,8 @@ def average_loss(model: nn.Module, batches: Sequence[Batch], loss_fn: LossFn | N
 
 @dataclass
 class TrackingRequest:
-    """What to compute at each checkpoint; ``block`` names the parameter whose Hessian block is tracked."""
+    """What to compute at each checkpoint; ``block`` names the parameter whose Hessian block is tracked,
+    ``products`` the operators' product kind."""
 
     block: str = "dense1.weight"
     frobenius_probes: int = 30
@@ -80,6 +83,7 @@ class TrackingRequest:
     tol: float = 1e-4
     max_steps: int = 100
     seed: int = 0
+    products: str = "cached"
 
 
 def block_label(param: str) -> str:
@@ -101,7 +105,9 @@ def track_checkpoint(
     and converged flags) of H, G, H - G."""
     rows = [result_row(FULL, "loss", 0, average_loss(model, batches))]
     for b, (block, params) in enumerate(((block_label(request.block), [request.block]), (FULL, None))):
-        ops = chain_rule_operators(model, batches, params, l2=l2, check_determinism=check_determinism)
+        ops = chain_rule_operators(
+            model, batches, params, l2=l2, mode=request.products, check_determinism=check_determinism
+        )
         for t, (term, op) in enumerate(ops.items()):
             keys = (b, t, epoch)
             est = frobenius(op, request.frobenius_probes, seed=stream_seed(request.seed, _STREAMS["frobenius"], *keys))

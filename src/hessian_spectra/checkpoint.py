@@ -2,12 +2,12 @@
 
 A checkpoint is a plain dict that `torch.load(weights_only=True)` accepts:
 ``{"format": 1, "model": {"name", "in_channels", "image_size", "num_classes", "options"},
-"state_dict": ..., "epoch": int, "run": dict, "trainer": dict}``.
+"state_dict": ..., "epoch": int, "run": dict, "trainer": dict}``. ``run["key"]`` and ``epoch`` say what it is:
+a loader stops on a checkpoint whose path names another run or epoch.
 """
 
 from __future__ import annotations
 
-import json
 import pickle
 from pathlib import Path
 from typing import Any
@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from hessian_spectra.atomic import atomic_write
+from hessian_spectra.layout import checkpoint_claim
 from hessian_spectra.tables import regenerate
 
 FORMAT_VERSION = 1
@@ -55,24 +56,32 @@ def load_torch_file(path: str | Path, what: str, map_location: str | torch.devic
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
-    """Load a checkpoint with ``weights_only=True`` (no pickled code runs); bad files raise one clear line."""
+    """Load a checkpoint with ``weights_only=True`` (no pickled code runs); bad files, and a workflow checkpoint
+    whose recorded run and epoch are not the ones its path names, raise one clear line."""
     ckpt = load_torch_file(path, "checkpoint", map_location)
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT_VERSION:
         raise UnreadableFileError(
             f"{path}: not a hessian-spectra checkpoint (format {FORMAT_VERSION}); {regenerate(path)}"
         )
+    _check_identity(path, ckpt)
     return ckpt
 
 
-def load_run(path: str | Path) -> dict:
-    """A run's training configuration (``run.json``), or one line naming a missing or damaged file."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: run.json missing (train the run first)")
-    try:
-        return json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise UnreadableFileError(f"{path}: run.json unreadable ({err}); {regenerate(path)}") from None
+def _check_identity(path: str | Path, ckpt: dict) -> None:
+    """A checkpoint at a workflow path (``results/<run key>/checkpoints/epoch_NNNN.pt``) must record that run and
+    epoch."""
+    claim = checkpoint_claim(path)
+    if claim is None:
+        return
+    key, epoch = claim
+    recorded = ckpt["run"].get("key") if isinstance(ckpt.get("run"), dict) else None
+    if ckpt.get("epoch") != epoch or (key is not None and recorded != key):
+        of_run = f" of run {recorded}" if key is not None else ""
+        names = f"epoch {epoch} of run {key}" if key is not None else f"epoch {epoch}"
+        raise UnreadableFileError(
+            f"{path}: holds epoch {ckpt.get('epoch')}{of_run}, but its path names {names} (copied or moved by "
+            f"hand?); {regenerate(path)}"
+        )
 
 
 def model_spec(name: str, in_channels: int, image_size: int, num_classes: int, options: dict | None = None) -> dict:

@@ -7,24 +7,41 @@ import ast
 import importlib
 import logging
 import pkgutil
+import re
+import shutil
 import sys
+import textwrap
 from pathlib import Path
 
 import hessian_spectra.commands
 
 
 def available_commands() -> dict[str, str]:
-    """Command name -> first docstring line, for every module in ``hessian_spectra.commands`` (not imported)."""
+    """Command name -> what it does (its docstring's first paragraph after ``hessian-spectra NAME:``, as one line),
+    for every module in ``hessian_spectra.commands`` (not imported)."""
     commands = {}
     for module in pkgutil.iter_modules(hessian_spectra.commands.__path__):
         source = Path(hessian_spectra.commands.__path__[0], f"{module.name}.py").read_text()
         doc = ast.get_docstring(ast.parse(source)) or ""
-        commands[module.name.replace("_", "-")] = doc.split("\n")[0].split(": ", 1)[-1]
+        summary = " ".join(doc.split("\n\n")[0].split()).split(": ", 1)[-1]
+        commands[module.name.replace("_", "-")] = re.sub(r"``(.*?)``", r"`\1`", summary)
     return dict(sorted(commands.items()))
 
 
+def _listing(commands: dict[str, str]) -> str:
+    """One entry per command, its text wrapped to the terminal under the text's first column."""
+    width = max(shutil.get_terminal_size().columns, 80) - 2
+    indent = " " * 25
+    return "\n".join(
+        textwrap.fill(
+            text, width, initial_indent=f"  {name:<22} ", subsequent_indent=indent, break_on_hyphens=False
+        )
+        for name, text in commands.items()
+    )
+
+
 def _top_parser(commands: dict[str, str]) -> argparse.ArgumentParser:
-    listing = "\n".join(f"  {name:<22} {text}" for name, text in commands.items())
+    listing = _listing(commands)
     parser = argparse.ArgumentParser(
         prog="hessian-spectra",
         description="Hessian spectra of neural networks: training, curvature, landscapes, matching, figures.",

@@ -1,8 +1,9 @@
 """TensorBoard event files of training curves and curvature tables, when the ``tensorboard`` extra is installed.
 
-Each folder of events belongs to one job, which writes it whole after every update and swaps it in
-(``atomic_dir``): a rerun or a resumed run never leaves duplicated or half-written events. Without TensorBoard
-nothing is written.
+TensorBoard shows every folder of event files as one run, merging the files in it. Each folder (``write_scalars``)
+or, for tables written one epoch per job, each file of a shared folder (``write_epoch_scalars``) belongs to one
+job, which writes it whole and swaps it in: a rerun or a resumed run never leaves duplicated or half-written
+events. Without TensorBoard nothing is written.
 """
 
 from __future__ import annotations
@@ -10,10 +11,14 @@ from __future__ import annotations
 import csv
 import logging
 import math
+import os
+import shutil
+import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from hessian_spectra.atomic import atomic_dir
+from hessian_spectra.layout import checkpoint_name
 
 log = logging.getLogger(__name__)
 
@@ -30,21 +35,52 @@ def _summary_writer():
     return SummaryWriter
 
 
+def _write_events(writer_class, folder: Path, scalars: Scalars) -> None:
+    writer = writer_class(log_dir=str(folder))
+    for tag, points in scalars.items():
+        for step, value in points:
+            writer.add_scalar(tag, value, global_step=step)
+    writer.close()
+
+
 def write_scalars(folder: str | Path, scalars: Scalars) -> bool:
     """Replace ``folder`` with one event file of ``scalars``; False (and nothing written) without TensorBoard."""
     writer_class = _summary_writer()
     if writer_class is None:
         return False
-
-    def write(tmp: Path) -> None:
-        writer = writer_class(log_dir=str(tmp))
-        for tag, points in scalars.items():
-            for step, value in points:
-                writer.add_scalar(tag, value, global_step=step)
-        writer.close()
-
-    atomic_dir(folder, write)
+    atomic_dir(folder, lambda tmp: _write_events(writer_class, tmp, scalars))
     return True
+
+
+def epoch_events(table: str | Path, epoch: int) -> Path | None:
+    """The event file of a table named after its checkpoint (``epoch_NNNN.tsv``, one epoch of a run's per-epoch
+    series, as ``layout.layer_spectrum``): named by the epoch, in ``tensorboard/`` beside the table, where every
+    epoch of the series writes its own, so that TensorBoard shows the series as one run with epochs as steps. None
+    for any other table (its events are a folder of their own, ``layout.table_events``)."""
+    table = Path(table)
+    name = checkpoint_name(epoch).removesuffix(".pt")
+    return table.parent / "tensorboard" / f"events.out.tfevents.{name}" if table.stem == name else None
+
+
+def write_epoch_scalars(path: str | Path, scalars: Scalars) -> bool:
+    """Replace the event file ``path`` (``epoch_events``) with one of ``scalars``, leaving the other files of its
+    folder alone; False (and nothing written) without TensorBoard."""
+    writer_class = _summary_writer()
+    if writer_class is None:
+        return False
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # written outside the folder TensorBoard reads, then renamed into it
+    with tempfile.TemporaryDirectory(prefix=f".{path.name}.", dir=path.parent.parent) as tmp:
+        _write_events(writer_class, Path(tmp), scalars)
+        (written,) = Path(tmp).iterdir()
+        os.replace(written, path)
+    return True
+
+
+def remove_events(folder: str | Path) -> None:
+    """Remove a job's own folder of events (an earlier layout's), so that TensorBoard no longer shows it."""
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def _number(text: object) -> float | None:

@@ -19,6 +19,9 @@ RESULTS = "results"
 RESOURCES = "resources"
 RUN_PATTERN = "{study}/runs/{model}/{dataset}/bs{batch_size}/seed{seed}/{variant}"
 SEED_PART = re.compile(r"/seed(\d+)/")  # RUN_PATTERN's seed directory in a run key
+CHECKPOINT_FILE = re.compile(r"epoch_(\d{4})\.pt")  # checkpoint_name's file name
+SUBSET_FILE = re.compile(rf"(?:^|/){RESULTS}/subsets/(.+)\.pt$")  # subset(), key captured
+RUN_DIR = re.compile(rf"(?:^|/){RESULTS}/({re.sub(r'{[a-z_]+}', '[^/]+', RUN_PATTERN)})$")  # run_dir, key captured
 
 
 def seed_of(key: str) -> int:
@@ -69,6 +72,23 @@ class RunFiles:
 def checkpoint_name(epoch: int | str) -> str:
     """File name of the checkpoint after ``epoch``."""
     return f"epoch_{epoch:04d}.pt" if isinstance(epoch, int) else f"epoch_{epoch}.pt"
+
+
+def checkpoint_claim(path: str | Path) -> tuple[str | None, int] | None:
+    """(run key, epoch) that a checkpoint's path names: the epoch of ``.../checkpoints/epoch_NNNN.pt``, and the run
+    key where that is a run directory under ``results/``; None for a path outside the layout."""
+    path = Path(path)
+    match = CHECKPOINT_FILE.fullmatch(path.name)
+    if match is None or path.parent.name != "checkpoints":
+        return None
+    run = RUN_DIR.search(path.parent.parent.as_posix())
+    return (run.group(1) if run else None), int(match.group(1))
+
+
+def subset_claim(path: str | Path) -> str | None:
+    """The subset key a Hessian subset's path names (``results/subsets/<key>.pt``), or None outside the layout."""
+    match = SUBSET_FILE.search(Path(path).as_posix())
+    return match.group(1) if match else None
 
 
 def run_dir(key: str) -> str:

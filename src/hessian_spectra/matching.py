@@ -2,14 +2,16 @@
 
 Two distances per run, layer and epoch: the source's (its log-density vectors compared as samples, the
 eigenvalue axis ignored) and the Wasserstein-1 distance between the two spectral measures on the eigenvalue
-axis, each measure divided by its own spectral radius. Torch-free (numpy, scipy, pandas): it reads the npz files
-of the ``spectrum`` command, one per epoch, named ``epoch_NNNN.npz``.
+axis, each measure divided by its own spectral radius. Each distance carries a standard error from the density
+probes (a jackknife over each spectrum's probes; none from a single probe). Torch-free (numpy, scipy, pandas): it
+reads the npz files of the ``spectrum`` command, one per epoch, named ``epoch_NNNN.npz``.
 """
 
 from __future__ import annotations
 
+import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +19,8 @@ import numpy as np
 import pandas as pd
 from scipy.stats import wasserstein_distance
 
-from hessian_spectra.tables import FULL
+from hessian_spectra.smoothing import gaussian_density, grid_sigma
+from hessian_spectra.tables import FULL, read_arrays, require_arrays
 
 SOURCE = "source"
 SPECTRAL_W1 = "spectral_w1"
@@ -35,6 +38,7 @@ COLUMNS = (
     "block",
     "metric",
     "distance",
+    "distance_stderr",
     "probes",
     "summed",
     "peak_epoch",
@@ -47,23 +51,27 @@ _EPOCH_NAME = re.compile(r"epoch_(\d+)$")
 @dataclass(frozen=True)
 class Spectrum:
     """One block's SLQ result: Ritz ``nodes`` and ``weights`` (probes, steps; each probe's weights sum to 1)
-    and the smoothed ``density`` on ``grid``."""
+    and the smoothed ``density`` on ``grid``, Gaussians of width ``sigma`` (NaN where the file predates it)."""
 
     nodes: np.ndarray
     weights: np.ndarray
     grid: np.ndarray
     density: np.ndarray
+    sigma: float = math.nan
 
 
 def load_spectra(path: str | Path) -> dict[str, Spectrum]:
     """Block name -> spectrum, in the file's order (``full`` first, then the layer blocks in forward order)."""
-    with np.load(path) as npz:
-        if "blocks" not in npz:
-            raise ValueError(f"{path}: no densities (write it with `hessian-spectra spectrum --density-steps N`)")
-        return {
-            str(block): Spectrum(npz[f"nodes_{i}"], npz[f"weights_{i}"], npz[f"grid_{i}"], npz[f"density_{i}"])
-            for i, block in enumerate(npz["blocks"])
-        }
+    npz = read_arrays(path)
+    if "blocks" not in npz:
+        raise ValueError(f"{path}: no densities (write it with `hessian-spectra spectrum --density-steps N`)")
+    fields = [f"{name}_{i}" for i in range(len(npz["blocks"])) for name in ("nodes", "weights", "grid", "density")]
+    require_arrays(path, npz, fields)
+    return {
+        str(block): Spectrum(npz[f"nodes_{i}"], npz[f"weights_{i}"], npz[f"grid_{i}"], npz[f"density_{i}"],
+                             float(npz[f"sigma_{i}"]) if f"sigma_{i}" in npz else math.nan)
+        for i, block in enumerate(npz["blocks"])
+    }
 
 
 def epoch_of(path: str | Path) -> int:
@@ -144,21 +152,47 @@ def scaled_spectral_w1(a: Spectrum, b: Spectrum) -> float:
     )
 
 
+def without_probe(spectrum: Spectrum, probe: int) -> Spectrum:
+    """``spectrum`` rebuilt from all its probes but ``probe``: the same grid and smoothing width."""
+    keep = np.arange(len(spectrum.nodes)) != probe
+    nodes, weights = spectrum.nodes[keep], spectrum.weights[keep]
+    sigma = grid_sigma(spectrum.grid, spectrum.nodes, spectrum.weights)
+    return Spectrum(nodes, weights, spectrum.grid, gaussian_density(nodes, weights, spectrum.grid, sigma))
+
+
+def jackknife_stderr(distance: Callable[[Spectrum, Spectrum], float], a: Spectrum, b: Spectrum) -> float:
+    """Standard error of ``distance(a, b)`` over the density probes: a delete-one jackknife over each spectrum's
+    probes (independent draws), the two variances added; NaN unless both spectra have at least two probes."""
+    variance = 0.0
+    for side in (0, 1):
+        spectrum = (a, b)[side]
+        count = len(spectrum.nodes)
+        if count < 2:
+            return math.nan
+        values = np.array([
+            distance(without_probe(a, j), b) if side == 0 else distance(a, without_probe(b, j)) for j in range(count)
+        ])
+        variance += (count - 1) / count * float(np.sum((values - values.mean()) ** 2))
+    return math.sqrt(variance)
+
+
 def layer_distances(spectra: Mapping[str, Spectrum], eps: float | None = None) -> list[dict]:
     """Both distances between every layer block's spectrum and the full one: rows of (layer, block, metric,
-    distance, probes), layers numbered from 1 in the file's order; ``probes`` is the fewer of the two densities'
-    SLQ probes (one probe: a single random draw, with no error estimate)."""
+    distance, distance_stderr, probes), layers numbered from 1 in the file's order; ``probes`` is the fewer of the
+    two densities' SLQ probes (one probe: a single random draw, with no error estimate)."""
     blocks = layer_blocks_of(spectra)
     full = spectra[FULL]
+    metrics = {
+        SOURCE: lambda a, b: source_distance(a.density, b.density, eps),
+        SPECTRAL_W1: scaled_spectral_w1,
+    }
     rows = []
     for layer, block in enumerate(blocks, start=1):
         spectrum = spectra[block]
-        for metric, value in (
-            (SOURCE, source_distance(spectrum.density, full.density, eps)),
-            (SPECTRAL_W1, scaled_spectral_w1(spectrum, full)),
-        ):
-            probes = min(len(spectrum.nodes), len(full.nodes))
-            rows.append({"layer": layer, "block": block, "metric": metric, "distance": value, "probes": probes})
+        probes = min(len(spectrum.nodes), len(full.nodes))
+        for metric, distance in metrics.items():
+            rows.append({"layer": layer, "block": block, "metric": metric, "distance": distance(spectrum, full),
+                         "distance_stderr": jackknife_stderr(distance, spectrum, full), "probes": probes})
     return rows
 
 
@@ -247,16 +281,26 @@ PROFILE_KINDS = ("wasserstein", "peak")
 
 def layer_profile(table: pd.DataFrame, kind: str) -> pd.DataFrame:
     """Per run, metric and layer, the figure's y: the distance summed over the summed epochs (``kind="wasserstein"``)
-    or at the peak epoch (``kind="peak"``), divided by its maximum over the run's layers; x = (layer-1)/(L-1)."""
+    or at the peak epoch (``kind="peak"``), divided by its maximum over the run's layers; x = (layer-1)/(L-1);
+    with the peak epoch, its rule and the first and last epoch it was searched among (``searched_from``,
+    ``searched_to``). ``distance_stderr`` adds the epochs' errors in quadrature (their probes are independent
+    draws); ``relative_stderr`` is it divided by the same maximum."""
     if kind == "wasserstein":
         picked = table[table["summed"]]
     elif kind == "peak":
         picked = table[table["epoch"] == table["peak_epoch"]]
     else:
         raise ValueError(f"kind must be wasserstein or peak, got {kind!r}")
-    keys = ["run", "seed", "model", "dataset", "metric", "layer", "num_layers", "block", "peak_epoch", "probes"]
-    profile = picked.groupby(keys, as_index=False)["distance"].sum()
-    profile["relative"] = profile["distance"] / profile.groupby(["run", "metric"])["distance"].transform("max")
+    keys = ["run", "seed", "model", "dataset", "metric", "layer", "num_layers", "block", "peak_epoch", "peak_rule",
+            "probes"]
+    grouped = picked.assign(variance=picked["distance_stderr"] ** 2).groupby(keys, as_index=False)
+    profile = grouped.agg(distance=("distance", "sum"), variance=("variance", lambda v: v.sum(skipna=False)))
+    profile["distance_stderr"] = np.sqrt(profile.pop("variance"))
+    searched = table[table["summed"]].groupby("run")["epoch"].agg(searched_from="min", searched_to="max")
+    profile = profile.join(searched, on="run")
+    largest = profile.groupby(["run", "metric"])["distance"].transform("max")
+    profile["relative"] = profile["distance"] / largest
+    profile["relative_stderr"] = profile["distance_stderr"] / largest
     depth = (profile["num_layers"] - 1).clip(lower=1)
     profile["depth"] = (profile["layer"] - 1) / depth
     return profile

@@ -1,5 +1,5 @@
-"""Process set-up shared by the compute commands: GPU slot, device, CPU threads, and the curvature memory budget
-and product kind."""
+"""Process set-up shared by the compute commands: GPU slot, device, CPU threads and the curvature memory budget;
+and the product kind, which each command passes to its curvature operators."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import atexit
 import logging
 import resource
 
+from hessian_spectra.curvature_names import MODES
 from hessian_spectra.gpu_slots import claim_gpu_slot
-
-MODES = ("cached", "forward", "double_backward")  # the operator's MODES; the parser is built before torch is imported
+from hessian_spectra.portable import THREADS_VARIABLE, pinned_threads
 
 log = logging.getLogger(__name__)
 
@@ -20,7 +20,12 @@ def add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where to compute (default: cpu)")
     parser.add_argument("--gpus", type=int, default=1, help="GPUs on this machine to claim a slot among (cuda)")
     parser.add_argument("--gpu-lock-dir", default=None, help="directory of the GPU slot lock files")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help=f"torch CPU threads (default: torch's); a portable workflow job's {THREADS_VARIABLE} wins",
+    )
     parser.add_argument(
         "--memory-budget-mb",
         type=float,
@@ -30,16 +35,22 @@ def add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--products",
         choices=MODES,
-        default=None,
+        default="cached",
         help="curvature product kind: cached (the default), forward (jvp of the gradient) or double_backward",
     )
 
 
-def add_walk_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--run-json``, ``--checkpoints`` and ``--subset`` of a command that walks a run's checkpoints."""
+def add_walk_arguments(parser: argparse.ArgumentParser, *, max_steps: int, batch_size: int) -> None:
+    """The flags of a command that walks a run's checkpoints: ``--run-json``, ``--checkpoints``, ``--subset``,
+    ``--out``, Lanczos' ``--tol`` and ``--max-steps``, ``--batch-size`` and the runtime's."""
     parser.add_argument("--run-json", required=True, help="the run's run.json")
     parser.add_argument("--checkpoints", nargs="+", required=True, help="the run's checkpoints, epoch 0 first")
     parser.add_argument("--subset", required=True, help="the Hessian subset file")
+    parser.add_argument("--out", required=True, help="output table (TSV, long format)")
+    parser.add_argument("--tol", type=float, default=1e-4, help="Lanczos relative Ritz residual tolerance (1e-4)")
+    parser.add_argument("--max-steps", type=int, default=max_steps, help=f"Lanczos steps at most ({max_steps})")
+    parser.add_argument("--batch-size", type=int, default=batch_size, help=f"samples per product batch ({batch_size})")
+    add_runtime_arguments(parser)
 
 
 def setup_runtime(args: argparse.Namespace, exact: bool = True):
@@ -54,14 +65,16 @@ def setup_runtime(args: argparse.Namespace, exact: bool = True):
     atexit.unregister(log_resource_use)  # once per process, however often it is set up
     atexit.register(log_resource_use, args.device == "cuda")
 
-    from hessian_spectra.curvature import set_default_memory_budget, set_default_product_mode
+    from hessian_spectra.curvature import set_default_memory_budget
 
     if args.memory_budget_mb is not None:
         set_default_memory_budget(int(args.memory_budget_mb * 2**20))
-    if args.products is not None:
-        set_default_product_mode(args.products)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    threads = pinned_threads() or args.threads
+    if threads:
+        torch.set_num_threads(threads)
+    if threads != args.threads:
+        log.info("torch threads: %d (%s, the config's `threads`), not --threads %s", threads, THREADS_VARIABLE,
+                 args.threads)
     if args.device == "cuda":
         if not torch.cuda.is_available():
             raise RuntimeError("device cuda requested but torch sees no CUDA device")

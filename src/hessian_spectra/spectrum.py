@@ -23,6 +23,7 @@ from hessian_spectra.checkpoint import load_checkpoint, model_from_checkpoint
 from hessian_spectra.curvature import (
     CurvatureOperator,
     SpectralDensity,
+    curvature_kind,
     dense_eigh,
     dense_matrix,
     frobenius,
@@ -67,7 +68,8 @@ _STREAMS = {"top_k": 1, "smallest_k": 2, "power": 3, "trace": 4, "frobenius": 5,
 
 @dataclass
 class SpectrumRequest:
-    """The quantities to compute (0 disables one); field names follow the command's flags."""
+    """The quantities to compute (0 disables one) and on which curvature (a registered name) with which product
+    kind (one of that curvature's modes); field names follow the command's flags."""
 
     top_k: int = 0
     which: str = "LA"
@@ -88,6 +90,7 @@ class SpectrumRequest:
     blocks: tuple[str, ...] | None = None  # the layer blocks; None = every Conv2d/Linear weight
     params: str = "all"
     curvature: str = "hessian"
+    products: str = "cached"
     l2: float = 0.0
     dtype: str = "float32"
     seed: int = 0
@@ -104,6 +107,7 @@ class SpectrumRequest:
             raise ValueError(f"dtype must be float32 or float64, got {self.dtype!r}")
         if self.trace_method == "hutchpp" and 0 < self.trace_probes < 3:
             raise ValueError("hutchpp needs at least 3 trace probes (products)")
+        curvature_kind(self.curvature).product_kind(self.products)
 
 
 @dataclass
@@ -269,6 +273,7 @@ def compute_spectrum(
     common = dict(
         loss_fn=request.loss_fn,
         curvature=request.curvature,
+        mode=request.products,
         l2=request.l2,
         dtype=getattr(torch, request.dtype),
         max_lanes=request.max_lanes,
@@ -379,6 +384,7 @@ def compute_spectrum(
                     f"weights_{i}": density.weights,
                     f"grid_{i}": density.grid,
                     f"density_{i}": density.density,
+                    f"sigma_{i}": np.float64(density.sigma),
                 }
             )
     return result

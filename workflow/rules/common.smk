@@ -12,6 +12,7 @@ from hessian_spectra import layout
 from hessian_spectra.data.catalog import needs_download
 from hessian_spectra.data.files import is_data_path
 from hessian_spectra.layout import RUN_PATTERN
+from hessian_spectra.portable import shell_exports
 from hessian_spectra.runs import (
     STUDIES,
     ConfigError,
@@ -55,12 +56,16 @@ for _run in RUNS.values():
 
 # Rules call the library's CLI as `hessian-spectra`: a shell function running it with the interpreter that
 # runs Snakemake (no venv needs to be active), or under --sdm conda with the rule environment's python and the
-# library on PYTHONPATH. (shell.prefix formats its argument, hence the doubled braces.)
+# library on PYTHONPATH. Portable jobs first export the CPU kernel choices and threads (hessian_spectra.portable).
+# (shell.prefix formats its argument, hence the doubled braces.)
 if DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method:
     _CLI = f"PYTHONPATH={Path(workflow.basedir) / 'src'} python -m hessian_spectra"
 else:
     _CLI = f"{sys.executable} -m hessian_spectra"
-shell.prefix(f'set -euo pipefail; hessian-spectra() {{{{ {_CLI} "$@"; }}}}; ')
+shell.prefix(
+    f"set -euo pipefail; {shell_exports(config)}"
+    f'hessian-spectra() {{{{ {_CLI} "$@"; }}}}; '
+)
 ENV = "../../envs/hessian-spectra.yaml"
 
 RUN_FILES = layout.run_files(RUN_PATTERN)
@@ -148,7 +153,7 @@ def dataset_root(dataset):
 
 def dataset_ready(dataset):
     """What a job reading `dataset` waits for: a verified download or `data_root`, or the user's folder or file
-    (which a rule may make); none for digits."""
+    (which a rule may make); none for the embedded digits and mnist5k."""
     if is_data_path(dataset):
         return dataset
     if not needs_download(dataset):

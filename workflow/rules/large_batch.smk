@@ -7,6 +7,8 @@ whose top-2 the landscape follows (`landscape.hessian`). Random directions move 
 for the study's jobs.
 """
 
+from hessian_spectra.inputs import config_entry
+
 LARGE_BATCH = config["studies"].get("large_batch", {})
 LARGE_BATCH_RUNS = runs_of(RUNS, "large_batch")
 LARGE_BATCH_TABLE = config_table("large_batch", layout.STUDY_TABLES["large_batch"])
@@ -14,6 +16,15 @@ LARGE_BATCH_BY_SIZE = {
     str(size): [r["key"] for r in LARGE_BATCH_RUNS if r["batch_size"] == size]
     for size in sorted({r["batch_size"] for r in LARGE_BATCH_RUNS})
 }
+
+# a loss-surface figure's runs; a batch size the config does not train is answered with the sizes it does
+LARGE_BATCH_SURFACE_RUNS = lambda wildcards: config_entry(
+    LARGE_BATCH_BY_SIZE,
+    wildcards.batch_size,
+    config_figure("large_batch", f"loss_surface_bs{wildcards.batch_size}.png"),
+    "batch size",
+    "this config's large_batch runs",
+)
 
 
 localrules:
@@ -157,12 +168,11 @@ rule large_batch_surface_figure:
     input:
         runs=lambda wildcards: [
             layout.run_files(key).run_json
-            for key in LARGE_BATCH_BY_SIZE[wildcards.batch_size]
+            for key in LARGE_BATCH_SURFACE_RUNS(wildcards)
         ],
         landscapes=lambda wildcards: [
-            layout.landscape(key) for key in LARGE_BATCH_BY_SIZE[wildcards.batch_size]
+            layout.landscape(key) for key in LARGE_BATCH_SURFACE_RUNS(wildcards)
         ],
-        shared=[layout.landscape(run["key"]) for run in LARGE_BATCH_RUNS],
     output:
         report(
             config_figure("large_batch", "loss_surface_bs{batch_size}.png"),
@@ -177,7 +187,7 @@ rule large_batch_surface_figure:
         kind=lambda wildcards: LARGE_BATCH["landscape"]["plot"],
     shell:
         "hessian-spectra large-batch surface --runs {input.runs} --landscapes {input.landscapes} "
-        "--kind {params.kind} --range-landscapes {input.shared} --out {output} > {log} 2>&1"
+        "--kind {params.kind} --out {output} > {log} 2>&1"
 
 
 if LARGE_BATCH_RUNS:

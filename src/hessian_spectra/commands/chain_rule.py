@@ -10,7 +10,8 @@ import argparse
 import logging
 from pathlib import Path
 
-from hessian_spectra.runtime import add_runtime_arguments, add_walk_arguments, setup_runtime
+from hessian_spectra.commands import request_from_args
+from hessian_spectra.runtime import add_walk_arguments, setup_runtime
 
 log = logging.getLogger(__name__)
 
@@ -18,37 +19,28 @@ RUN_COLUMNS = ("run", "sd", "activation", "epoch", "step")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_walk_arguments(parser)
-    parser.add_argument("--out", required=True, help="output table (TSV, long format)")
+    add_walk_arguments(parser, max_steps=100, batch_size=1024)
     parser.add_argument("--block", default="dense1.weight", help="parameter whose Hessian block is tracked")
     parser.add_argument("--frobenius-probes", type=int, default=30, help="Gaussian probes per Frobenius norm (30)")
     parser.add_argument("--top-k", type=int, default=1, help="top eigenvalues of H, G and H - G (1)")
-    parser.add_argument("--tol", type=float, default=1e-4, help="Lanczos relative Ritz residual tolerance (1e-4)")
-    parser.add_argument("--max-steps", type=int, default=100, help="Lanczos steps at most (100)")
-    parser.add_argument("--batch-size", type=int, default=1024, help="samples per product batch (1024)")
     parser.add_argument("--seed", type=int, default=0, help="seeds the probes (their own per term and checkpoint)")
-    add_runtime_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> None:
     device, _slot = setup_runtime(args)
     from hessian_spectra.chain_rule import COLUMNS, TrackingRequest, block_label, track_checkpoint
-    from hessian_spectra.checkpoint import load_checkpoint, load_run, model_from_checkpoint
+    from hessian_spectra.checkpoint import load_checkpoint, model_from_checkpoint
     from hessian_spectra.curvature import make_batches
     from hessian_spectra.data import load_subset
+    from hessian_spectra.inputs import check_walk_subset
+    from hessian_spectra.tables import load_run
     from hessian_spectra.walk import file_digest, walk_checkpoints
 
     run_cfg = load_run(args.run_json)
+    check_walk_subset(args.checkpoints, args.subset)
     x, y, _meta = load_subset(args.subset)
     batches = make_batches(x.to(device), y.to(device), args.batch_size)
-    request = TrackingRequest(
-        block=args.block,
-        frobenius_probes=args.frobenius_probes,
-        top_k=args.top_k,
-        tol=args.tol,
-        max_steps=args.max_steps,
-        seed=args.seed,
-    )
+    request = request_from_args(TrackingRequest, args)
     options = run_cfg["model_options"]
     labels = {"run": run_cfg["key"], "sd": options.get("init_sd"), "activation": options.get("activation", "relu")}
     block = block_label(args.block)

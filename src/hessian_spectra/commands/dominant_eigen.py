@@ -11,36 +11,27 @@ from __future__ import annotations
 import argparse
 import logging
 
-from hessian_spectra.runtime import add_runtime_arguments, add_walk_arguments, setup_runtime
+from hessian_spectra.commands import request_from_args
+from hessian_spectra.runtime import add_walk_arguments, setup_runtime
 
 log = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_walk_arguments(parser)
-    parser.add_argument("--out", required=True, help="output table (TSV, long format)")
+    add_walk_arguments(parser, max_steps=100, batch_size=200)
     parser.add_argument("--power-iters", type=int, default=10, help="power iterations (source: 10)")
     parser.add_argument("--power-tol", type=float, default=1e-2, help="power iteration relative tolerance (1e-2)")
-    parser.add_argument("--tol", type=float, default=1e-4, help="Lanczos relative Ritz residual tolerance (1e-4)")
-    parser.add_argument("--max-steps", type=int, default=100, help="Lanczos steps at most (100)")
-    parser.add_argument("--batch-size", type=int, default=200, help="samples per product batch (200)")
     parser.add_argument("--seed", type=int, default=0, help="seeds the start vectors (0)")
-    add_runtime_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> None:
     device, _slot = setup_runtime(args)
-    from hessian_spectra.checkpoint import load_run
+    from hessian_spectra.inputs import check_walk_subset
     from hessian_spectra.spectrum import SpectrumRequest, checkpoint_spectra
+    from hessian_spectra.tables import load_run
 
     config = load_run(args.run_json)
-    request = SpectrumRequest(
-        top_k=1,
-        tol=args.tol,
-        max_steps=args.max_steps,
-        power_iters=args.power_iters,
-        power_tol=args.power_tol,
-        seed=args.seed,
-    )
+    check_walk_subset(args.checkpoints, args.subset)
+    request = request_from_args(SpectrumRequest, args, top_k=1)
     checkpoint_spectra(args.checkpoints, args.subset, request, args.batch_size, device, args.out)
     log.info("%s: dominant eigenvalue of %d checkpoints -> %s", config["key"], len(args.checkpoints), args.out)

@@ -2,8 +2,9 @@
 
 A download goes to ``ROOT/NAME`` (that dataset's torchvision root); ``--check-only`` verifies ``ROOT`` itself
 as a torchvision root (a pre-downloaded ``data_root``). On success ``READY.json`` in the dataset's torchvision
-root (or ``--ready``) lists every file with its size and md5; on failure it is
-absent, so a workflow rule whose output is that file never sees a half-downloaded dataset.
+root (or ``--ready``) lists every file with its size and md5, once the labels and image shapes passed their
+checks (``data.check``); on failure it is absent, so a workflow rule whose output is that file never sees a
+half-downloaded or mislabelled dataset.
 """
 
 from __future__ import annotations
@@ -40,7 +41,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> None:
     from hessian_spectra.atomic import atomic_write
-    from hessian_spectra.data.download import READY_FILE, manifest, prepare_dataset, torchvision_root, verify_dataset
+    from hessian_spectra.data.catalog import needs_download
+    from hessian_spectra.data.download import (
+        READY_FILE,
+        check_contents,
+        manifest,
+        prepare_dataset,
+        torchvision_root,
+        verify_dataset,
+    )
 
     tv_root = Path(args.root) if args.check_only else torchvision_root(args.dataset, args.root)
     ready = Path(args.ready) if args.ready else tv_root / READY_FILE
@@ -53,7 +62,11 @@ def run(args: argparse.Namespace) -> None:
         log.info("dataset %s: %s verified", args.dataset, tv_root)
     else:
         prepare_dataset(args.dataset, args.root, mirror=args.mirror)
-    text = json.dumps(manifest(args.dataset, tv_root), indent=2, sort_keys=True) + "\n"
+    listing = manifest(args.dataset, tv_root)
+    if needs_download(args.dataset):
+        listing["classes"] = check_contents(args.dataset, tv_root)
+        log.info("dataset %s: labels 0..%d, every class in train and test", args.dataset, listing["classes"] - 1)
+    text = json.dumps(listing, indent=2, sort_keys=True) + "\n"
     try:
         atomic_write(ready, lambda tmp: Path(tmp).write_text(text))
     except OSError as err:

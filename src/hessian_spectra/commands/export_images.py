@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", required=True, choices=DATASET_NAMES)
     parser.add_argument("--out", required=True, help="output folder (replaced as a whole)")
-    parser.add_argument("--data-root", default=None, help="torchvision dataset root (not needed for digits)")
+    parser.add_argument("--data-root", default=None, help="torchvision dataset root (not needed for digits or mnist5k)")
 
 
 def _write(dataset: str, root: str | None, out: Path) -> None:

@@ -7,7 +7,6 @@ density (``spectrum`` at the final checkpoint: a table and an npz), all lists in
 from __future__ import annotations
 
 import argparse
-import json
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -42,16 +41,16 @@ def labels(runs: list[dict]) -> list[str]:
 
 def collect(args: argparse.Namespace) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Tidy tables of all runs: (eigen, history, density, trace), each with ``model``, ``label`` (one per
-    configuration), ``run``, ``seed`` and ``diverged`` (why the run diverged, or empty) columns;
+    configuration), ``run``, ``seed`` and ``diverged`` (why the run diverged, or empty) columns, ``history`` also
+    with ``test_size`` (the test accuracy's examples);
     ``trace`` holds the Hutchinson trace and the density's (quantities ``trace`` and ``density_trace``)."""
-    import numpy as np
     import pandas as pd
 
     from hessian_spectra.data.catalog import dataset_info
     from hessian_spectra.divergence import divergence
-    from hessian_spectra.tables import FULL, read_table
+    from hessian_spectra.tables import FULL, load_run, read_arrays, read_table, require_arrays
 
-    runs = [json.loads(open(path).read()) for path in args.runs]
+    runs = [load_run(path) for path in args.runs]
     counts = {len(paths) for paths in (args.runs, args.histories, args.eigen, args.final, args.densities)}
     if len(counts) != 1:
         raise ValueError("give one history, eigen table, final table and density npz per run.json")
@@ -62,13 +61,14 @@ def collect(args: argparse.Namespace) -> tuple[pd.DataFrame, pd.DataFrame, pd.Da
         tag = {"model": run["model"], "label": label, "run": run["key"], "seed": run["seed"], "diverged": diverged}
         table = read_table(args.eigen[i], required=("block", "quantity", "epoch", "value"))
         eigen.append(table[table["block"] == FULL].assign(**tag))
-        history.append(runs_history.assign(**tag))
+        history.append(runs_history.assign(**tag, test_size=dataset_info(run["dataset"]).test_size))
         final = read_table(args.final[i], required=("block", "quantity", "value"))
         traces = final["quantity"].isin(["trace", "density_trace"])
         trace.append(final[(final["block"] == FULL) & traces].assign(**tag))
-        with np.load(args.densities[i]) as arrays:
-            k = list(arrays["blocks"]).index(FULL)
-            density.append(pd.DataFrame({"eigenvalue": arrays[f"grid_{k}"], "density": arrays[f"density_{k}"], **tag}))
+        arrays = read_arrays(args.densities[i], required=("blocks",))
+        k = list(arrays["blocks"]).index(FULL)
+        require_arrays(args.densities[i], arrays, (f"grid_{k}", f"density_{k}"))
+        density.append(pd.DataFrame({"eigenvalue": arrays[f"grid_{k}"], "density": arrays[f"density_{k}"], **tag}))
     return tuple(pd.concat(parts, ignore_index=True) for parts in (eigen, history, density, trace))
 
 
@@ -77,6 +77,6 @@ def run(args: argparse.Namespace) -> None:
     from hessian_spectra.plots.hessianflow import absa_schedule_figure, dominant_eigenvalue_figure, esd_final_figure
 
     eigen, history, density, trace = collect(args)
-    save_figure(dominant_eigenvalue_figure(eigen), args.dominant_eigenvalue)
+    save_figure(dominant_eigenvalue_figure(eigen, history), args.dominant_eigenvalue)
     save_figure(absa_schedule_figure(history), args.absa_schedule)
     save_figure(esd_final_figure(density, trace), args.esd_final)

@@ -54,16 +54,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _eigen_directions(model, path: str):
     """(v1, v2, space, ``EIGENPAIR_COLUMNS``) from a spectrum npz holding eigenvectors."""
-    import numpy as np
-
     from hessian_spectra.landscape import unflatten_direction
+    from hessian_spectra.tables import read_arrays, require_arrays
 
-    with np.load(path) as npz:
-        if "eigenvectors" not in npz:
-            raise ValueError(f"{path}: no eigenvectors (run `hessian-spectra spectrum` with --eigenvectors)")
-        vectors, values, residuals = npz["eigenvectors"], npz["eigenvalues"], npz["residuals"]
-        relative, converged, tolerance = npz["relative_residuals"], npz["converged"], float(npz["tolerance"])
-        names = [str(n) for n in npz["param_names"]]
+    npz = read_arrays(path)
+    if "eigenvectors" not in npz:
+        raise ValueError(f"{path}: no eigenvectors (run `hessian-spectra spectrum` with --eigenvectors)")
+    require_arrays(path, npz, ("eigenvalues", "residuals", "relative_residuals", "converged", "tolerance", "param_names"))
+    vectors, values, residuals = npz["eigenvectors"], npz["eigenvalues"], npz["residuals"]
+    relative, converged, tolerance = npz["relative_residuals"], npz["converged"], float(npz["tolerance"])
+    names = [str(n) for n in npz["param_names"]]
     if vectors.ndim != 2 or vectors.shape[1] < 2:
         raise ValueError(f"{path}: needs at least two eigenvectors, has shape {vectors.shape}")
     trainable = [name for name, p in model.named_parameters() if p.requires_grad]
@@ -99,14 +99,16 @@ def run(args: argparse.Namespace) -> None:
     from hessian_spectra.checkpoint import load_checkpoint, model_from_checkpoint
     from hessian_spectra.curvature import make_batches
     from hessian_spectra.data import load_subset
+    from hessian_spectra.inputs import check_subset_fits
     from hessian_spectra.landscape import filter_normalized_direction, grid_coordinates, loss_surface
     from hessian_spectra.spectrum import resolve_params
 
     if "eigen" in args.directions and not args.eigenvectors:
         raise ValueError("--directions eigen needs --eigenvectors")
     ckpt = load_checkpoint(args.checkpoint)
+    x, y, meta = load_subset(args.data)
+    check_subset_fits(args.data, meta, x.shape, int(y.max()), args.checkpoint, ckpt)
     model = model_from_checkpoint(ckpt, map_location=device)
-    x, y, _meta = load_subset(args.data)
     batches = make_batches(x.to(device), y.to(device), args.batch_size)
     coords = grid_coordinates(args.grid_points, args.extent)
     dtype = getattr(torch, args.dtype)

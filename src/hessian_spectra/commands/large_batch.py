@@ -3,13 +3,12 @@
 ``table`` collects the top-k eigenvalues of every run's ``spectrum`` tables into the study's tidy table (one row
 per run, seed and eigenvalue, with the optimizer steps the run took);
 ``spectral`` draws it (``hessian_spectral.png``); ``surface`` draws the ``landscape`` tables of some runs (one
-loss-surface figure per batch size, every figure on the loss range of all the study's landscapes).
+loss-surface figure per batch size, each panel on its own loss range).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 HESSIANS = ("last_layer", "full")
@@ -48,17 +47,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     surface.add_argument("--runs", nargs="+", required=True, help="run.json of every run (rows of the figure)")
     surface.add_argument("--landscapes", nargs="+", required=True, help="their landscape tables, in the same order")
     surface.add_argument("--kind", choices=["surface", "contour"], default="surface")
-    surface.add_argument(
-        "--range-landscapes",
-        nargs="+",
-        default=None,
-        help="landscape tables whose loss range every panel shares (the study's, so batch sizes compare)",
-    )
     surface.add_argument("--out", required=True, help="output PNG")
 
 
 def _runs(paths: list[str]) -> list[dict]:
-    return [json.loads(open(path).read()) for path in paths]
+    from hessian_spectra.tables import load_run
+
+    return [load_run(path) for path in paths]
 
 
 def collect_spectra(runs: list[dict], histories: list[str], spectra: list[str], top_k: int):
@@ -112,14 +107,6 @@ def collect_landscapes(runs: list[dict], landscapes: list[str]):
     return pd.concat([read_table(p).assign(label=l) for p, l in zip(landscapes, labels)], ignore_index=True)
 
 
-def loss_range(landscapes: list[str]) -> tuple[float, float]:
-    """The lowest and highest loss over every grid point of the given landscape tables."""
-    from hessian_spectra.tables import read_table
-
-    losses = [read_table(path, required=("loss",))["loss"] for path in landscapes]
-    return float(min(loss.min() for loss in losses)), float(max(loss.max() for loss in losses))
-
-
 def run(args: argparse.Namespace) -> None:
     from hessian_spectra.tables import read_table, write_table
 
@@ -133,4 +120,4 @@ def run(args: argparse.Namespace) -> None:
         save_figure(spectral_figure(read_table(args.table), args.hessians), args.out)
     else:
         table = collect_landscapes(_runs(args.runs), args.landscapes)
-        save_figure(surface_figure(table, args.kind, loss_range(args.range_landscapes or args.landscapes)), args.out)
+        save_figure(surface_figure(table, args.kind), args.out)

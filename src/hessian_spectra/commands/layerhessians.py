@@ -10,7 +10,6 @@ layer block, from the runs' spectrum files; ``match-distros``: ``match_distros_{
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 
 log = logging.getLogger(__name__)
@@ -65,13 +64,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _runs(args: argparse.Namespace) -> list[tuple[dict, dict[int, str]]]:
     """Every ``--run``: its run.json and ``epoch -> spectrum file``."""
     from hessian_spectra.matching import epoch_of
+    from hessian_spectra.tables import load_run
 
     runs = []
     for run_json, *files in args.run:
         if not files:
             raise ValueError(f"--run {run_json}: no spectrum files given")
-        with open(run_json) as handle:
-            meta = json.load(handle)
+        meta = load_run(run_json)
         by_epoch = {epoch_of(path): path for path in files}
         if len(by_epoch) != len(files):
             raise ValueError(f"--run {run_json}: two spectrum files of the same epoch")

@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import logging
 
+from hessian_spectra.commands import request_from_args
+from hessian_spectra.curvature_names import CURVATURES
 from hessian_spectra.runtime import add_runtime_arguments, setup_runtime
 
 log = logging.getLogger(__name__)
@@ -41,7 +43,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     what.add_argument("--layers", action="store_true", help="densities (and top-k) of every layer block too")
     what.add_argument("--blocks", default=None, help="with --layers: NAME[,NAME...] (every Conv2d/Linear weight)")
     what.add_argument("--params", default="all", help="all | last_layer | NAME[,NAME...] (all)")
-    what.add_argument("--curvature", choices=["hessian", "ggn"], default="hessian")
+    what.add_argument(
+        "--curvature", choices=CURVATURES, default="hessian", help="%(choices)s (default: %(default)s)"
+    )
     what.add_argument("--l2", type=float, default=0.0, help="add l2 * I (the L2 penalty's Hessian)")
     what.add_argument("--batch-size", type=int, default=128, help="samples per product batch (128)")
     what.add_argument("--max-lanes", type=int, default=None, help="probe lanes vmapped at once (8 on CPU, 32 on GPU)")
@@ -55,43 +59,31 @@ def run(args: argparse.Namespace) -> None:
     from hessian_spectra.checkpoint import load_checkpoint, model_from_checkpoint
     from hessian_spectra.curvature import make_batches
     from hessian_spectra.data.subset import load_subset
-    from hessian_spectra.events import table_scalars, write_scalars
+    from hessian_spectra.events import (
+        epoch_events,
+        remove_events,
+        table_scalars,
+        write_epoch_scalars,
+        write_scalars,
+    )
+    from hessian_spectra.inputs import check_subset_fits
     from hessian_spectra.layout import table_events
     from hessian_spectra.spectrum import SpectrumRequest, compute_spectrum, write_spectrum
 
     ckpt = load_checkpoint(args.checkpoint)
-    model = model_from_checkpoint(ckpt, map_location=device)
-    x, y, _meta = load_subset(args.data)
+    x, y, meta = load_subset(args.data)
     if len(x) != len(y) or len(x) == 0:
         raise ValueError(f"{args.data}: x and y must be non-empty and of equal length ({len(x)} vs {len(y)})")
-    request = SpectrumRequest(
-        top_k=args.top_k,
-        which=args.which,
-        tol=args.tol,
-        max_steps=args.max_steps,
-        eigenvectors=args.eigenvectors,
-        smallest_k=args.smallest_k,
-        power_iters=args.power_iters,
-        power_tol=args.power_tol,
-        trace_probes=args.trace_probes,
-        trace_method=args.trace_method,
-        frobenius_probes=args.frobenius_probes,
-        density_steps=args.density_steps,
-        density_probes=args.density_probes,
-        grid_points=args.grid_points,
-        sigma_rel=args.sigma_rel,
-        layers=args.layers,
-        blocks=tuple(args.blocks.split(",")) if args.blocks else None,
-        params=args.params,
-        curvature=args.curvature,
-        l2=args.l2,
-        dtype=args.dtype,
-        seed=args.seed,
-        dense=args.dense,
-        max_lanes=args.max_lanes,
-    )
+    check_subset_fits(args.data, meta, x.shape, int(y.max()), args.checkpoint, ckpt)
+    model = model_from_checkpoint(ckpt, map_location=device)
+    request = request_from_args(SpectrumRequest, args, blocks=tuple(args.blocks.split(",")) if args.blocks else None)
     log.info("spectrum of %s (epoch %s) on %d samples, %s", args.checkpoint, ckpt.get("epoch"), len(x), device)
     batches = make_batches(x.to(device), y.to(device), args.batch_size)
     result = compute_spectrum(model, batches, request, epoch=ckpt.get("epoch"))
     write_spectrum(result, args.out, args.npz)
-    write_scalars(table_events(args.out), table_scalars(args.out))
+    scalars, series = table_scalars(args.out), epoch_events(args.out, ckpt["epoch"])
+    if series is None:
+        write_scalars(table_events(args.out), scalars)
+    else:
+        write_epoch_scalars(series, scalars)
+        remove_events(table_events(args.out))  # the folder of this epoch alone that earlier versions wrote

@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--spec", required=True, help="the subset's spec as JSON")
     parser.add_argument("--out", required=True, help="output file (.pt)")
-    parser.add_argument("--data-root", default=None, help="torchvision dataset root (not needed for digits)")
+    parser.add_argument("--data-root", default=None, help="torchvision dataset root (not needed for digits or mnist5k)")
 
 
 def run(args: argparse.Namespace) -> None:

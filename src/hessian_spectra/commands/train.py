@@ -13,7 +13,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     source.add_argument("--run", help="the run's config as JSON (as planned by hessian_spectra.runs)")
     source.add_argument("--run-file", help="a run.json file")
     parser.add_argument("--out-dir", required=True, help="run directory (checkpoints/, history.tsv, run.json)")
-    parser.add_argument("--data-root", default=None, help="torchvision dataset root (not needed for digits)")
+    parser.add_argument("--data-root", default=None, help="torchvision dataset root (not needed for digits or mnist5k)")
     parser.add_argument("--subset", default=None, help="the Hessian subset, for optimizers that train on it (nsgd)")
     add_runtime_arguments(parser)
 
@@ -23,4 +23,7 @@ def run(args: argparse.Namespace) -> None:
     device, _slot = setup_runtime(args, exact=False)
     from hessian_spectra.train.loop import train_run
 
-    train_run(config, args.out_dir, data_root=args.data_root, device=str(device), subset_path=args.subset)
+    train_run(
+        config, args.out_dir, data_root=args.data_root, device=str(device), subset_path=args.subset,
+        products=args.products,
+    )

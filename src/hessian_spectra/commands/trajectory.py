@@ -11,29 +11,25 @@ from __future__ import annotations
 import argparse
 import logging
 
-from hessian_spectra.runtime import add_runtime_arguments, add_walk_arguments, setup_runtime
+from hessian_spectra.commands import request_from_args
+from hessian_spectra.runtime import add_walk_arguments, setup_runtime
 
 log = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_walk_arguments(parser)
-    parser.add_argument("--out", required=True, help="output table (TSV, long format, one row per epoch x index)")
+    add_walk_arguments(parser, max_steps=200, batch_size=128)
     parser.add_argument("--top-k", type=int, default=5, help="eigenvalues per checkpoint (5)")
-    parser.add_argument("--tol", type=float, default=1e-4, help="relative Ritz residual tolerance (1e-4)")
-    parser.add_argument("--max-steps", type=int, default=200, help="Lanczos steps at most (200)")
-    parser.add_argument("--batch-size", type=int, default=128, help="samples per product batch (128)")
-    add_runtime_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> None:
     device, _slot = setup_runtime(args)
-    from hessian_spectra.checkpoint import load_run
+    from hessian_spectra.inputs import check_walk_subset
     from hessian_spectra.spectrum import SpectrumRequest, checkpoint_spectra
+    from hessian_spectra.tables import load_run
 
     config = load_run(args.run_json)
-    request = SpectrumRequest(
-        top_k=args.top_k, tol=args.tol, max_steps=args.max_steps, l2=config["l2"], seed=config["seed"]
-    )
+    check_walk_subset(args.checkpoints, args.subset)
+    request = request_from_args(SpectrumRequest, args, l2=config["l2"], seed=config["seed"])
     checkpoint_spectra(args.checkpoints, args.subset, request, args.batch_size, device, args.out)
     log.info("%s: top-%d eigenvalues of %d checkpoints -> %s", config["key"], args.top_k, len(args.checkpoints), args.out)

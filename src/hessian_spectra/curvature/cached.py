@@ -109,7 +109,7 @@ class Cached(ProductKind):
 
 
 class CachedHessian(Cached):
-    curvature = "hessian"
+    """H v = d<g, v>/dtheta through the kept graph of the gradient g."""
 
     def prepare(self, x: Tensor, y: Tensor) -> HessianGraph:
         params, names = self.leaves()
@@ -128,7 +128,7 @@ class CachedHessian(Cached):
 
 
 class CachedGGN(Cached):
-    curvature = "ggn"
+    """G v = J^T (D^2_z L) (J v) through the kept graphs of z, J^T u and dL/dz."""
 
     def prepare(self, x: Tensor, y: Tensor) -> GGNGraph:
         params, names = self.leaves()

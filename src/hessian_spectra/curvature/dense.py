@@ -7,10 +7,10 @@ from collections.abc import Iterable, Sequence
 
 import torch
 from torch import Tensor, nn
-from torch.autograd.functional import hessian, jacobian
 from torch.func import functional_call
 
 from hessian_spectra.curvature.operator import Batch, LossFn, _cross_entropy, eval_mode
+from hessian_spectra.curvature.registry import curvature_kind
 
 
 def dense_hessian(
@@ -22,9 +22,10 @@ def dense_hessian(
     l2: float = 0.0,
     dtype: torch.dtype = torch.float64,
 ) -> Tensor:
-    """The (n, n) Hessian (or GGN) of the average loss w.r.t. the flattened ``params`` (default: all trainable),
-    in eval mode, built with ``torch.autograd.functional`` (double backward, one row at a time), independently
-    of the operator's jvp/vmap path: batch Hessians summed with weights n_b / N."""
+    """The (n, n) ``curvature`` (a registered name: the Hessian by default) of the average loss w.r.t. the flattened
+    ``params`` (default: all trainable), in eval mode, built with ``torch.autograd.functional`` independently of
+    the operator's product kinds (the curvature's ``batch_matrix``): batch matrices summed with weights n_b / N."""
+    batch_matrix = curvature_kind(curvature).batch_matrix
     loss_fn = loss_fn or _cross_entropy
     model = copy.deepcopy(model).to(dtype)
     named = dict(model.named_parameters())
@@ -40,6 +41,9 @@ def dense_hessian(
             offset += size
         return out
 
+    def outputs(theta: Tensor, x: Tensor) -> Tensor:
+        return functional_call(model, unflatten(theta), (x,))
+
     total = torch.zeros(len(theta0), len(theta0), dtype=dtype, device=theta0.device)
     num_data = 0
     with eval_mode(model):
@@ -48,16 +52,7 @@ def dense_hessian(
             y = y.to(theta0.device)
             n_b = x.shape[0]
             num_data += n_b
-            if curvature == "hessian":
-                H = hessian(lambda theta: loss_fn(functional_call(model, unflatten(theta), (x,)), y), theta0)
-            elif curvature == "ggn":
-                z = functional_call(model, unflatten(theta0), (x,)).detach()
-                J = jacobian(lambda theta: functional_call(model, unflatten(theta), (x,)).reshape(-1), theta0)
-                Hz = hessian(lambda zz: loss_fn(zz.view_as(z), y), z.reshape(-1))
-                H = J.T @ Hz @ J
-            else:
-                raise ValueError(f"unknown curvature {curvature!r}")
-            total += n_b * H
+            total += n_b * batch_matrix(outputs, loss_fn, theta0, x, y)
     total /= num_data
     return total + l2 * torch.eye(len(theta0), dtype=dtype, device=theta0.device)
 

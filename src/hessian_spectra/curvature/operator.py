@@ -1,4 +1,5 @@
-"""Curvature matrices as linear operators: Hessian- or GGN-vector products of the average loss over a dataset.
+"""Curvature matrices as linear operators: products of the average loss's Hessian, GGN or empirical Fisher (any
+curvature of ``registry.py``) with vectors, over a dataset.
 
 Algorithms see only ``shape``, ``dtype`` (float64), ``device``, ``segments`` and ``matmat(V)``: they never touch
 the model. ``segments`` splits the coordinates into independent diagonal blocks (one for an ordinary operator,
@@ -16,38 +17,10 @@ import torch
 from torch import Tensor, nn
 
 from hessian_spectra.curvature.cache import GraphCache
-from hessian_spectra.curvature.cached import CachedGGN, CachedHessian
-from hessian_spectra.curvature.products import (
-    Batch,
-    DoubleBackwardGGN,
-    DoubleBackwardHessian,
-    ForwardGGN,
-    ForwardHessian,
-    LossFn,
-    ProductKind,
-)
+from hessian_spectra.curvature.products import Batch, LossFn
+from hessian_spectra.curvature.registry import curvature_kind
 
-CURVATURES = ("hessian", "ggn")
 DETERMINISM_SAMPLES = 16  # the check repeats one product on this many samples of the first batch
-MODES = ("cached", "forward", "double_backward")
-_default_mode = "cached"
-KINDS: dict[tuple[str, str], type[ProductKind]] = {
-    (kind.curvature, kind.mode): kind
-    for kind in (CachedHessian, CachedGGN, ForwardHessian, ForwardGGN, DoubleBackwardHessian, DoubleBackwardGGN)
-}
-
-
-def set_default_product_mode(mode: str) -> None:
-    """The product kind (one of ``MODES``) of every later operator built without ``mode``; the compute commands
-    set it from the config's ``products``, so that a whole run can be redone with other products."""
-    global _default_mode
-    _default_mode = _checked_mode(mode)
-
-
-def _checked_mode(mode: str) -> str:
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-    return mode
 
 
 class NondeterminismError(RuntimeError):
@@ -129,7 +102,8 @@ def _cross_entropy(outputs: Tensor, targets: Tensor) -> Tensor:
 
 
 class CurvatureOperator(Operator):
-    """Hessian or generalised Gauss-Newton of the average loss over ``data`` w.r.t. some parameters.
+    """A curvature matrix (Hessian, generalised Gauss-Newton or empirical Fisher) of the average loss over ``data``
+    w.r.t. some parameters.
 
     ``data`` is a list of ``(x, y)`` batches or any re-iterable (a DataLoader); batch b weighs ``n_b / N``.
     ``loss_fn(outputs, y)`` returns the batch mean (default: cross-entropy). ``params`` names a parameter subset
@@ -138,15 +112,18 @@ class CurvatureOperator(Operator):
     probes share each data pass (lanes run in chunks of at most ``max_lanes`` (block, probe) pairs: default 8
     on CPU, where larger chunks fall out of cache, and 32 on GPUs).
 
-    ``curvature="ggn"`` gives ``J^T (D^2_z L) J``. ``l2`` adds ``l2 * v`` (the Hessian of ``l2/2 ||theta||^2``,
-    i.e. SGD ``weight_decay=l2``). Products run in the model's dtype (``dtype=torch.float64`` converts a copy
-    of the model and the data) with the model in eval mode, and are accumulated in float64.
+    ``curvature`` names a registered curvature (``registry.CURVATURES``): ``"hessian"`` (default), ``"ggn"`` gives
+    ``J^T (D^2_z L) J``, ``"empirical_fisher"`` the mean of per-sample gradient outer products. ``l2`` adds
+    ``l2 * v`` (the Hessian of ``l2/2 ||theta||^2``, i.e. SGD ``weight_decay=l2``). Products run in the model's
+    dtype (``dtype=torch.float64`` converts a copy of the model and the data) with the model in eval mode, and are
+    accumulated in float64.
 
-    ``mode`` picks the product kind (``products.py``, ``cached.py``; default: the process's,
-    ``set_default_product_mode``, else ``cached``): ``cached`` keeps each batch's first-order autograd graph and
-    makes every product one backward pass through it; ``forward`` (``jvp`` of the gradient, vmapped over probes) and
-    ``double_backward`` redo the batch's forward and backward in every product. ``cached`` and ``double_backward``
-    refuse models with ``@once_differentiable`` functions, whose second derivative autograd would silently drop.
+    ``mode`` picks one of the curvature's product kinds (``kinds.py``): ``cached`` (the default) keeps each batch's
+    first-order autograd graph (the empirical Fisher: its per-sample gradients) and makes every product one backward
+    pass through it; ``forward`` (``jvp`` of the gradient, vmapped over probes) and ``double_backward`` redo the
+    batch's forward and backward in every product (Hessian and GGN only). The Hessian's and GGN's ``cached`` and
+    ``double_backward`` refuse models with ``@once_differentiable`` functions, whose second derivative autograd
+    would silently drop.
     Graphs are kept for a list or tuple of batches (a loader is re-read at every product), batch by batch in order
     while they fit in ``memory_budget`` bytes (default: the process's, ``set_default_memory_budget``, else half the
     memory available on the device when the first graph is built; 0 keeps none); the other batches rebuild their
@@ -171,15 +148,13 @@ class CurvatureOperator(Operator):
         blocks: Sequence[str | Sequence[str]] | None = None,
         l2: float = 0.0,
         dtype: torch.dtype | None = None,
-        mode: str | None = None,
+        mode: str = "cached",
         max_lanes: int | None = None,
         memory_budget: int | None = None,
         check_determinism: bool = True,
     ) -> None:
         super().__init__()
-        if curvature not in CURVATURES:
-            raise ValueError(f"curvature must be one of {CURVATURES}, got {curvature!r}")
-        mode = _default_mode if mode is None else _checked_mode(mode)
+        product_kind = curvature_kind(curvature).product_kind(mode)
         if params is not None and blocks is not None:
             raise ValueError("give either params or blocks, not both")
         model_dtype = next(model.parameters()).dtype
@@ -218,7 +193,7 @@ class CurvatureOperator(Operator):
         self.shape = (start, start)
 
         self.mode = mode
-        self._kind = KINDS[curvature, mode](model, self.loss_fn, groups, self._shape_of)
+        self._kind = product_kind(model, self.loss_fn, groups, self._shape_of)
         self.cache = GraphCache(memory_budget, self.device)
         if isinstance(data, (list, tuple)):
             self._data: Iterable[Batch] = [self._to_device(batch) for batch in data]

@@ -39,9 +39,9 @@ def grad_of_dot(outputs: Sequence[Tensor], vectors: Sequence[Tensor], inputs: Se
 
 
 class ProductKind:
-    """Products of one curvature by one method; ``keeps_graph`` says whether ``prepare`` does reusable work."""
+    """Products of one curvature by one method (``mode``); ``keeps_graph`` says whether ``prepare`` does reusable
+    work. The curvature that owns a kind (``kinds.py``) lists it among its ``kinds``."""
 
-    curvature: str
     mode: str
     keeps_graph = False
 
@@ -99,7 +99,7 @@ class ForwardOverReverse(ProductKind):
 
 
 class ForwardHessian(ForwardOverReverse):
-    curvature = "hessian"
+    """H v: the ``jvp`` of the gradient."""
 
     def lane_fn(self, x: Tensor, y: Tensor, primals: dict[str, Tensor]) -> Callable:
         model, loss_fn = self.model, self.loss_fn
@@ -108,7 +108,7 @@ class ForwardHessian(ForwardOverReverse):
 
 
 class ForwardGGN(ForwardOverReverse):
-    curvature = "ggn"
+    """G v = J^T (D^2_z L) (J v): a ``jvp`` of the outputs, of dL/dz, then a ``vjp``."""
 
     def lane_fn(self, x: Tensor, y: Tensor, primals: dict[str, Tensor]) -> Callable:
         model, loss_fn = self.model, self.loss_fn
@@ -147,7 +147,7 @@ class DoubleBackward(ProductKind):
 
 
 class DoubleBackwardHessian(DoubleBackward):
-    curvature = "hessian"
+    """H v = d<g, v>/dtheta through the gradient g built with its graph."""
 
     def lanes(self, z: Tensor, y: Tensor, leaves: list[Tensor], tangents: list[list[Tensor]]) -> list[list[Tensor]]:
         g = torch.autograd.grad(self.loss_fn(z, y), leaves, create_graph=True, materialize_grads=True)
@@ -156,7 +156,7 @@ class DoubleBackwardHessian(DoubleBackward):
 
 
 class DoubleBackwardGGN(DoubleBackward):
-    curvature = "ggn"
+    """G v = J^T (D^2_z L) (J v), J v as the backward in a dummy u of J^T u."""
 
     def lanes(self, z: Tensor, y: Tensor, leaves: list[Tensor], tangents: list[list[Tensor]]) -> list[list[Tensor]]:
         u = torch.zeros_like(z, requires_grad=True)

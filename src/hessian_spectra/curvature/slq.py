@@ -10,8 +10,7 @@ import torch
 
 from hessian_spectra.curvature.lanczos import lanczos_tridiagonal
 from hessian_spectra.curvature.probes import random_probes
-
-PAD_SIGMAS = 5.0
+from hessian_spectra.smoothing import smooth_density, trapezoid  # noqa: F401 (trapezoid: re-exported)
 
 
 @dataclass
@@ -33,31 +32,6 @@ class SpectralDensity:
         per_probe = np.sum(self.weights * self.nodes**power, axis=1)
         stderr = per_probe.std(ddof=1) / math.sqrt(len(per_probe)) if len(per_probe) > 1 else math.nan
         return float(per_probe.mean()), float(stderr)
-
-
-def trapezoid(values: np.ndarray, grid: np.ndarray) -> float:
-    """Trapezoid-rule integral of ``values`` on ``grid``."""
-    return float(np.sum(0.5 * (values[1:] + values[:-1]) * np.diff(grid)))
-
-
-def smooth_density(
-    nodes: np.ndarray, weights: np.ndarray, grid_points: int = 1024, sigma_rel: float = 0.01
-) -> tuple[np.ndarray, np.ndarray, float]:
-    """Average of Gaussians of width ``sigma = sigma_rel * (max - min node)`` over probes, on a grid padded by
-    ``PAD_SIGMAS`` sigmas; normalised so that its trapezoid integral on the grid is exactly 1."""
-    valid = weights > 0
-    lo, hi = float(nodes[valid].min()), float(nodes[valid].max())
-    width = hi - lo
-    if width <= 0:
-        width = max(abs(hi), 1.0)
-    sigma = sigma_rel * width
-    grid = np.linspace(lo - PAD_SIGMAS * sigma, hi + PAD_SIGMAS * sigma, grid_points)
-    density = np.zeros(grid_points)
-    for node_row, weight_row in zip(nodes, weights):
-        z = (grid[:, None] - node_row[None, :]) / sigma
-        density += np.exp(-0.5 * z**2) @ weight_row
-    density /= trapezoid(density, grid)
-    return grid, density, sigma
 
 
 def slq(

@@ -28,11 +28,20 @@ def _mean_stderr(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return samples.mean(axis=1), stderr
 
 
-def _probe_products(op, num_probes: int, kind: str, gen: torch.Generator, batch: int):
-    """Yield (V, H V) for ``num_probes`` probes drawn and multiplied ``batch`` at a time."""
+def _probe_samples(
+    op, num_probes: int, kind: str, seed: int | torch.Generator | None, batch: int, square: bool
+) -> tuple[np.ndarray, int]:
+    """Per segment and probe, v^T H v (``square``: ||H v||^2) for ``num_probes`` probes of ``kind`` drawn and
+    multiplied ``batch`` at a time; and the products that took."""
+    if num_probes < 1:
+        raise ValueError("num_probes must be positive")
+    gen, products0 = make_generator(seed), op.products
+    parts = []
     for start in range(0, num_probes, batch):
         V = random_probes(op, min(batch, num_probes - start), kind, gen)
-        yield V, op.matmat(V)
+        HV = op.matmat(V)
+        parts.append(segment_dot(HV if square else V, HV, op.segments))
+    return torch.cat(parts, dim=1).cpu().numpy(), op.products - products0
 
 
 def _estimate(op, value, stderr, products, samples) -> Estimate:
@@ -41,13 +50,9 @@ def _estimate(op, value, stderr, products, samples) -> Estimate:
 
 def hutchinson(op, num_probes: int, seed: int | torch.Generator | None = 0, batch: int = 16) -> Estimate:
     """tr(H) ~ mean of v^T H v over Rademacher probes."""
-    if num_probes < 1:
-        raise ValueError("num_probes must be positive")
-    gen, products0 = make_generator(seed), op.products
-    parts = [segment_dot(V, HV, op.segments) for V, HV in _probe_products(op, num_probes, "rademacher", gen, batch)]
-    samples = torch.cat(parts, dim=1).cpu().numpy()
+    samples, products = _probe_samples(op, num_probes, "rademacher", seed, batch, square=False)
     value, stderr = _mean_stderr(samples)
-    return _estimate(op, value, stderr, op.products - products0, samples)
+    return _estimate(op, value, stderr, products, samples)
 
 
 def _orthonormal_columns(Y: torch.Tensor, segments) -> torch.Tensor:
@@ -85,13 +90,9 @@ def hutchpp(op, num_products: int, seed: int | torch.Generator | None = 0) -> Es
 
 def frobenius(op, num_probes: int, seed: int | torch.Generator | None = 0, batch: int = 16) -> Estimate:
     """||H||_F from ||H||_F^2 = E ||H v||^2, v ~ N(0, I); the standard error by the delta method."""
-    if num_probes < 1:
-        raise ValueError("num_probes must be positive")
-    gen, products0 = make_generator(seed), op.products
-    parts = [segment_dot(HV, HV, op.segments) for _, HV in _probe_products(op, num_probes, "gaussian", gen, batch)]
-    samples = torch.cat(parts, dim=1).cpu().numpy()
+    samples, products = _probe_samples(op, num_probes, "gaussian", seed, batch, square=True)
     squared, stderr_squared = _mean_stderr(samples)
     value = np.sqrt(squared)
     with np.errstate(divide="ignore", invalid="ignore"):
         stderr = np.where(value > 0, stderr_squared / (2 * value), 0.0)
-    return _estimate(op, value, stderr, op.products - products0, samples)
+    return _estimate(op, value, stderr, products, samples)

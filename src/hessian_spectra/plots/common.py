@@ -10,6 +10,7 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from matplotlib.lines import Line2D  # noqa: E402
@@ -30,6 +31,22 @@ def unconverged_handle(table) -> Line2D:
         [], [], ls="", marker="X", markersize=9, markerfacecolor="crimson", markeredgecolor="black",
         label=f"not converged (relative residual > {tolerance:g})",
     )
+
+
+ACCURACY_BAND_ALPHA = 0.15
+ACCURACY_BAND_LABEL = "$\\pm$ 1 binomial standard error of the accuracy"
+
+
+def binomial_stderr(accuracy, samples):
+    """The standard error of an accuracy measured on ``samples`` examples: sqrt(p (1 - p) / n)."""
+    return np.sqrt(accuracy * (1.0 - accuracy) / samples)
+
+
+def accuracy_band(ax, epochs, accuracy, samples: int, colour) -> None:
+    """Shade +-1 binomial standard error around one run's accuracy curve (``samples`` examples per value)."""
+    spread = binomial_stderr(np.asarray(accuracy, dtype=float), samples)
+    ax.fill_between(epochs, accuracy - spread, accuracy + spread, color=colour, alpha=ACCURACY_BAND_ALPHA,
+                    linewidth=0)
 
 
 def use_style() -> None:

@@ -13,12 +13,24 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
+from matplotlib import ticker
 from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
 
-from hessian_spectra.plots.common import UNCONVERGED, unconverged_handle, use_style
+from hessian_spectra.plots.common import (
+    ACCURACY_BAND_ALPHA,
+    ACCURACY_BAND_LABEL,
+    UNCONVERGED,
+    accuracy_band,
+    unconverged_handle,
+    use_style,
+)
 from hessian_spectra.plots.seeds import band_handle, plot_mean_band
 
-METHODS = {"eigenvalue": ("Lanczos top-1", "-", "o"), "power_eigenvalue": ("power iteration (source)", "--", "^")}
+LANCZOS = r"Lanczos $\lambda_1$"
+ABSA_LAMBDA = r"ABSA's schedule $\lambda_1$ (its own power iteration)"
+POWER_GAP = "power iteration (source) vs Lanczos"
+GAP_LINEAR_PERCENT = 1.0  # the gap axis is linear within +-1%
 DIVERGED_COLOUR = (0.6, 0.6, 0.6)  # a diverged run is drawn, but never in a result's colour
 DIVERGED_STYLE = dict(color=DIVERGED_COLOUR, ls=":", marker="x", ms=4, lw=1.2)
 SYMLOG_RANGE = 1e-2  # linear within 1% of the largest |lambda| when an estimate is negative
@@ -59,53 +71,94 @@ def _several_seeds(table: pd.DataFrame) -> int:
     return int(table.groupby(["model", "label"])["seed"].nunique().max()) if len(table) else 0
 
 
-def _draw_estimate(ax, rows: pd.DataFrame, colour, style: str, marker: str) -> bool:
-    """One estimate of lambda_1 vs epoch: the mean over the rows' seeds with their band, a marker per epoch and a
-    red X on the mean where any seed's estimate is not converged; whether there was one."""
-    stats = plot_mean_band(ax, rows, "epoch", "value", colour, ls=style, lw=1.5)
+def _draw_lanczos(ax, rows: pd.DataFrame, colour) -> bool:
+    """Lanczos' lambda_1 vs epoch: the mean over the rows' seeds with their band, a dot per epoch and a red X on the
+    mean where any seed's estimate is not converged; whether there was one."""
+    stats = plot_mean_band(ax, rows, "epoch", "value", colour, lw=1.6)
     ok = rows["converged"].eq(True).groupby(rows["epoch"]).all().to_numpy()
-    ax.scatter(stats["epoch"], stats["mean"], marker=marker, color=colour, s=22, zorder=3)
+    ax.scatter(stats["epoch"], stats["mean"], marker="o", color=colour, s=22, zorder=3)
     ax.scatter(stats["epoch"][~ok], stats["mean"][~ok], **UNCONVERGED)
     return bool((~ok).any())
 
 
-def dominant_eigenvalue_figure(eigen: pd.DataFrame) -> plt.Figure:
-    """lambda_1 vs epoch per model, one colour per configuration: Lanczos (solid) and the source's power-iteration
-    estimate (dashed), each the mean over the seeds that did not diverge with a band from the lowest to the highest
-    seed; a large red X on the mean wherever some seed's relative residual is above its tolerance (not converged,
-    whatever the source's stopping rule said); a run that diverged is not in the mean but drawn grey on its own,
-    its legend entry saying why; log scale (symlog if one is negative). ``eigen``: model, label, run, seed, epoch,
-    quantity (``eigenvalue`` / ``power_eigenvalue``), value, converged, tolerance, diverged (why, or empty)."""
+def power_gap(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per run (``seed``) and epoch, power iteration's relative difference from Lanczos, (power - Lanczos) /
+    |Lanczos|, as ``value``; ``rows`` holds both quantities of one configuration's runs."""
+    wide = rows.pivot_table(index=["run", "seed", "epoch"], columns="quantity", values="value").reset_index()
+    gap = (wide["power_eigenvalue"] - wide["eigenvalue"]) / wide["eigenvalue"].abs()
+    return wide[["run", "seed", "epoch"]].assign(value=gap)
+
+
+def _schedule_lambda(history: pd.DataFrame) -> pd.DataFrame:
+    """ABSA's own lambda_1 (``lambda``: power iteration on its eigenvalue batch after each epoch, the estimate
+    its schedule decides on) of the rows that have one, as ``value`` by epoch."""
+    if "lambda" not in history:
+        return history.iloc[:0].assign(value=[])
+    measured = history[history["lambda"].notna()]
+    return measured.assign(value=measured["lambda"].astype(float))
+
+
+def dominant_eigenvalue_figure(eigen: pd.DataFrame, history: pd.DataFrame) -> plt.Figure:
+    """Per model (a column), top: lambda_1 vs epoch, one colour per configuration: Lanczos (solid) and, for ABSA,
+    the lambda its schedule decided on (dotted, from the run's history: power iteration on its own training
+    batch); each the mean over the seeds that did not diverge, with a band from the lowest to the highest seed; a
+    red X where a Lanczos estimate is not converged; log scale (symlog if one is negative). Bottom: the source's
+    power-iteration estimate as its gap to Lanczos on the same checkpoint and data, (power - Lanczos) / |Lanczos|
+    in percent per epoch (dashed), on a symlog axis linear within +-1%. A diverged run is not in a mean: it is
+    drawn grey on its own, its legend entry saying why. ``eigen``: model, label, run, seed, epoch, quantity
+    (``eigenvalue`` / ``power_eigenvalue``), value, converged, tolerance, diverged; ``history``: model, label, run,
+    seed, epoch, diverged and, for ABSA runs, ``lambda``."""
     use_style()
     models = list(dict.fromkeys(eigen["model"]))
     colours = _palette(eigen["label"])
     seeds = _several_seeds(eigen)
-    fig, axes = _panels(models)
-    unconverged, entries = False, {}
-    for ax, model in zip(axes[0], models):
+    fig, axes = plt.subplots(2, len(models), figsize=(6.0 * len(models), 6.4), squeeze=False, sharex="col",
+                             layout="constrained", gridspec_kw={"height_ratios": [2.0, 1.0]})
+    unconverged, entries, absa = False, {}, False
+    for col, model in enumerate(models):
+        top, bottom = axes[0, col], axes[1, col]
         panel = eigen[eigen["model"] == model]
+        schedules = history[history["model"] == model]
+        values = []
         for label, runs in panel.groupby("label", sort=False):
-            drawn = [(label, colours[label], _kept(runs))] if len(_kept(runs)) else []
-            drawn += [(_diverged_label(rows, seeds > 1), DIVERGED_COLOUR, rows) for _, rows in _diverged(runs)]
-            for name, colour, rows in drawn:
+            drawn = [(label, colours[label], _kept(runs), None)] if len(_kept(runs)) else []
+            drawn += [(_diverged_label(rows, seeds > 1), DIVERGED_COLOUR, rows, key) for key, rows in _diverged(runs)]
+            for name, colour, rows, diverged_run in drawn:
                 entries.setdefault(name, colour)
-                for quantity, (_, style, marker) in METHODS.items():
-                    unconverged |= _draw_estimate(ax, rows[rows["quantity"] == quantity], colour, style, marker)
-        if (panel["value"] > 0).all():
-            ax.set_yscale("log")
+                lanczos = rows[rows["quantity"] == "eigenvalue"]
+                unconverged |= _draw_lanczos(top, lanczos, colour)
+                values.append(lanczos["value"])
+                plot_mean_band(bottom, power_gap(rows).assign(value=lambda gap: 100 * gap["value"]), "epoch",
+                               "value", colour, ls="--", marker="^", ms=4, lw=1.2)
+                runs_history = schedules[schedules["label"] == label]
+                runs_history = (_kept(runs_history) if diverged_run is None
+                                else runs_history[runs_history["run"] == diverged_run])
+                own = _schedule_lambda(runs_history)
+                if len(own):
+                    absa = True
+                    plot_mean_band(top, own, "epoch", "value", colour, ls=":", marker="D", ms=4, lw=1.4)
+                    values.append(own["value"])
+        values = pd.concat(values)
+        if (values > 0).all():
+            top.set_yscale("log")
         else:
-            ax.set_yscale("symlog", linthresh=SYMLOG_RANGE * panel["value"].abs().max())
-        ax.set(title=model, xlabel="epoch", ylabel=r"dominant eigenvalue $\lambda_1$")
+            top.set_yscale("symlog", linthresh=SYMLOG_RANGE * values.abs().max())
+        top.set(title=model, ylabel=r"dominant eigenvalue $\lambda_1$")
+        bottom.axhline(0.0, color="0.3", lw=0.8)
+        bottom.set_yscale("symlog", linthresh=GAP_LINEAR_PERCENT)
+        bottom.yaxis.set_major_formatter(ticker.FuncFormatter(lambda value, _: f"{value:g}%"))
+        bottom.set(xlabel="epoch", ylabel="power iteration's gap\n(power - Lanczos) / |Lanczos|")
     handles = [Line2D([], [], color=colour, lw=2, label=name) for name, colour in entries.items()]
-    handles += [
-        Line2D([], [], color="0.3", ls=style, marker=marker, label=name) for name, style, marker in METHODS.values()
-    ]
+    handles += [Line2D([], [], color="0.3", marker="o", label=LANCZOS),
+                Line2D([], [], color="0.3", ls="--", marker="^", label=POWER_GAP)]
+    if absa:
+        handles.append(Line2D([], [], color="0.3", ls=":", marker="D", ms=4, label=ABSA_LAMBDA))
     if unconverged:
-        handles.append(unconverged_handle(eigen))
+        handles.append(unconverged_handle(eigen[eigen["quantity"] == "eigenvalue"]))
     banded = _several_seeds(_kept(eigen))
     if banded > 1:
         handles.append(band_handle(banded))
-    axes[0, -1].legend(handles=handles, loc="best", fontsize="small")
+    fig.legend(handles=handles, loc="outside lower center", ncol=2, fontsize="small")
     return fig
 
 
@@ -118,16 +171,16 @@ def _schedule_steps(ax, run: pd.DataFrame, column: str, **line) -> None:
 
 def absa_schedule_figure(history: pd.DataFrame) -> plt.Figure:
     """Effective batch size and learning rate vs epoch (held over epoch e-1 .. e), a line per run (so per seed),
-    and test accuracy vs epoch, the mean over the seeds that did not diverge with their band; per model, every
-    run; a diverged run is grey (its accuracy dotted, not in the mean). ``history``: model, label, run, seed,
-    epoch, batch_size, lr, test_acc, diverged."""
+    and test accuracy vs epoch, the mean over the seeds that did not diverge with their band (with one seed, +-1
+    binomial standard error); per model, every run; a diverged run is grey (its accuracy dotted, not in the mean).
+    ``history``: model, label, run, seed, epoch, batch_size, lr, test_acc, test_size, diverged."""
     use_style()
     models = list(dict.fromkeys(history["model"]))
     colours = _palette(history["label"])
     seeds = _several_seeds(history)
     thin = dict(lw=1.0, alpha=0.8) if seeds > 1 else dict(lw=1.8)
     fig, axes = _panels(models, rows=3, height=2.6)
-    entries = {}
+    entries, binomial = {}, False
     for col, model in enumerate(models):
         panel = history[history["model"] == model]
         for label, runs in panel.groupby("label", sort=False):
@@ -140,6 +193,11 @@ def absa_schedule_figure(history: pd.DataFrame) -> plt.Figure:
             if len(kept):
                 entries.setdefault(label, dict(color=colours[label], marker="o", ms=3))
                 plot_mean_band(axes[2, col], kept, "epoch", "test_acc", colours[label], marker="o", ms=3, lw=1.5)
+            if kept["run"].nunique() == 1:  # one seed: the accuracy's own error (several: their range)
+                kept = kept.sort_values("epoch")
+                accuracy_band(axes[2, col], kept["epoch"], kept["test_acc"], kept["test_size"].iloc[0],
+                              colours[label])
+                binomial = True
             for _, rows in _diverged(runs):
                 rows = rows.sort_values("epoch")
                 entries.setdefault(_diverged_label(rows, seeds > 1), DIVERGED_STYLE)
@@ -153,6 +211,8 @@ def absa_schedule_figure(history: pd.DataFrame) -> plt.Figure:
     banded = _several_seeds(_kept(history))
     if banded > 1:
         handles.append(band_handle(banded))
+    if binomial:
+        handles.append(Patch(color="0.5", alpha=2 * ACCURACY_BAND_ALPHA, label=ACCURACY_BAND_LABEL))
     axes[0, -1].legend(handles=handles, loc="best", fontsize="small")
     return fig
 

@@ -29,6 +29,7 @@ from hessian_spectra.tables import FULL, read_table
 NORM = r"\|{}\|_F"
 ALL_SDS_FIGURE = "init_sd_all.png"  # every init sd on shared axes (the per-sd figures are init_sd_{sd}.png)
 STDERR_ALPHA = 0.15
+EQUAL_TERMS = dict(color="0.25", linestyle="-.", linewidth=1.0)  # the ratio = 1 line
 
 
 def read_tables(paths: Iterable[str | Path]) -> pd.DataFrame:
@@ -198,16 +199,21 @@ def _zero_note(ax: plt.Axes, what: str, names: list[str]) -> None:
         )
 
 
-def _ratio(ggn: pd.DataFrame, term: pd.DataFrame) -> pd.DataFrame:
-    """Every seed's ||H - G||_F / ||G||_F against step (rows of ``_series``, matched on seed and step)."""
+def ratio_rows(ggn: pd.DataFrame, term: pd.DataFrame) -> pd.DataFrame:
+    """Every seed's ||H - G||_F / ||G||_F against step (rows of ``_series``, matched on seed and step), with its
+    standard error from the two estimates' (independent probes): sqrt(s_C^2 + r^2 s_G^2) / ||G||_F, which stays
+    finite where ||H - G||_F is exactly zero."""
     both = ggn.merge(term, on=["seed", "step"], suffixes=("_G", "_HG"))
-    return both.assign(value=both["value_HG"] / both["value_G"])[["seed", "step", "value"]]
+    ratio = both["value_HG"] / both["value_G"]
+    stderr = np.hypot(both["stderr_HG"], ratio * both["stderr_G"]) / both["value_G"]
+    return both.assign(value=ratio, stderr=stderr)[["seed", "step", "value", "stderr"]]
 
 
 def chain_rule_terms_figure(table: pd.DataFrame) -> plt.Figure:
     """Columns: init sd. Rows: ||G||_F (solid) and ||H - G||_F (dashed) of the tracked block, the same for the full
-    Hessian, and the ratio ||H - G||_F / ||G||_F (solid: tracked block, dotted: full). One colour per activation;
-    each line the mean over seeds with ``_curve``'s band (the ratio's: the seeds' range only)."""
+    Hessian, and the ratio ||H - G||_F / ||G||_F (solid: tracked block, dotted: full) with a line at ratio = 1. One
+    colour per activation; each line the mean over seeds with ``_curve``'s band (the ratio's standard error from
+    the two estimates' with one seed)."""
     block = tracked_block(table)
     table = _with_configs(table)
     configs = configurations(table)
@@ -226,8 +232,8 @@ def chain_rule_terms_figure(table: pd.DataFrame) -> plt.Figure:
                     _curve(ax, rows, color, linestyle=style)
                 if not (term["value"] > 0).any():
                     zero.append(config.label)
-                ratio = _ratio(ggn, term)
-                _curve(ratio_ax, ratio, color, stderr=False, linestyle="-" if row == 0 else ":")
+                ratio = ratio_rows(ggn, term)
+                _curve(ratio_ax, ratio, color, linestyle="-" if row == 0 else ":")
                 if not (ratio["value"] > 0).any():
                     ratio_zero.append(f"{config.label} ({which})")
             ax.set_yscale("log")
@@ -235,6 +241,7 @@ def chain_rule_terms_figure(table: pd.DataFrame) -> plt.Figure:
             ax.set_title(f"sd = {sd_label(sd)}: {'full Hessian' if which == FULL else block + ' block'}")
             if col == 0:
                 ax.set_ylabel("Frobenius norm")
+        ratio_ax.axhline(1.0, **EQUAL_TERMS)
         ratio_ax.set_yscale("log")
         _zero_note(ratio_ax, "ratio", ratio_zero)
         ratio_ax.set_title(f"sd = {sd_label(sd)}: ratio")
@@ -246,6 +253,7 @@ def chain_rule_terms_figure(table: pd.DataFrame) -> plt.Figure:
         Line2D([], [], color="black", linestyle="-", label=f"${NORM.format('G')}$ (Gauss-Newton) / ratio of {block}"),
         Line2D([], [], color="black", linestyle="--", label=f"${NORM.format('H-G')}$ (curvature term)"),
         Line2D([], [], color="black", linestyle=":", label="ratio of the full Hessian"),
+        Line2D([], [], **EQUAL_TERMS, label="ratio = 1: both terms equal (below it G dominates)"),
         *_band_handles(configs),
     ]
     fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 4), fontsize="small", frameon=False)

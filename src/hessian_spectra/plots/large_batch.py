@@ -14,6 +14,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
+from matplotlib import ticker
 from matplotlib.lines import Line2D
 
 from hessian_spectra.plots.common import DIVERGED_STYLE, UNCONVERGED, unconverged_handle, use_style
@@ -106,24 +107,24 @@ def _surface_title(rows: pd.DataFrame, direction: str) -> str:
     return title
 
 
-def surface_figure(table: pd.DataFrame, kind: str, zrange: tuple[float, float] | None = None) -> plt.Figure:
+def surface_figure(table: pd.DataFrame, kind: str) -> plt.Figure:
     """Training loss over (c1, c2): one row per run (label), one column per direction kind; ``kind`` is
-    ``surface`` (3-D) or ``contour`` (filled contours). Every panel shares the loss range ``zrange`` (default: this
-    table's), so figures drawn with one range compare; theta (the centre) and the grid's minimum are marked."""
+    ``surface`` (3-D) or ``contour`` (filled contours). Each panel has its own loss range and colour bar (a range
+    shared across panels flattens every bowl but the deepest); theta (the centre) and the grid's minimum are
+    marked, and the title gives the loss at theta and the grid's lowest and highest loss."""
     if kind not in ("surface", "contour"):
         raise ValueError(f"kind must be surface or contour, got {kind!r}")
     use_style()
-    low, high = zrange if zrange is not None else (float(table["loss"].min()), float(table["loss"].max()))
-    levels = np.linspace(low, high, 21)
     labels = list(dict.fromkeys(table["label"]))
     directions = [d for d in DIRECTION_TITLES if d in set(table["direction"])]
-    fig = plt.figure(figsize=(5.0 * len(directions), 4.4 * len(labels)), layout="constrained")
+    fig = plt.figure(figsize=(5.6 * len(directions), 4.6 * len(labels)), layout="constrained")
     for r, label in enumerate(labels):
         for c, direction in enumerate(directions):
             rows = table[(table["label"] == label) & (table["direction"] == direction)]
             loss = rows.pivot(index="i", columns="j", values="loss").to_numpy()
             c1 = rows.pivot(index="i", columns="j", values="c1").to_numpy()
             c2 = rows.pivot(index="i", columns="j", values="c2").to_numpy()
+            low, high = panel_range(loss)
             centre = rows[np.isclose(rows["c1"], 0.0, atol=1e-12) & np.isclose(rows["c2"], 0.0, atol=1e-12)]
             best = rows.loc[rows["loss"].idxmin()]
             marks = [(0.0, 0.0, float(centre["loss"].iloc[0]) if len(centre) else math.nan, THETA_MARK),
@@ -133,22 +134,34 @@ def surface_figure(table: pd.DataFrame, kind: str, zrange: tuple[float, float] |
                 ax = fig.add_subplot(
                     len(labels), len(directions), position, projection="3d", computed_zorder=False
                 )
-                ax.plot_surface(c1, c2, loss, cmap="viridis", vmin=low, vmax=high, linewidth=0, antialiased=True,
-                                alpha=0.85)
+                drawn = ax.plot_surface(c1, c2, loss, cmap="viridis", vmin=low, vmax=high, linewidth=0,
+                                        antialiased=True, alpha=0.85)
                 ax.set_zlim(low, high)
-                ax.set_zlabel("training loss")
+                ax.zaxis.set_major_formatter(ticker.FormatStrFormatter("%.3g"))
                 for x, y, z, style in marks:
                     ax.scatter([x], [y], [z], **style, depthshade=False)
             else:
                 ax = fig.add_subplot(len(labels), len(directions), position)
-                filled = ax.contourf(c1, c2, np.clip(loss, low, high), levels=levels, cmap="viridis")
-                fig.colorbar(filled, ax=ax, label="training loss")
+                drawn = ax.contourf(c1, c2, loss, levels=np.linspace(low, high, 21), cmap="viridis")
                 for x, y, _, style in marks:
                     ax.scatter([x], [y], **style)
+            bar = fig.colorbar(drawn, ax=ax, shrink=0.7, pad=0.1 if kind == "surface" else 0.02)
+            bar.set_label("training loss")
+            bar.formatter = ticker.FormatStrFormatter("%.3g")
             ax.set(xlabel="$c_1$", ylabel="$c_2$")
-            where = f"loss {marks[0][2]:.3g} at θ, min {best['loss']:.3g} at ({best['c1']:.2g}, {best['c2']:.2g})"
+            where = (f"loss {marks[0][2]:.3g} at θ, min {best['loss']:.3g} at ({best['c1']:.2g}, {best['c2']:.2g}), "
+                     f"max {rows['loss'].max():.3g}")
             ax.set_title(f"{label}: {_surface_title(rows, direction)}\n{where}", fontsize="small")
     handles = [Line2D([], [], ls="", **_legend_style(THETA_MARK), label="θ (the checkpoint)"),
                Line2D([], [], ls="", **_legend_style(MINIMUM_MARK), label="the grid's lowest loss")]
     fig.legend(handles=handles, loc="outside lower center", ncol=2, fontsize="small")
     return fig
+
+
+def panel_range(loss: np.ndarray) -> tuple[float, float]:
+    """The colour (and z) range of one surface panel: its lowest and highest loss, widened where it is flat."""
+    low, high = float(np.nanmin(loss)), float(np.nanmax(loss))
+    if high - low <= 1e-12 * max(abs(high), 1.0):
+        pad = 1e-6 * max(abs(high), 1.0)
+        return low - pad, high + pad
+    return low, high

@@ -19,21 +19,56 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 from matplotlib import ticker
+from matplotlib.lines import Line2D
 import numpy as np
 import pandas as pd
 
 from hessian_spectra.data.catalog import dataset_info
 from hessian_spectra.divergence import divergence
-from hessian_spectra.plots.common import DIVERGED_STYLE, UNCONVERGED, unconverged_handle, use_style
+from hessian_spectra.plots.common import (
+    ACCURACY_BAND_ALPHA,
+    ACCURACY_BAND_LABEL,
+    DIVERGED_STYLE,
+    UNCONVERGED,
+    accuracy_band,
+    unconverged_handle,
+    use_style,
+)
 from hessian_spectra.layout import without_seed
 from hessian_spectra.plots.seeds import band_handle, plot_mean_band
-from hessian_spectra.tables import read_table
+from hessian_spectra.tables import load_run, read_table
 
 # run keys that never distinguish configurations of this study (bookkeeping, the same for all of its runs, or the
 # seed: runs that differ only by it are repeats of one configuration)
 _NOT_SETTINGS = ("key", "variant", "study", "name", "subset", "hessian_subset", "seed")
 _SHORT = {"lr": "lr", "batch_size": "B", "momentum": "m", "l2": "L2", "optimizer.gamma": "γ", "optimizer.kk": "KK"}
 EPOCH_LABEL = "epoch (0 = initial weights)"
+EDGE_STYLE = dict(linestyle="-.", linewidth=1.1, alpha=0.9)  # the edge of stability (2/eta) lines
+
+
+def stability_edge(lr: float, momentum: float = 0.0, gamma: float = 1.0) -> float:
+    """The largest curvature gradient descent is stable at on a quadratic: 2 (1 + momentum) / (gamma * lr), the
+    edge of stability where lambda_max settles in full-batch training (2/eta without momentum); NSGD steps
+    ``gamma * lr`` along its top directions."""
+    return 2.0 * (1.0 + momentum) / (gamma * lr)
+
+
+def _edge_label(lr: float, momentum: float, gamma: float = 1.0) -> str:
+    step = "η" if gamma == 1.0 else "γη"
+    top = "2" if not momentum else "2(1+m)"
+    return f"{top}/{step} = {stability_edge(lr, momentum, gamma):.4g}"
+
+
+def _draw_edge(ax, runs: pd.DataFrame, colour, gamma: float = 1.0, legend: bool = True) -> None:
+    """The edge-of-stability line of one configuration's runs (one lr and momentum), in its colour, labelled in the
+    legend or (``legend=False``) by a text on the line."""
+    first = runs.iloc[0]
+    edge = stability_edge(first["lr"], first["momentum"], gamma)
+    label = _edge_label(first["lr"], first["momentum"], gamma)
+    ax.axhline(edge, color=colour, **EDGE_STYLE, label=label if legend else None)
+    if not legend:
+        ax.text(0.99, edge, label, transform=ax.get_yaxis_transform(), ha="right", va="bottom", fontsize=8,
+                color=colour)
 
 
 @dataclass
@@ -96,6 +131,8 @@ def run_row(run: dict) -> dict:
         "gamma": opt.get("gamma", math.nan),
         "kk": opt.get("kk", math.nan),
         "epochs": run["epochs"],
+        "valid_size": run["valid_size"],
+        "test_size": dataset_info(run["dataset"]).test_size,
         "settings": {
             k: json.dumps(v, sort_keys=True)
             for k, v in _flatten(run).items()
@@ -113,7 +150,7 @@ def load_study(
         raise ValueError("give one history and one trajectory table per run.json")
     runs, traj_parts, history_parts = [], [], []
     for run_file, history, trajectory in zip(run_files, histories, trajectories):
-        run = json.loads(Path(run_file).read_text())
+        run = load_run(run_file)
         runs.append(run_row(run))
         columns = ("epoch", "index", "value", "residual", "relative_residual", "tolerance", "converged")
         table = read_table(trajectory, required=("block", "quantity", *columns))
@@ -282,6 +319,7 @@ def spectrum_trajectory_figure(tables: StudyTables) -> plt.Figure:
         for index in sorted(traj["index"].unique()):
             _draw_seeds(ax, runs, lambda run: tables.eigen(run, index), "value", f"λ{index}", palette[index - 1],
                         seeds > 1)
+        _draw_edge(ax, runs, "0.3", 1.0 if runs["optimizer"].iloc[0] == "sgd" else runs["gamma"].iloc[0], False)
         _positive_log(ax, traj["value"])
         count = f" ({runs['seed'].nunique()} seeds)" if seeds > 1 else ""
         ax.set_title(runs["label"].iloc[0] + count + _diverged_note(runs, seeds > 1), fontsize=9)
@@ -292,6 +330,8 @@ def spectrum_trajectory_figure(tables: StudyTables) -> plt.Figure:
     handles, labels = _legend_entries(axes.flat[: len(configurations)], _banded(tables.runs))
     keep = [i for i, label in enumerate(labels) if "DIVERGED" not in label]
     handles, labels = [handles[i] for i in keep], [labels[i] for i in keep]
+    handles.append(Line2D([], [], color="0.3", **EDGE_STYLE))
+    labels.append("edge of stability 2/η (NSGD: 2/(γη))")
     fig.legend(handles, labels, loc="upper center", ncol=len(labels), bbox_to_anchor=(0.5, 1.02), frameon=False)
     fig.suptitle("Top-K Hessian eigenvalues along training (Lanczos, L2 included)", y=1.06)
     fig.tight_layout()
@@ -312,10 +352,12 @@ def grid_figure(tables: StudyTables, varied: str) -> plt.Figure:
     for (subfigure, row), group in zip(rows, groups):
         values = list(group.groupby(varied, sort=True))
         palette = plt.get_cmap("plasma")(np.linspace(0, 0.85, len(values)))
-        for color, (value, runs) in zip(palette, values):
+        for position, (color, (value, runs)) in enumerate(zip(palette, values)):
             for ax, index in zip(row, (1, 2)):
                 _draw_seeds(ax, runs, lambda run: tables.eigen(run, index), "value", f"{_SHORT[varied]}={value:g}",
                             color, seeds > 1)
+            if varied == "lr" or position == 0:  # a batch-size grid has one lr: one edge
+                _draw_edge(row[0], runs, color if varied == "lr" else "0.3")
         for ax, index in zip(row, (1, 2)):
             _positive_log(ax, tables.eigen(group["run"], index)["value"])
             ax.set_title(f"λ{index}: {_group_title(group, [other, 'momentum', 'l2'])}", fontsize=10)
@@ -338,12 +380,20 @@ def nsgd_gamma_figure(tables: StudyTables) -> plt.Figure:
     seeds = _seeds(tables.runs)
     fig, rows = _rows(len(groups))
     for (subfigure, (ax_eig, ax_acc)), group in zip(rows, groups):
+        binomial = False
         configurations = list(group.groupby(["gamma", "optimizer"], sort=True))
         palette = plt.get_cmap("coolwarm")(np.linspace(0, 1, len(configurations)))
         for color, ((gamma, optimizer), runs) in zip(palette, configurations):
             label = f"γ={gamma:g}" + (" (SGD)" if optimizer == "sgd" else "")
             _draw_seeds(ax_eig, runs, lambda run: tables.eigen(run, 1), "value", label, color, seeds > 1)
+            _draw_edge(ax_eig, runs, color, gamma)
             _draw_seeds(ax_acc, runs, tables.history, acc, label, color, seeds > 1)
+            kept = runs[~runs["diverged"].astype(bool)]
+            samples = kept["valid_size" if acc == "valid_acc" else "test_size"].min()
+            if len(kept) == 1 and samples > 0:  # one seed: the accuracy's own error (several: their range)
+                history = tables.history(kept["run"].iloc[0])
+                accuracy_band(ax_acc, history["epoch"], history[acc], samples, color)
+                binomial = True
         kk = group["kk"].dropna().iloc[0]
         title = f"{_group_title(group, ['lr', 'batch_size', 'momentum', 'l2'])}, KK={kk:g}"
         _positive_log(ax_eig, tables.eigen(group["run"], 1)["value"])
@@ -351,7 +401,9 @@ def nsgd_gamma_figure(tables: StudyTables) -> plt.Figure:
         ax_acc.set(title=title, xlabel=EPOCH_LABEL, ylabel=acc_label)
         ax_eig.title.set_fontsize(10)
         ax_acc.title.set_fontsize(10)
-        _row_legend(subfigure, [ax_acc], _banded(group), "NSGD overshoot")
+        if binomial:
+            ax_acc.fill_between([], [], color="0.5", alpha=2 * ACCURACY_BAND_ALPHA, label=ACCURACY_BAND_LABEL)
+        _row_legend(subfigure, [ax_acc, ax_eig], _banded(group), "NSGD overshoot; edge of stability")
     return fig
 
 

@@ -137,7 +137,10 @@ class ABSAStrategy(Strategy):
         seed = self.ctx.run["seed"]
         picked = torch.randperm(len(x), generator=epoch_generator(seed, epoch, EIG_BATCH_STREAM))[: self.eig_batch]
         picked = picked.to(x.device)
-        op = CurvatureOperator(self.model, [(x[picked], y[picked])], loss_fn=self.ctx.loss_fn, check_determinism=False)
+        op = CurvatureOperator(
+            self.model, [(x[picked], y[picked])], loss_fn=self.ctx.loss_fn, mode=self.ctx.products,
+            check_determinism=False,
+        )
         return power_iteration(
             op, max_iter=POWER_ITERS, tol=POWER_TOL, seed=epoch_generator(seed, epoch, EIG_START_STREAM)
         )

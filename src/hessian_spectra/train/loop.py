@@ -231,12 +231,13 @@ def train_run(
     data_root: str | None = None,
     device: str = "cpu",
     subset_path: str | Path | None = None,
+    products: str = "cached",
 ) -> list[dict]:
     """Train one planned run into ``out_dir``; resume from the longest intact prefix of its stored checkpoints.
 
     Writes ``checkpoints/epoch_NNNN.pt`` every epoch (epoch 0 = initial weights), then ``history.tsv`` and
-    ``run.json``. ``subset_path`` is the Hessian subset, for optimizers that train on it (NSGD). Returns the
-    history rows.
+    ``run.json``. ``subset_path`` is the Hessian subset, for optimizers that train on it (NSGD); ``products`` the
+    product kind of the curvature operators a strategy builds (NSGD, ABSA). Returns the history rows.
     """
     run = training_config(run)
     files = RunFiles(str(out_dir))
@@ -251,7 +252,9 @@ def train_run(
 
     torch.manual_seed(run["seed"])
     model = build_from_spec(spec).to(dev)
-    ctx = TrainContext(run=run, device=dev, loss_fn=F.cross_entropy, subset=subset, train_data=data["train"])
+    ctx = TrainContext(
+        run=run, device=dev, loss_fn=F.cross_entropy, subset=subset, train_data=data["train"], products=products
+    )
     strategy: Strategy = make_strategy(ctx, model)
     schedule = LrSchedule(run["schedule"], run["lr"])
 

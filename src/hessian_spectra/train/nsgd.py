@@ -133,7 +133,7 @@ class NSGDStrategy(Strategy):
     def on_epoch_start(self, epoch: int) -> dict:
         x, y = self.ctx.subset
         op = CurvatureOperator(self.model, make_batches(x, y, HVP_BATCH), loss_fn=self.ctx.loss_fn,
-                               l2=self.ctx.run["l2"])
+                               l2=self.ctx.run["l2"], mode=self.ctx.products)
         gen = epoch_generator(self.ctx.run["seed"], epoch, LANCZOS_STREAM)
         k = min(self.kk, op.shape[0])
         result = lanczos(op, k=k, tol=LANCZOS_TOL, max_steps=self.max_steps, seed=gen, eigenvectors=True)

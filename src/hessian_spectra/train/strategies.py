@@ -26,13 +26,15 @@ class EpochPlan:
 
 @dataclass
 class TrainContext:
-    """What a strategy may use: the run config, device, loss and (for NSGD) the fixed Hessian subset."""
+    """What a strategy may use: the run config, device, loss, (for NSGD) the fixed Hessian subset, and the product
+    kind of the curvature operators it builds (NSGD's and ABSA's eigenvalues)."""
 
     run: dict
     device: torch.device
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
     subset: tuple[torch.Tensor, torch.Tensor] | None
     train_data: tuple[torch.Tensor, torch.Tensor]
+    products: str = "cached"
     extras: dict = field(default_factory=dict)
 
 
