@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Device check on one GPU machine in at most 8 minutes: (a) the tiny config end to end on CUDA, recording the
-# device every GPU job saw, then (b) the benchmark harness on CUDA, written to RESULTS-cuda.md.
+# device every GPU job saw, (c) one shard of the paper rehearsal (tests/test_paper_rehearsal.py: the paper's
+# models at full width on its datasets' formats) on CUDA with --resources gpu=1, then (b) the benchmark harness
+# on CUDA, written to RESULTS-cuda.md.
 #
 #   bash benchmarks/gpu_check.sh [--cpu] [--smoke] [--dry-run] [--cores N] [--sections "1 2 4"] [--configfile F]
+#                                [--rehearsal-study S]
 #
 #   --cpu      the same steps on the CPU (device cpu, no GPU resources): checks the script without a GPU
 #   --smoke    the harness at its smoke sizes (default: full sizes, sections 1 2 4, cut off at the time limit)
@@ -10,11 +13,15 @@
 #   --cores N  Snakemake's --cores (default 8)
 #   --sections the harness sections to run (default "1 2 4"; 2 is dropped when the peers are not installed)
 #   --configfile the workflow config of step (a) (default tests/configs/tiny.yaml)
+#   --rehearsal-study the study of the rehearsal shard of step (c) (default hessianflow: c1 and resnet20, ABSA up
+#              to a batch of 16,384); none skips the step
 #
 # Everything is written under $OUT when it is set (the device tool's output folder), else under
 # benchmarks/.cache/gpu-check/ (git-ignored) with RESULTS-cuda.md (RESULTS-cpu.md with --cpu) in benchmarks/.
-# GPU_CHECK_SECONDS (default 480) is the time limit; the Snakemake run stops early enough to leave the harness
-# 200 s, and the harness is stopped at the limit (its report is written only when it finishes).
+# GPU_CHECK_SECONDS (default 480) is the time limit; the tiny run stops early enough to leave the rehearsal shard
+# 150 s and the harness 200 s, the shard early enough to leave the harness its 200 s, and the harness is stopped at
+# the limit (its report is written only when it finishes). The shard's working folder, with its logs and
+# benchmark files (peak memory per job), is kept under rehearsal/.
 #
 # Assumptions: a copy of the repository on a fresh machine without internet. A Python with torch is either on
 # the PATH (then a venv sharing its site-packages gets the package by `pip install --no-deps -e .`, plus what
@@ -25,7 +32,8 @@ set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 LIMIT=${GPU_CHECK_SECONDS:-480}
 HARNESS_SHARE=200
-DEVICE=cuda CORES=8 SMOKE=0 DRY=0 SECTIONS=(1 2 4) CONFIG=$REPO/tests/configs/tiny.yaml
+REHEARSAL_SHARE=150
+DEVICE=cuda CORES=8 SMOKE=0 DRY=0 SECTIONS=(1 2 4) CONFIG=$REPO/tests/configs/tiny.yaml STUDY=hessianflow
 while [ $# -gt 0 ]; do
     case "$1" in
     --cpu) DEVICE=cpu ;;
@@ -34,6 +42,7 @@ while [ $# -gt 0 ]; do
     --cores) CORES=$2 && shift ;;
     --sections) read -r -a SECTIONS <<<"$2" && shift ;;
     --configfile) CONFIG=$(realpath "$2") && shift ;;
+    --rehearsal-study) STUDY=$2 && shift ;;
     *) echo "gpu_check.sh: unknown option $1" >&2 && exit 2 ;;
     esac
     shift
@@ -84,7 +93,7 @@ rm -rf "$WORK" && mkdir -p "$WORK"
 grep -A 40 "^Job stats" "$DEST/plan.txt" | grep -E "^[a-z_]+ +[0-9]+$" || true
 show "${SNAKEMAKE[*]} ${TINY[*]}"
 if [ "$DRY" = 0 ]; then
-    timeout "$(budget "$HARNESS_SHARE")" "${SNAKEMAKE[@]}" "${TINY[@]}" >"$DEST/snakemake.log" 2>&1 ||
+    timeout "$(budget $((HARNESS_SHARE + REHEARSAL_SHARE)))" "${SNAKEMAKE[@]}" "${TINY[@]}" >"$DEST/snakemake.log" 2>&1 ||
         echo "snakemake failed or was stopped: see snakemake.log"
     for dir in logs benchmarks; do
         [ -d "$WORK/results/$dir" ] && cp -r "$WORK/results/$dir" "$DEST/$dir"
@@ -92,6 +101,18 @@ if [ "$DRY" = 0 ]; then
     # the device of every GPU job: gpu_slots.py logs the claimed CUDA_VISIBLE_DEVICES, runtime.py the device name
     grep -r -H -E "CUDA_VISIBLE_DEVICES=|using CUDA device" "$DEST/logs" 2>/dev/null | sed "s#^$DEST/logs/##" >"$DEST/devices.txt" || true
     echo "logs naming a device: $(cut -d: -f1 "$DEST/devices.txt" | sort -u | wc -l) of $(find "$DEST/logs" -type f 2>/dev/null | wc -l)"
+fi
+
+step "(c) the paper rehearsal's $STUDY shard on $DEVICE"
+REHEARSAL=(env "HESSIAN_SPECTRA_REHEARSAL_DIR=$DEST/rehearsal" "HESSIAN_SPECTRA_REHEARSAL_STUDIES=$STUDY"
+    "HESSIAN_SPECTRA_REHEARSAL_DEVICE=$DEVICE" "$PY" -m pytest -q -p no:cacheprovider -m slow -x
+    "$REPO/tests/test_paper_rehearsal.py")
+if [ "$STUDY" != none ]; then
+    show "${REHEARSAL[*]}"
+    if [ "$DRY" = 0 ]; then
+        (cd "$REPO" && timeout "$(budget "$HARNESS_SHARE")" "${REHEARSAL[@]}") >"$DEST/rehearsal.log" 2>&1 ||
+            echo "the rehearsal shard failed or was stopped: see rehearsal.log"
+    fi
 fi
 
 step "(b) the benchmark harness on $DEVICE"

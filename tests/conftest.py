@@ -1,5 +1,7 @@
 """Shared test helpers: the repository root and a Snakemake runner working in a scratch directory."""
 
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -15,13 +17,23 @@ REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / "tests" / "configs" / "tiny.yaml"
 
 
-def snakemake(workdir: Path, *args: str, configfile: Path | None = None, timeout: int = 1500) -> subprocess.CompletedProcess:
-    """Run Snakemake on the repository's Snakefile with ``workdir`` as working directory."""
+def snakemake(
+    workdir: Path, *args: str, configfile: Path | None = None, timeout: int = 1500, env: dict | None = None
+) -> subprocess.CompletedProcess:
+    """Run Snakemake on the repository's Snakefile with ``workdir`` as working directory (``env``: variables added
+    to this process's environment); past ``timeout`` seconds Snakemake and its jobs are killed."""
     command = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir)]
     command += list(args)
     if configfile is not None:  # last: --configfile takes several values and would swallow targets
         command += ["--configfile", str(configfile)]
-    return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                          env={**os.environ, **(env or {})}) as process:
+        try:
+            stdout, stderr = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)  # Snakemake and the jobs it started, not Snakemake alone
+            raise
+    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
 
 
 @pytest.fixture(scope="session")

@@ -1,214 +1,32 @@
 """The real torchvision download path, against small synthetic files in the real formats served on 127.0.0.1.
 
-Each dataset is generated in its on-disk format (gzipped idx files, CIFAR python-pickle tarballs, SVHN
-``.mat``), served by an ``http.server`` in a thread, and torchvision's md5 attributes are pointed at the
-synthetic files; then ``prepare_dataset`` downloads through torchvision's own code and ``load_split`` reads it.
+Each dataset is generated in its on-disk format and served by an ``http.server`` in a thread (tests/torchvision_files.py),
+and torchvision's md5 attributes are pointed at the synthetic files; then ``prepare_dataset`` downloads through
+torchvision's own code and ``load_split`` reads it.
 """
 
 from __future__ import annotations
 
 import argparse
-import gzip
-import hashlib
-import io
 import json
 import os
-import pickle
-import struct
-import tarfile
-import threading
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from urllib.parse import urlparse
 
 import numpy as np
 import pytest
-import scipy.io
 import torch
-from torchvision import datasets as tvd
+import torchvision.datasets as tvd
+from torchvision_files import LocalServer, Synthetic, _idx_labels, make_synthetic, md5
 
 from hessian_spectra.commands import download as download_command
-from hessian_spectra.data.download import prepare_dataset, torchvision_root, verify_dataset
+from hessian_spectra.data.download import (
+    prepare_dataset,
+    torchvision_root,
+    verify_dataset,
+)
 from hessian_spectra.data.load import load_split
 
 TV_DATASETS = ("mnist", "fashionmnist", "cifar10", "cifar100", "svhn")
-
-
-def md5(data: bytes) -> str:
-    return hashlib.md5(data).hexdigest()
-
-
-@dataclass
-class Synthetic:
-    """One generated dataset: served files, the arrays they hold, and how to point torchvision's md5s at them."""
-
-    name: str
-    files: dict[str, bytes]  # file name -> content, in download order
-    train: tuple[np.ndarray, np.ndarray]  # uint8 images (N, C, H, W), int64 labels
-    test: tuple[np.ndarray, np.ndarray]
-    patch: object = field(repr=False)  # callable(monkeypatch)
-
-
-def _idx_images(images: np.ndarray) -> bytes:
-    return gzip.compress(struct.pack(">IIII", 0x803, *images.shape) + images.astype(np.uint8).tobytes(), mtime=0)
-
-
-def _idx_labels(labels: np.ndarray) -> bytes:
-    return gzip.compress(struct.pack(">II", 0x801, len(labels)) + labels.astype(np.uint8).tobytes(), mtime=0)
-
-
-def _labels(rng: np.random.Generator, n: int, num_classes: int) -> np.ndarray:
-    return rng.permutation(np.arange(n) % num_classes).astype(np.int64)
-
-
-def make_mnist(name: str, rng: np.random.Generator, n_train: int = 24, n_test: int = 12) -> Synthetic:
-    cls = tvd.MNIST if name == "mnist" else tvd.FashionMNIST
-    train = (rng.integers(0, 256, (n_train, 1, 28, 28), dtype=np.uint8), _labels(rng, n_train, 10))
-    test = (rng.integers(0, 256, (n_test, 1, 28, 28), dtype=np.uint8), _labels(rng, n_test, 10))
-    files = {
-        "train-images-idx3-ubyte.gz": _idx_images(train[0][:, 0]),
-        "train-labels-idx1-ubyte.gz": _idx_labels(train[1]),
-        "t10k-images-idx3-ubyte.gz": _idx_images(test[0][:, 0]),
-        "t10k-labels-idx1-ubyte.gz": _idx_labels(test[1]),
-    }
-    assert [f for f, _ in cls.resources] == list(files)
-
-    def patch(monkeypatch):
-        monkeypatch.setattr(cls, "resources", [(f, md5(data)) for f, data in files.items()])
-
-    return Synthetic(name, files, train, test, patch)
-
-
-def _tarball(members: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        for member, data in members.items():
-            info = tarfile.TarInfo(member)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
-
-
-def make_cifar(name: str, rng: np.random.Generator) -> Synthetic:
-    cls = tvd.CIFAR10 if name == "cifar10" else tvd.CIFAR100
-    num_classes = 10 if name == "cifar10" else 100
-    label_key = "labels" if name == "cifar10" else "fine_labels"
-    batch_sizes = [4] * len(cls.train_list)
-    batch_sizes = [100] if name == "cifar100" else batch_sizes
-    train_labels = _labels(rng, sum(batch_sizes), num_classes).tolist()  # every class in train and in test
-    members, batches = {}, []
-    for (filename, _), n in zip(cls.train_list, batch_sizes):
-        data = rng.integers(0, 256, (n, 3072), dtype=np.uint8)
-        labels, train_labels = train_labels[:n], train_labels[n:]
-        entry = {"batch_label": filename, "data": data, label_key: labels}
-        if name == "cifar100":
-            entry["coarse_labels"] = [label // 5 for label in labels]
-        members[filename] = pickle.dumps(entry, protocol=2)
-        batches.append((data, labels))
-    test_data = rng.integers(0, 256, (num_classes, 3072), dtype=np.uint8)
-    test_labels = _labels(rng, num_classes, num_classes).tolist()
-    test_entry = {"batch_label": "test", "data": test_data, label_key: test_labels}
-    if name == "cifar100":
-        test_entry["coarse_labels"] = [label // 5 for label in test_labels]
-    members[cls.test_list[0][0]] = pickle.dumps(test_entry, protocol=2)
-    members[cls.meta["filename"]] = pickle.dumps(
-        {cls.meta["key"]: [f"class{i}" for i in range(num_classes)]}, protocol=2
-    )
-    archive = _tarball({f"{cls.base_folder}/{member}": data for member, data in members.items()})
-    train = (
-        np.concatenate([d for d, _ in batches]).reshape(-1, 3, 32, 32),
-        np.array(sum((labels for _, labels in batches), []), dtype=np.int64),
-    )
-    test = (test_data.reshape(-1, 3, 32, 32), np.array(test_labels, dtype=np.int64))
-
-    def patch(monkeypatch):
-        monkeypatch.setattr(cls, "tgz_md5", md5(archive))
-        monkeypatch.setattr(cls, "train_list", [[f, md5(members[f])] for f, _ in cls.train_list])
-        monkeypatch.setattr(cls, "test_list", [[f, md5(members[f])] for f, _ in cls.test_list])
-        monkeypatch.setattr(cls, "meta", {**cls.meta, "md5": md5(members[cls.meta["filename"]])})
-
-    return Synthetic(name, {cls.filename: archive}, train, test, patch)
-
-
-def make_svhn(rng: np.random.Generator) -> Synthetic:
-    cls = tvd.SVHN
-    files, arrays = {}, {}
-    for split, n in (("train", 20), ("test", 10)):
-        x = rng.integers(0, 256, (32, 32, 3, n), dtype=np.uint8)  # SVHN's own layout (H, W, C, N)
-        raw = (np.arange(n) % 10 + 1).astype(np.uint8)  # labels 1..10, 10 is the digit 0
-        buffer = io.BytesIO()
-        scipy.io.savemat(buffer, {"X": x, "y": raw.reshape(-1, 1)})
-        files[cls.split_list[split][1]] = buffer.getvalue()
-        arrays[split] = (x.transpose(3, 2, 0, 1), np.where(raw == 10, 0, raw).astype(np.int64))
-
-    def patch(monkeypatch):
-        split_list = dict(cls.split_list)
-        for split in ("train", "test"):
-            url, filename, _ = split_list[split]
-            split_list[split] = [url, filename, md5(files[filename])]
-        monkeypatch.setattr(cls, "split_list", split_list)
-
-    return Synthetic("svhn", files, arrays["train"], arrays["test"], patch)
-
-
-def make_synthetic(name: str, seed: int = 0) -> Synthetic:
-    rng = np.random.default_rng(seed)
-    if name in ("mnist", "fashionmnist"):
-        return make_mnist(name, rng)
-    if name in ("cifar10", "cifar100"):
-        return make_cifar(name, rng)
-    return make_svhn(rng)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    def do_GET(self):  # noqa: N802 (http.server's name)
-        server = self.server
-        path = urlparse(self.path).path
-        server.requests.append(path)
-        if path not in server.files:
-            self.send_error(404)
-            return
-        body = server.files[path]
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if path in server.drop:  # announce the full length, send half, hang up
-            self.wfile.write(body[: len(body) // 2])
-            self.wfile.flush()
-            self.close_connection = True
-            return
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
-
-
-class LocalServer:
-    """An HTTP server on 127.0.0.1 serving in-memory files, in a daemon thread."""
-
-    def __init__(self):
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        self.httpd.files, self.httpd.drop, self.httpd.requests = {}, set(), []
-        self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        self.thread.start()
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
-
-    def serve(self, synthetic: Synthetic, prefix: str | None = None) -> str:
-        """Serve a dataset's files under /<prefix>/ and return the mirror URL for them."""
-        prefix = prefix or synthetic.name
-        for filename, data in synthetic.files.items():
-            self.httpd.files[f"/{prefix}/{filename}"] = data
-        return f"{self.base}/{prefix}/"
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join(timeout=10)
 
 
 @pytest.fixture
@@ -463,6 +281,17 @@ def test_cli_digits_needs_no_download(tmp_path):
     assert manifest["files"] == [] and manifest["source"] == "sklearn"
 
 
+def test_the_workflow_hands_a_mirror_with_name_placeholder_to_the_download(tmp_path):
+    """`data_mirror: .../{name}/` is the library's placeholder, not a Snakemake wildcard (it stopped the DAG)."""
+    from conftest import REPO, snakemake
+
+    mirror = "http://127.0.0.1:9/{name}/"
+    done = snakemake(tmp_path, "-n", "-p", "--cores", "1", "--config", f"data_mirror={mirror}", configfile=REPO / "configs" / "paper.yaml")
+    assert done.returncode == 0, done.stderr[-2000:]
+    downloads = [line for line in done.stdout.splitlines() if line.startswith("Shell command: hessian-spectra download")]
+    assert len(downloads) == 4 and all(f"--mirror '{mirror}'" in line for line in downloads)
+
+
 def _hinted_command(message: str) -> str:
     """The Python code of the `python -c "..."` command an error message suggests."""
     return message.split('`python -c "', 1)[1].split('"`', 1)[0]
@@ -499,6 +328,7 @@ def test_a_download_with_labels_outside_its_classes_is_never_marked_ready(server
     labels = synthetic.test[1].copy()
     labels[3] = 12
     synthetic.files["t10k-labels-idx1-ubyte.gz"] = _idx_labels(labels)
+    synthetic.md5_attributes["resources"] = [(name, md5(data)) for name, data in synthetic.files.items()]
     synthetic.patch(monkeypatch)
     mirror = server.serve(synthetic)
     with pytest.raises(ValueError) as caught:

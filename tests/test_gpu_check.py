@@ -35,13 +35,18 @@ def test_the_script_parses_and_refuses_unknown_options(tmp_path):
 def test_dry_run_plans_the_tiny_config_on_cuda_and_names_accepted_harness_flags(tmp_path):
     done = gpu_check(tmp_path, "--dry-run")
     assert done.returncode == 0, done.stdout + done.stderr
-    snakemake, harness = shown_commands(done.stdout)
+    snakemake, rehearsal, harness = shown_commands(done.stdout)
     assert snakemake[1:3] == ["-m", "snakemake"]
     assert snakemake[-2:] == ["--configfile", str(REPO / "tests" / "configs" / "tiny.yaml")]
     command = " ".join(snakemake)
     assert "--resources gpu=1" in command and "--config device=cuda gpus=1" in command
     assert f"--directory {tmp_path / 'workdir'}" in command, "a scratch working directory under $OUT"
     assert "train" in (tmp_path / "plan.txt").read_text(), "snakemake -n planned the jobs"
+    assert rehearsal[0] == "env" and rehearsal[-1] == str(REPO / "tests" / "test_paper_rehearsal.py")
+    variables = dict(word.split("=", 1) for word in rehearsal[1:4])
+    assert variables == {"HESSIAN_SPECTRA_REHEARSAL_DIR": str(tmp_path / "rehearsal"),
+                         "HESSIAN_SPECTRA_REHEARSAL_STUDIES": "hessianflow", "HESSIAN_SPECTRA_REHEARSAL_DEVICE": "cuda"}
+    assert rehearsal[5:7] == ["-m", "pytest"] and "slow" in rehearsal
     assert harness[1] == str(REPO / "benchmarks" / "run.py")
     args = parse_args(harness[2:])
     assert args.device == "cuda" and args.out == tmp_path / "RESULTS-cuda.md" and 1 in args.sections
@@ -56,7 +61,8 @@ def test_cpu_mode_runs_a_config_and_the_smoke_harness(tmp_path):
         study["enabled"] = name == "layerhessians"
     configfile = tmp_path / "layerhessians.yaml"
     configfile.write_text(yaml.safe_dump(config))
-    flags = ("--cpu", "--smoke", "--cores", "2", "--sections", "1 4", "--configfile", str(configfile))
+    flags = ("--cpu", "--smoke", "--cores", "2", "--sections", "1 4", "--configfile", str(configfile),
+             "--rehearsal-study", "none")  # the rehearsal's CPU run is tests/test_paper_rehearsal.py's
     done = gpu_check(tmp_path, *flags, seconds=2400)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "failed or was stopped" not in done.stdout, done.stdout

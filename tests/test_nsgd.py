@@ -151,6 +151,21 @@ def test_step_along_top_eigenvector_is_gamma_times_sgd_on_a_quadratic(gamma):
     torch.testing.assert_close(steps["nsgd"][2:], steps["sgd"][2:], rtol=1e-9, atol=1e-14)
 
 
+def test_max_steps_caps_the_per_epoch_lanczos():
+    gen = torch.Generator().manual_seed(3)
+    x = torch.randn(40, 8, generator=gen, dtype=torch.float64) * torch.linspace(0.3, 3.0, 8, dtype=torch.float64)
+    y = torch.randn(40, generator=gen, dtype=torch.float64)
+    rows = {}
+    for max_steps in (None, 3):
+        ctx = _quadratic_context(0.5, x, y, 0.0)
+        if max_steps:
+            ctx.run["optimizer"]["max_steps"] = max_steps
+        torch.manual_seed(0)
+        rows[max_steps] = NSGDStrategy(ctx, nn.Linear(8, 1, bias=False).to(torch.float64)).on_epoch_start(1)
+    assert rows[None]["nsgd_lanczos_steps"] > 3 and rows[None]["nsgd_converged2"]
+    assert rows[3]["nsgd_lanczos_steps"] == 3
+
+
 def test_nsgd_without_gamma_is_refused():
     ctx = _quadratic_context(1.0, torch.zeros(2, 2), torch.zeros(2), 0.0)
     ctx.run["optimizer"] = {"name": "nsgd", "kk": 2}

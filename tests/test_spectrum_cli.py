@@ -194,3 +194,21 @@ def test_every_checkpoint_and_quantity_draws_its_own_probes_reproducibly(files):
         assert first[quantity]["value"] != second[quantity]["value"]
         assert first[quantity]["value"] == again[quantity]["value"]
     assert first["density_trace"]["probes"] == 1 and math.isnan(first["density_trace"]["stderr"])
+
+
+def test_the_job_logs_its_peak_memory_and_cpu_time(files):
+    """What benchmarks/paper_memory.py reads: the kernel's peak, not Snakemake's benchmark samples (every 30 s)."""
+    import re
+    import subprocess
+    import sys
+
+    tmp_path, _, _ = files
+    done = subprocess.run(
+        [sys.executable, "-m", "hessian_spectra", "spectrum", "--checkpoint", str(tmp_path / "ckpt.pt"), "--data",
+         str(tmp_path / "subset.pt"), "--out", str(tmp_path / "table.tsv"), "--top-k", "2", "--threads", "1"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    (line,) = [line for line in done.stderr.splitlines() if "resource use:" in line]
+    peak, user, system = map(float, re.search(r"peak RSS (\d+) MiB, CPU ([\d.]+) s user ([\d.]+) s system", line).groups())
+    assert 100 < peak < 10_000 and user > 0 and system >= 0

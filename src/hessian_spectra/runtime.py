@@ -4,7 +4,9 @@ and the product kind, which each command passes to its curvature operators."""
 from __future__ import annotations
 
 import argparse
+import atexit
 import logging
+import resource
 
 from hessian_spectra.curvature_names import MODES
 from hessian_spectra.gpu_slots import claim_gpu_slot
@@ -60,6 +62,9 @@ def setup_runtime(args: argparse.Namespace, exact: bool = True):
     slot = claim_gpu_slot(args.gpus, args.gpu_lock_dir) if args.device == "cuda" else None
     import torch
 
+    atexit.unregister(log_resource_use)  # once per process, however often it is set up
+    atexit.register(log_resource_use, args.device == "cuda")
+
     from hessian_spectra.curvature import set_default_memory_budget
 
     if args.memory_budget_mb is not None:
@@ -78,3 +83,16 @@ def setup_runtime(args: argparse.Namespace, exact: bool = True):
         log.info("using CUDA device %s (%s)", slot.device, torch.cuda.get_device_name(0))
         return torch.device("cuda", 0), slot
     return torch.device("cpu"), None
+
+
+def log_resource_use(cuda: bool) -> None:
+    """Log the process's peak memory and CPU time (the kernel's accounting, not a sample): ``peak RSS`` in MiB and,
+    on CUDA, the allocator's peak; benchmarks/paper_memory.py reads this line from the jobs' logs."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    line = f"resource use: peak RSS {usage.ru_maxrss / 1024:.0f} MiB, CPU {usage.ru_utime:.1f} s user {usage.ru_stime:.1f} s system"
+    if cuda:
+        import torch
+
+        line += (f", CUDA peak allocated {torch.cuda.max_memory_allocated() / 2**20:.0f} MiB "
+                 f"reserved {torch.cuda.max_memory_reserved() / 2**20:.0f} MiB")
+    log.info(line)

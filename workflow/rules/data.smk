@@ -4,6 +4,7 @@ seeded Hessian subsets, one file each, keyed by what defines them (dataset, prep
 """
 
 import json
+import shlex
 
 from hessian_spectra.data.catalog import DATASET_NAMES
 
@@ -21,7 +22,12 @@ rule download_dataset:
     conda:
         ENV
     params:
-        mirror=f"--mirror {config['data_mirror']}" if config["data_mirror"] else "",
+        # a function: the mirror's `{name}` placeholder is the library's, not a wildcard
+        mirror=lambda wildcards: (
+            f"--mirror {shlex.quote(config['data_mirror'])}"
+            if config["data_mirror"]
+            else ""
+        ),
     shell:
         "hessian-spectra download --dataset {wildcards.dataset} --root resources/data "
         "{params.mirror} > {log} 2>&1"

@@ -28,7 +28,7 @@ from hessian_spectra.train.strategies import Strategy, TrainContext
 
 log = logging.getLogger(__name__)
 
-# Lanczos settings of the per-epoch eigenvectors (the run config carries only gamma and kk).
+# Lanczos settings of the per-epoch eigenvectors (the run config carries gamma, kk and optionally max_steps).
 LANCZOS_TOL = 1e-3
 LANCZOS_MAX_STEPS = 100
 HVP_BATCH = 256
@@ -118,6 +118,7 @@ class NSGDStrategy(Strategy):
         if ctx.subset is None:
             raise ValueError(f"run {ctx.run.get('key')}: optimizer nsgd trains on the Hessian subset; none was given")
         self.gamma, self.kk = float(optimizer["gamma"]), int(optimizer["kk"])
+        self.max_steps = int(optimizer.get("max_steps", LANCZOS_MAX_STEPS))
         self.param_names: list[str] = []
         self.directions: Tensor | None = None
         self.eigenvalues: Tensor | None = None
@@ -135,7 +136,7 @@ class NSGDStrategy(Strategy):
                                l2=self.ctx.run["l2"], mode=self.ctx.products)
         gen = epoch_generator(self.ctx.run["seed"], epoch, LANCZOS_STREAM)
         k = min(self.kk, op.shape[0])
-        result = lanczos(op, k=k, tol=LANCZOS_TOL, max_steps=LANCZOS_MAX_STEPS, seed=gen, eigenvectors=True)
+        result = lanczos(op, k=k, tol=LANCZOS_TOL, max_steps=self.max_steps, seed=gen, eigenvectors=True)
         self.param_names, self.epoch = list(op.param_names), epoch
         self.directions = result.eigenvectors
         self.eigenvalues = torch.from_numpy(result.eigenvalues)
