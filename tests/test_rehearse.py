@@ -19,7 +19,7 @@ RUN_KEYS = ("epochs", "steps_per_epoch", "valid_size", "schedule/milestones/*", 
 # Every key the rehearsal may change, as /-separated paths (`*` = any one key or list index); anything else that
 # differs from paper.yaml (with the schema's defaults filled in) is a structural difference and fails the test.
 SCALED = (
-    ["name", "device", "gpus", "threads"]
+    ["name", "device", "gpus", "threads", "portable_cpu"]
     + [f"studies/*/defaults/{key}" for key in RUN_KEYS]
     + [f"studies/*/runs/*/{key}" for key in RUN_KEYS]
     + [f"studies/*/runs/*/grid/{key}/*" for key in ("epochs", "steps_per_epoch", "valid_size")]
@@ -90,7 +90,7 @@ def test_structure_is_kept_and_only_listed_keys_are_scaled(paper, rehearsal):
         if isinstance(before, (int, float)) and isinstance(after, (int, float)) and path[-1] != "gpus":
             assert after <= before, f"{'/'.join(path)}: {before} -> {after} is not scaled down"
     assert config["name"] == rehearsal_name(paper["name"]) == "paper-rehearsal"
-    assert config["device"] == "cpu" and config["threads"] == 1
+    assert config["device"] == "cpu" and config["threads"] == 1 and config["portable_cpu"] is False
 
 
 def test_the_generic_diff_finds_a_structural_change(paper, rehearsal):

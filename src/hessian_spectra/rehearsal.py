@@ -6,8 +6,9 @@ image sizes, normalisation, augmentation, batch sizes, optimizers with all their
 Hessian kinds, landscape directions, top-k counts, seeds and the memory budget. Scaled (``scale_config``): the
 epochs and steps per epoch, the validation hold-out, step-schedule milestones and plateau / ABSA patience (so
 that every rule of a schedule fires at least once), Hessian subset sizes and their batch sizes, Lanczos steps
-(SLQ steps, ``max_steps``, NSGD's per-epoch Lanczos), probes, landscape grid points, and where the jobs run (``device: cpu``, one GPU
-slot, one thread).
+(SLQ steps, ``max_steps``, NSGD's per-epoch Lanczos), probes, landscape grid points, and where and how the jobs run
+(``device: cpu``, one GPU slot, one thread, and this processor's fastest kernels: ``portable_cpu: false``, since
+pinned SSE4.1 kernels cost full-width convolutions several times their time and a rehearsal's bits matter to no one).
 """
 
 from __future__ import annotations
@@ -198,7 +199,7 @@ def scale_config(config: dict, schema: dict, scale: Scale | None = None) -> dict
     scale = scale or Scale()
     out = with_defaults(config, schema)
     planned = plan_runs(out, schema)
-    out.update(name=rehearsal_name(out["name"]), device="cpu", gpus=1, threads=1)
+    out.update(name=rehearsal_name(out["name"]), device="cpu", gpus=1, threads=1, portable_cpu=False)
     for study in STUDIES:
         study_cfg = out["studies"].get(study)
         runs = [run for run in planned.values() if run["study"] == study]
