@@ -29,8 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def labels(runs: list[dict]) -> list[str]:
     """The optimizer's name in capitals (SGD, ABSA), with the run's variant where a model has two such
     configurations; every seed of a configuration shares its label."""
-    from hessian_spectra.plots.labels import run_labels
     from hessian_spectra.layout import without_seed
+    from hessian_spectra.plots.labels import run_labels
 
     configurations = {without_seed(run["key"]): run for run in runs}
     named = run_labels(list(configurations.values()), lambda run: run["optimizer"]["name"].upper(),

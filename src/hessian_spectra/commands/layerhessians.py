@@ -91,10 +91,10 @@ def _match(args: argparse.Namespace) -> None:
 
 
 def _epochwise(args: argparse.Namespace) -> None:
+    from hessian_spectra.layout import without_seed
     from hessian_spectra.matching import layer_blocks_of, load_spectra
     from hessian_spectra.plots.common import save_figure, use_style
     from hessian_spectra.plots.layerhessians import epochwise_figure
-    from hessian_spectra.layout import without_seed
 
     runs = _runs(args)
     configs = {without_seed(meta["key"]) for meta, _ in runs}
