@@ -24,6 +24,7 @@ class DatasetInfo:
 
     @property
     def needs_download(self) -> bool:
+        """Whether the dataset comes from torchvision and must be downloaded first."""
         return self.source == "torchvision"
 
 

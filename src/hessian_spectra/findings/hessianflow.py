@@ -34,6 +34,7 @@ LAMBDA_RULE, PATIENCE_RULE = "lambda", "patience"
 
 
 def optimizer(run: dict) -> str:
+    """The run's optimizer name."""
     return run["optimizer"]["name"]
 
 

@@ -35,6 +35,7 @@ PROFILE = "wasserstein"  # the profile summed over training (the source's match_
 
 
 def name(group: Sequence[dict]) -> str:
+    """A group of runs' model and dataset, as ``model/dataset``."""
     return f"{group[0]['model']}/{group[0]['dataset']}"
 
 
