@@ -36,18 +36,23 @@ class Largest:
     b: object = None
 
     def offer(self, diff: float, where: str, a: object, b: object) -> None:
+        """Keep ``diff`` and where it was if it is the largest so far (or the first offered)."""
         if diff > self.diff or not self.where:
             self.diff, self.where, self.a, self.b = diff, where, a, b
 
 
 @dataclass
 class Kind:
+    """The largest relative and scaled differences of one kind of quantity, over every table."""
+
     relative: Largest = field(default_factory=Largest)
     scaled: Largest = field(default_factory=Largest)
 
 
 @dataclass
 class TableReport:
+    """One table's comparison: its rows, its largest differences, the non-numeric columns that differ, a note."""
+
     path: Path
     rows: str
     largest: Largest = field(default_factory=Largest)
@@ -62,10 +67,12 @@ def tables(root: Path) -> set[Path]:
 
 
 def excluded(path: Path, patterns: list[str]) -> bool:
+    """Whether ``path`` matches any of the glob ``patterns``."""
     return any(fnmatch.fnmatch(str(path), pattern) for pattern in patterns)
 
 
 def read(path: Path) -> pd.DataFrame:
+    """A table file as a frame: tab-separated for ``.tsv``, comma-separated otherwise."""
     return pd.read_csv(path, sep="\t" if path.suffix == ".tsv" else ",")
 
 
@@ -97,6 +104,7 @@ def kind(path: Path, column: str, quantity: str | None) -> str:
 
 
 def is_numeric(column: pd.Series) -> bool:
+    """Whether a column holds numbers (booleans are compared as text)."""
     return pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column)
 
 
@@ -164,6 +172,7 @@ def markdown(reports: list[TableReport], kinds: dict[str, Kind], only: dict[str,
 
 
 def main(argv: list[str] | None = None) -> None:
+    """Compare the folders ``--a`` and ``--b`` and print the Markdown report (also to ``--out``)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--a", type=Path, required=True, help="a results folder")
     parser.add_argument("--b", type=Path, required=True, help="the results folder to compare it with")

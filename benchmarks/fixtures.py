@@ -55,6 +55,7 @@ def trained_model(choice: ModelChoice, cache_dir: Path, device: torch.device) ->
 
 
 def num_params(model: nn.Module) -> int:
+    """The number of trainable parameters of ``model``."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 

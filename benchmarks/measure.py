@@ -17,6 +17,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 
 def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work (CUDA only), so that a timing includes it."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 

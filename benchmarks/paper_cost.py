@@ -64,6 +64,7 @@ class Cost:
     bound: float = 0.0
 
     def add(self, flops: float, bound: float | None = None) -> None:
+        """Add one piece of work: ``flops`` to the typical cost, ``bound`` (default ``flops``) to the bound."""
         self.typical += flops
         self.bound += flops if bound is None else bound
 
@@ -284,6 +285,7 @@ def rule_jobs(results: Path) -> dict[str, list[dict]]:
 
 
 def report(args: argparse.Namespace) -> str:
+    """The Markdown report: the paper DAG's FLOPs per job, calibrated by the rehearsal, and its GPU-hours."""
     rehearsal_config = load_yaml(args.rehearsal / "paper-rehearsal.yaml")
     rehearsal_results = args.rehearsal / "results"
     ran = observed_steps(rehearsal_results)
@@ -368,6 +370,7 @@ def report(args: argparse.Namespace) -> str:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The command line of ``benchmarks/paper_cost.py``."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", type=Path, default=REPO / "configs" / "paper.yaml")
     parser.add_argument("--rehearsal", type=Path, required=True,
@@ -381,6 +384,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Write the report to ``--out`` and print it."""
     args = parse_args(argv)
     args.config = args.config.resolve()
     text = report(args)

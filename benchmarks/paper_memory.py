@@ -368,6 +368,7 @@ def _paper_rows(config: dict, gpu_gb: float, cpu_gb: float, base: float) -> dict
 
 
 def report(args: argparse.Namespace) -> str:
+    """The Markdown report: the memory model checked against the rehearsals' peak RSS, and the paper DAG's needs."""
     base = base_bytes()
     checks = {"rehearsal": check_rows(args.rehearsal, base)}
     if args.check:
@@ -452,6 +453,7 @@ def report(args: argparse.Namespace) -> str:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The command line of ``benchmarks/paper_memory.py``."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rehearsal", type=Path, required=True, help="a finished rehearsal's working directory")
     parser.add_argument("--check", type=Path, default=None, help="a second rehearsal, at another size")
@@ -465,6 +467,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Make the second-size rehearsal if asked (``--make-check``), then write the report to ``--out`` and print it."""
     args = parse_args(argv)
     args.config = args.config.resolve()
     if args.make_check:

@@ -56,6 +56,7 @@ def weights_digest(path: Path) -> str:
 
 
 def digests(args: argparse.Namespace) -> None:
+    """Print this processor's row of the digest table and every run's final-weights digest (``digests``)."""
     import torch
 
     config = with_defaults({key: value for path in args.configfile for key, value in load_yaml(path).items()}, SCHEMA)
@@ -72,11 +73,13 @@ def digests(args: argparse.Namespace) -> None:
 
 
 def cpu_seconds() -> float:
+    """CPU seconds (user + sys) of this process's finished children so far."""
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
 
 
 def load() -> str:
+    """The load average over 1, 5 and 15 minutes, as ``a/b/c``."""
     return "/".join(f"{value:.1f}" for value in os.getloadavg())
 
 
@@ -94,6 +97,7 @@ def overlay(path: Path, portable: bool) -> Path:
 
 
 def default_run(workdir: Path, portable: bool) -> tuple[float, float, str]:
+    """Run the default config in ``workdir``, pinned or not; its CPU seconds, wall seconds and load before."""
     workdir.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
                "--cores", "2", "--configfile", str(REPO / "config.yaml"), str(overlay(workdir / "cpu.yaml", portable))]
@@ -156,6 +160,7 @@ def breakdown(args: argparse.Namespace) -> None:
 
 
 def cost(args: argparse.Namespace) -> None:
+    """Print the default run's CPU time pinned and not, then its heaviest jobs rerun alternately (``cost``)."""
     scratch = Path(args.scratch)
     threads = with_defaults(load_yaml(REPO / "config.yaml"), SCHEMA)["threads"]
     print(f"{processor()}, {os.cpu_count()} CPUs; torch threads per job: {threads}\n")
@@ -179,6 +184,7 @@ def cost(args: argparse.Namespace) -> None:
 
 
 def main() -> None:
+    """Run the subcommand named on the command line (``digests``, ``cost`` or ``breakdown``)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     digest = commands.add_parser("digests", help="this processor's row of the digest table")

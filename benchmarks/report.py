@@ -28,6 +28,7 @@ class Target:
 
     @property
     def met(self) -> bool:
+        """Whether the measured value meets the target (never when it was not measured)."""
         if math.isnan(self.value):
             return False
         if self.kind == "max":
@@ -38,6 +39,7 @@ class Target:
         return lo <= self.value <= hi
 
     def wanted(self) -> str:
+        """The target in words, e.g. ``<= 2x``."""
         if self.kind == "max":
             return f"<= {self.limit:g}{self.unit}"
         if self.kind == "min":
@@ -45,6 +47,7 @@ class Target:
         return f"{self.limit[0]:g} to {self.limit[1]:g}"
 
     def verdict(self) -> str:
+        """``met``, ``not measured``, or how far the value misses the target."""
         if math.isnan(self.value):
             return "not measured"
         if self.met:
@@ -68,6 +71,7 @@ class Section:
     targets: list[Target] = field(default_factory=list)
 
     def markdown(self) -> str:
+        """The section as Markdown: its title as a heading, then its lines."""
         return "\n".join([f"## {self.title}", "", *self.lines]).rstrip() + "\n"
 
 
@@ -89,6 +93,7 @@ def fmt_values(values) -> str:
 
 
 def megabytes(nbytes: float) -> str:
+    """``nbytes`` in MiB, one decimal."""
     return f"{nbytes / 2**20:.1f}"
 
 
@@ -143,6 +148,7 @@ def header(
 
 
 def targets_table(sections: list[Section]) -> list[str]:
+    """The Markdown table of every section's targets: value, wanted, verdict."""
     rows = [
         [
             target.name,

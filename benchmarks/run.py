@@ -37,6 +37,7 @@ SECTIONS = (1, 2, 3, 4, 5, 6)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The command line of ``benchmarks/run.py``."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--smoke", action="store_true", help="tiny models and sizes: checks every code path quickly")
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
@@ -68,6 +69,7 @@ def _models_section(models: dict[str, torch.nn.Module], sizes: Sizes) -> list[st
 
 
 def run_sections(selected: list[int], sizes: Sizes, device: torch.device, models: dict, results: Path) -> list[Section]:
+    """Build the ``selected`` sections of the report (1 to 6), logging how long each took."""
     builders = {
         1: lambda: products_section(models, sizes, device),
         2: lambda: eigen_section(models, sizes, device),
@@ -86,6 +88,7 @@ def run_sections(selected: list[int], sizes: Sizes, device: torch.device, models
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the selected sections and write the report to ``--out``."""
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     logging.getLogger("hessian_spectra").setLevel(logging.WARNING)

@@ -87,6 +87,7 @@ def rounds_of(fns: dict[str, Callable[[], Any]], rounds: int) -> dict[str, list[
 
 
 def median(times: list[tuple[float, float]], which: int) -> float:
+    """Median over rounds of the wall (``which=0``) or CPU (``which=1``) seconds in ``times``."""
     return statistics.median(t[which] for t in times)
 
 
@@ -207,6 +208,7 @@ def _patched_density(computer) -> tuple[list, list]:
 
 
 def stderr_of(samples: list[float]) -> float:
+    """The standard error of the mean of ``samples`` (NaN for fewer than two)."""
     return float(np.std(samples, ddof=1) / math.sqrt(len(samples))) if len(samples) > 1 else math.nan
 
 
@@ -214,6 +216,8 @@ def side_by_side_section(
     model: nn.Module, x, y, exact: CurvatureOperator, reference: np.ndarray,
     trace_reference: tuple[float, float, int], rounds: int,
 ) -> list[str]:
+    """Section 2 of the report: the three calls' timings in both libraries, and their results against the exact
+    reference."""
     times, results = three_calls(model, x, y, rounds)
     names = list(times)
     pairs = list(zip(names[:4], names[4:]))
@@ -305,6 +309,7 @@ def _z(value: float, stderr: float, ref: float, ref_stderr: float) -> str:
 
 # ---------------------------------------------------------------------------------------------------- main
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The command line of ``benchmarks/side_by_side.py``."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (2)")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of every timing (3)")
@@ -316,6 +321,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Time both libraries' three calls and measure the defaults' accuracy; write the report to ``--out``."""
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     torch.set_num_threads(args.threads)

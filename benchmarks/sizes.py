@@ -41,6 +41,7 @@ class Sizes:
     import_rounds: int
 
     def model(self, name: str) -> ModelChoice:
+        """The model choice named ``name``."""
         return next(choice for choice in self.models if choice.name == name)
 
 

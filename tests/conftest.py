@@ -94,8 +94,8 @@ def make_subset(run: dict, path: Path) -> Path:
 
 def final_checkpoint(run_dir: Path) -> Path:
     """The last checkpoint of a trained run directory (``checkpoints/epoch_{epochs:04d}.pt``)."""
-    from hessian_spectra.tables import load_run
     from hessian_spectra.layout import RunFiles
+    from hessian_spectra.tables import load_run
 
     files = RunFiles(str(run_dir))
     return Path(files.checkpoint(load_run(files.run_json)["epochs"]))
@@ -103,8 +103,8 @@ def final_checkpoint(run_dir: Path) -> Path:
 
 def run_checkpoints(run_dir: Path) -> list[str]:
     """Every checkpoint of a trained run directory, epoch 0 first (what the walking commands' --checkpoints take)."""
-    from hessian_spectra.tables import load_run
     from hessian_spectra.layout import RunFiles
+    from hessian_spectra.tables import load_run
 
     files = RunFiles(str(run_dir))
     return files.checkpoints(load_run(files.run_json)["epochs"])

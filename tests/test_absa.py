@@ -15,14 +15,14 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call, grad
 
+from conftest import REPO
 from hessian_spectra.checkpoint import model_from_checkpoint
 from hessian_spectra.curvature import PowerResult
+from hessian_spectra.layout import RunFiles
 from hessian_spectra.models import build_model
 from hessian_spectra.runs import load_yaml, plan_runs
 from hessian_spectra.train.absa import ABSASchedule, ABSAStrategy, adversarial_count, fgsm
-from hessian_spectra.layout import RunFiles
 from hessian_spectra.train.strategies import TrainContext
-from conftest import REPO
 
 SCHEMA = load_yaml(REPO / "workflow" / "schemas" / "config.schema.yaml")
 EPS = 2.0**-8  # x + EPS is exact in float32 for pixels k / 16, so the step can be compared exactly

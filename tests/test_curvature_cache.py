@@ -4,10 +4,10 @@ model changes, and built once per batch for a whole algorithm run."""
 import numpy as np
 import pytest
 import torch
-from curvature_cases import case, layer_weights, vector_data
 from torch import nn
 from torch.autograd.function import once_differentiable
 
+from curvature_cases import case, layer_weights, vector_data
 from hessian_spectra.curvature import CurvatureOperator, NondeterminismError, lanczos, random_probes, slq
 from hessian_spectra.curvature.cached import AffineBatchNorm, CachedHessian, affine_batch_norm
 

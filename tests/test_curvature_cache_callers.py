@@ -3,9 +3,9 @@ job, the chain-rule tracking, NSGD's per-epoch eigenvectors and ABSA's dominant 
 
 import torch
 import torch.nn.functional as F
-from curvature_cases import case, vector_data
 from torch import nn
 
+from curvature_cases import case, vector_data
 from hessian_spectra.chain_rule import TrackingRequest, track_checkpoint
 from hessian_spectra.curvature.cached import CachedGGN, CachedHessian
 from hessian_spectra.curvature.operator import DETERMINISM_SAMPLES

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 import torch
-from curvature_cases import case, layer_weights, param_slices
 from torch import nn
 
+from curvature_cases import case, layer_weights, param_slices
 from hessian_spectra.curvature import (
     CurvatureOperator,
     dense_hessian,

@@ -11,10 +11,10 @@ import sys
 import pytest
 import torch
 import torch.nn.functional as F
-from curvature_cases import case, layer_weights
 from torch import nn
 
 from conftest import saved_model
+from curvature_cases import case, layer_weights
 from hessian_spectra import cli, curvature_names, runtime
 from hessian_spectra.checkpoint import model_spec
 from hessian_spectra.cli import command_parser

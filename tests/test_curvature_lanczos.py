@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 import torch
-from curvature_cases import case, layer_weights, param_slices
 
+from curvature_cases import case, layer_weights, param_slices
 from hessian_spectra.curvature import (
     CurvatureOperator,
     Operator,

@@ -2,6 +2,8 @@
 
 import pytest
 import torch
+from torch import nn
+
 from curvature_cases import (
     BATCH_SIZE,
     NUM_SAMPLES,
@@ -13,8 +15,6 @@ from curvature_cases import (
     param_slices,
     vector_data,
 )
-from torch import nn
-
 from hessian_spectra.curvature import (
     CurvatureOperator,
     NondeterminismError,

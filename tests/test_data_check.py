@@ -113,8 +113,8 @@ def test_the_known_datasets_classes_bound_the_labels():
 
 def test_training_stops_on_bad_data_before_it_trains(tmp_path, monkeypatch, caplog):
     """A run planned on a good file whose file went bad since: the training job names the file, writes nothing."""
-    from hessian_spectra.runs import load_yaml, plan_runs, run_json
     from conftest import REPO
+    from hessian_spectra.runs import load_yaml, plan_runs, run_json
 
     monkeypatch.chdir(tmp_path)
     good = digits_arrays()

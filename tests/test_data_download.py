@@ -16,7 +16,6 @@ import numpy as np
 import pytest
 import torch
 import torchvision.datasets as tvd
-from torchvision_files import LocalServer, Synthetic, _idx_labels, make_synthetic, md5
 
 from hessian_spectra.commands import download as download_command
 from hessian_spectra.data.download import (
@@ -25,6 +24,7 @@ from hessian_spectra.data.download import (
     verify_dataset,
 )
 from hessian_spectra.data.load import load_split
+from torchvision_files import LocalServer, Synthetic, _idx_labels, make_synthetic, md5
 
 TV_DATASETS = ("mnist", "fashionmnist", "cifar10", "cifar100", "svhn")
 

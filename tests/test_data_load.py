@@ -3,6 +3,7 @@ validation hold-out."""
 
 from __future__ import annotations
 
+import ast
 import gzip
 import hashlib
 import shutil
@@ -13,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import REPO
 from hessian_spectra.data import DATASET_NAMES, dataset_info, load_split, needs_download
 from hessian_spectra.data.load import MNIST5K_MD5, digits_split, load_splits, mnist5k_path, mnist5k_split, read_mnist5k
 from hessian_spectra.data.subset import build_subset
@@ -39,6 +41,19 @@ def test_catalog_import_is_torch_free():
     code = "import sys, hessian_spectra.data.catalog, hessian_spectra.data; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_the_data_modules_import_no_circle():
+    """``catalog`` reads a path's facts from ``files``; ``files`` and ``info`` never import ``catalog``."""
+    data = REPO / "src" / "hessian_spectra" / "data"
+    for module in ("files", "info"):
+        imported = {
+            node.module if isinstance(node, ast.ImportFrom) else alias.name
+            for node in ast.walk(ast.parse((data / f"{module}.py").read_text()))
+            if isinstance(node, (ast.Import, ast.ImportFrom))
+            for alias in node.names
+        }
+        assert not {name for name in imported if name and name.endswith("data.catalog")}, module
 
 
 def test_digits_split_is_fixed():

@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import REPO, make_subset
 from hessian_spectra import cli, layout
 from hessian_spectra.checkpoint import UnreadableFileError, load_checkpoint
 from hessian_spectra.runs import load_yaml, plan_runs
 from hessian_spectra.tables import read_arrays, read_table, regenerate
 from hessian_spectra.train.loop import train_run
-from conftest import REPO, make_subset
 
 SCHEMA = load_yaml(REPO / "workflow" / "schemas" / "config.schema.yaml")
 

@@ -7,9 +7,9 @@ import sys
 import numpy as np
 import pytest
 import torch
-from curvature_cases import case, layer_weights
 from torch import nn
 
+from curvature_cases import case, layer_weights
 from hessian_spectra import Hessian
 from hessian_spectra.curvature import Estimate, LanczosResult, SpectralDensity, dense_hessian, make_batches
 

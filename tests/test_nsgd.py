@@ -14,13 +14,13 @@ import pytest
 import torch
 from torch import nn
 
+from conftest import REPO, final_checkpoint, make_subset
 from hessian_spectra.checkpoint import load_checkpoint, model_from_checkpoint
-from hessian_spectra.runs import load_yaml, plan_runs
 from hessian_spectra.layout import RunFiles
+from hessian_spectra.runs import load_yaml, plan_runs
 from hessian_spectra.train.loop import train_run
 from hessian_spectra.train.nsgd import NSGD, NSGDStrategy
 from hessian_spectra.train.strategies import TrainContext
-from conftest import REPO, final_checkpoint, make_subset
 
 SCHEMA = load_yaml(REPO / "workflow" / "schemas" / "config.schema.yaml")
 

@@ -12,10 +12,10 @@ import pytest
 import torch
 
 from conftest import REPO, make_subset, snakemake, write_config
+from hessian_spectra import layout
 from hessian_spectra.checkpoint import load_checkpoint, model_from_checkpoint
 from hessian_spectra.data.catalog import dataset_info
 from hessian_spectra.data.load import _load_digits, load_split
-from hessian_spectra import layout
 from hessian_spectra.layout import RunFiles
 from hessian_spectra.runs import block_count, load_yaml, plan_runs, run_json
 from hessian_spectra.train.loop import train_run

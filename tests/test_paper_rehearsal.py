@@ -19,14 +19,14 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from benchmarks.paper_cost import DATA_SIZES_FILE
 from conftest import REPO, planned_jobs, snakemake
-from test_paper_config import CATALOGUE
-from torchvision_files import LocalServer, make_synthetic, md5_site
-
 from hessian_spectra import layout
 from hessian_spectra.cli import main as cli
 from hessian_spectra.runs import load_yaml, plan_runs
+from test_paper_config import CATALOGUE
+from torchvision_files import LocalServer, make_synthetic, md5_site
 
 # images (train, test) per dataset: the largest batch of a paper run on it (CIFAR-10: 1,024; the others: 256) plus the
 # rehearsal's validation hold-out (100); 50 test images (hessianflow's Hessian subset is the first 4 of CIFAR-10's)

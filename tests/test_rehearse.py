@@ -5,8 +5,8 @@ from fnmatch import fnmatchcase
 
 import pytest
 import yaml
-from conftest import REPO, planned_jobs, snakemake, training_jobs
 
+from conftest import REPO, planned_jobs, snakemake, training_jobs
 from hessian_spectra.cli import main as cli
 from hessian_spectra.rehearsal import Scale, rehearsal_name, scale_config
 from hessian_spectra.runs import load_yaml, plan_runs, with_defaults

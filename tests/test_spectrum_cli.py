@@ -10,8 +10,8 @@ import torch
 from conftest import saved_model
 from hessian_spectra import cli
 from hessian_spectra.checkpoint import model_spec, save_atomic
-from hessian_spectra.data import load_subset, save_subset
 from hessian_spectra.curvature import dense_hessian, make_batches
+from hessian_spectra.data import load_subset, save_subset
 from hessian_spectra.models import layer_blocks
 from hessian_spectra.spectrum import COLUMNS, SpectrumRequest, compute_spectrum
 

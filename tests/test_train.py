@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from conftest import REPO
 from hessian_spectra.checkpoint import load_checkpoint, model_from_checkpoint
 from hessian_spectra.layout import RunFiles
 from hessian_spectra.runs import load_yaml, plan_runs
 from hessian_spectra.train.loop import DivergenceError, RunConflictError, train_run
-from conftest import REPO
 
 SCHEMA = load_yaml(REPO / "workflow" / "schemas" / "config.schema.yaml")
 

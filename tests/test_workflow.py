@@ -1,8 +1,6 @@
-"""The workflow as users run it: lint/format, planning the default run, and targeted runs on tiny configs."""
+"""The workflow as users run it: planning the default run, and targeted runs on tiny configs."""
 
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -24,17 +22,6 @@ def train_as_one(jobs: dict[str, int]) -> dict[str, int]:
         rule = "train" if re.fullmatch(r"train_\d+_epochs", rule) else rule
         merged[rule] = merged.get(rule, 0) + count
     return merged
-
-
-def test_lint_is_clean(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "snakemake", "--lint"], cwd=REPO, capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-    assert "Congratulations, your workflow is in a good condition!" in result.stdout + result.stderr
-
-
-def test_snakefmt_is_clean():
-    result = subprocess.run([sys.executable, "-m", "snakefmt", "--check", "."], cwd=REPO, capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
 
 
 def test_default_run_is_planned(tmp_path):

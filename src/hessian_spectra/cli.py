@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import atexit
 import importlib
 import logging
 import pkgutil
@@ -14,6 +15,7 @@ import textwrap
 from pathlib import Path
 
 import hessian_spectra.commands
+from hessian_spectra.runtime import log_resource_use
 
 
 def available_commands() -> dict[str, str]:
@@ -77,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         module.run(args)
     except (ValueError, FileNotFoundError, RuntimeError, TimeoutError) as err:
+        atexit.unregister(log_resource_use)  # a failed command says one line
         logging.getLogger("hessian_spectra").error("%s: %s", type(err).__name__, err)
         logging.getLogger("hessian_spectra").debug("traceback", exc_info=True)
         return 2

@@ -19,6 +19,7 @@ RUN_COLUMNS = ("run", "sd", "activation", "epoch", "step")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags of ``hessian-spectra chain-rule``: the walk over checkpoints, the tracked block, probes and top-k."""
     add_walk_arguments(parser, max_steps=100, batch_size=1024)
     parser.add_argument("--block", default="dense1.weight", help="parameter whose Hessian block is tracked")
     parser.add_argument("--frobenius-probes", type=int, default=30, help="Gaussian probes per Frobenius norm (30)")
@@ -27,6 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
+    """Track the chain-rule terms at every checkpoint of the run and write their long table to ``--out``."""
     device, _slot = setup_runtime(args)
     from hessian_spectra.chain_rule import COLUMNS, TrackingRequest, block_label, track_checkpoint
     from hessian_spectra.checkpoint import load_checkpoint, model_from_checkpoint

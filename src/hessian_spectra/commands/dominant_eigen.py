@@ -18,6 +18,7 @@ log = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags of ``hessian-spectra dominant-eigen``: the walk over checkpoints and the power iteration's settings."""
     add_walk_arguments(parser, max_steps=100, batch_size=200)
     parser.add_argument("--power-iters", type=int, default=10, help="power iterations (source: 10)")
     parser.add_argument("--power-tol", type=float, default=1e-2, help="power iteration relative tolerance (1e-2)")
@@ -25,6 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
+    """Estimate the dominant eigenvalue at every checkpoint of the run and write the table to ``--out``."""
     device, _slot = setup_runtime(args)
     from hessian_spectra.inputs import check_walk_subset
     from hessian_spectra.spectrum import SpectrumRequest, checkpoint_spectra

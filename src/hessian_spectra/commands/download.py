@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags of ``hessian-spectra download``: the dataset, its root, a mirror, ``--check-only``, the ready file."""
     parser.add_argument("--dataset", required=True, choices=DATASET_NAMES)
     parser.add_argument(
         "--root", required=True, help="download: the dataset goes to ROOT/NAME; --check-only: a torchvision root"
@@ -40,6 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
+    """Download (or only check) the dataset and, once its files pass the checks, write its ready file."""
     from hessian_spectra.atomic import atomic_write
     from hessian_spectra.data.catalog import needs_download
     from hessian_spectra.data.download import (

@@ -16,6 +16,7 @@ log = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags of ``hessian-spectra export-images``: the dataset, its data root and the output folder."""
     parser.add_argument("--dataset", required=True, choices=DATASET_NAMES)
     parser.add_argument("--out", required=True, help="output folder (replaced as a whole)")
     parser.add_argument("--data-root", default=None, help="torchvision dataset root (not needed for digits or mnist5k)")
@@ -38,6 +39,7 @@ def _write(dataset: str, root: str | None, out: Path) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
+    """Write the dataset's ImageFolder tree to ``--out`` (all of it or nothing)."""
     from hessian_spectra.atomic import atomic_dir
 
     atomic_dir(args.out, lambda tmp: _write(args.dataset, args.data_root, tmp))

@@ -16,6 +16,7 @@ log = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags of ``hessian-spectra findings``: the config's plan and the scorecard's path."""
     parser.add_argument(
         "--plan", required=True,
         help="JSON {config: NAME, runs: {STUDY: [{key: RUN_KEY, epochs: N}, ...]}}: the config's name and planned runs",
@@ -43,6 +44,7 @@ def parse_plan(text: str):
 
 
 def run(args: argparse.Namespace) -> None:
+    """Judge every claim against the plan's tables, write the scorecard to ``--out`` and log each verdict."""
     from hessian_spectra.findings import scorecard
     from hessian_spectra.tables import write_table
 

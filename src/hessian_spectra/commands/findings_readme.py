@@ -18,6 +18,7 @@ DOCS = "docs/findings"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags of ``hessian-spectra findings-readme`` and its actions ``record`` and ``render``."""
     commands = parser.add_subparsers(dest="what", required=True)
     record = commands.add_parser("record", help="keep a run's findings.tsv with its commit, processor and date")
     record.add_argument("--findings", required=True, help="the run's findings.tsv")
@@ -72,6 +73,8 @@ def kept(docs: str) -> dict[str, tuple]:
 
 
 def run(args: argparse.Namespace) -> None:
+    """``record``: keep a scorecard with its record under ``docs/findings``; ``render``: write (or ``--check``)
+    the README's verdict tables and the scorecard's caption."""
     import datetime
     import json
     import shutil

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags of ``hessian-spectra hessianflow figures``: every run's input tables and the three figures' paths."""
     commands = parser.add_subparsers(dest="what", required=True)
     figures = commands.add_parser("figures", help="dominant eigenvalue, ABSA schedule and final density figures")
     figures.add_argument("--runs", nargs="+", required=True, help="run.json of every run of the study")
@@ -29,8 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def labels(runs: list[dict]) -> list[str]:
     """The optimizer's name in capitals (SGD, ABSA), with the run's variant where a model has two such
     configurations; every seed of a configuration shares its label."""
-    from hessian_spectra.plots.labels import run_labels
     from hessian_spectra.layout import without_seed
+    from hessian_spectra.plots.labels import run_labels
 
     configurations = {without_seed(run["key"]): run for run in runs}
     named = run_labels(list(configurations.values()), lambda run: run["optimizer"]["name"].upper(),
@@ -73,6 +74,7 @@ def collect(args: argparse.Namespace) -> tuple[pd.DataFrame, pd.DataFrame, pd.Da
 
 
 def run(args: argparse.Namespace) -> None:
+    """Draw the dominant-eigenvalue, ABSA-schedule and final-ESD figures from the runs' tables."""
     from hessian_spectra.plots.common import save_figure
     from hessian_spectra.plots.hessianflow import absa_schedule_figure, dominant_eigenvalue_figure, esd_final_figure
 

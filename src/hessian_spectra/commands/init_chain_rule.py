@@ -15,6 +15,7 @@ log = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags of ``hessian-spectra init-chain-rule`` and its actions ``table`` and ``figures``."""
     commands = parser.add_subparsers(dest="what", required=True)
     table = commands.add_parser("table", help="the runs' chain-rule tables as one")
     table.add_argument("--tables", nargs="+", required=True, help="chain-rule tables (hessian-spectra chain-rule)")
@@ -25,6 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
+    """``table``: concatenate the runs' chain-rule tables into the study's table; ``figures``: draw it."""
     from hessian_spectra.plots.init_chain_rule import read_tables
     from hessian_spectra.tables import write_table
 

@@ -34,6 +34,7 @@ DIRECTIONS = ("eigen", "random")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags of ``hessian-spectra landscape``: the checkpoint, its data, the directions and the grid."""
     parser.add_argument("--checkpoint", required=True, help="checkpoint file (hessian_spectra.checkpoint format)")
     parser.add_argument("--data", required=True, help="subset file (hessian_spectra.data.save_subset format)")
     parser.add_argument("--out", required=True, help="output table (TSV, long format)")
@@ -93,6 +94,7 @@ def _write_table(path: str, rows: list[dict]) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
+    """Evaluate the loss and accuracy on the grid along each direction kind and write the long table to ``--out``."""
     device, _slot = setup_runtime(args)
     import torch
 

@@ -32,6 +32,7 @@ TABLE_COLUMNS = [
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags of ``hessian-spectra large-batch`` and its actions ``table``, ``spectral`` and ``surface``."""
     commands = parser.add_subparsers(dest="what", required=True)
     table = commands.add_parser("table", help="the top-k eigenvalues of every run and Hessian, one tidy table")
     table.add_argument("--runs", nargs="+", required=True, help="run.json of every run")
@@ -108,6 +109,8 @@ def collect_landscapes(runs: list[dict], landscapes: list[str]):
 
 
 def run(args: argparse.Namespace) -> None:
+    """``table``: collect the runs' top-k eigenvalues into the study's table; ``spectral``: draw it;
+    ``surface``: draw the runs' loss surfaces."""
     from hessian_spectra.tables import read_table, write_table
 
     if args.what == "table":

@@ -27,6 +27,7 @@ def _add_runs(parser: argparse.ArgumentParser, what: str) -> None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags of ``hessian-spectra layerhessians`` and its actions ``match``, ``epochwise`` and ``match-distros``."""
     commands = parser.add_subparsers(dest="what", required=True)
     match = commands.add_parser("match", help="layer-vs-full distances and peak epochs (the study's table)")
     _add_runs(match, "a run's run.json and its spectrum files epoch_NNNN.npz (repeat per run)")
@@ -91,10 +92,10 @@ def _match(args: argparse.Namespace) -> None:
 
 
 def _epochwise(args: argparse.Namespace) -> None:
+    from hessian_spectra.layout import without_seed
     from hessian_spectra.matching import layer_blocks_of, load_spectra
     from hessian_spectra.plots.common import save_figure, use_style
     from hessian_spectra.plots.layerhessians import epochwise_figure
-    from hessian_spectra.layout import without_seed
 
     runs = _runs(args)
     configs = {without_seed(meta["key"]) for meta, _ in runs}
@@ -124,4 +125,5 @@ def _match_distros(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
+    """Run the chosen action: the matching table, the epochwise figures or the matched distributions' figure."""
     {"match": _match, "epochwise": _epochwise, "match-distros": _match_distros}[args.what](args)

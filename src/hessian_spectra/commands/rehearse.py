@@ -17,6 +17,7 @@ log = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags of ``hessian-spectra rehearse``: the config, its schema, the output and every scale factor."""
     from hessian_spectra.rehearsal import Scale
 
     parser.add_argument("config", help="the workflow config to rehearse (e.g. configs/paper.yaml)")
@@ -33,6 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
+    """Scale the config down (``rehearsal.scale_config``) and write the rehearsal config to ``--out``."""
     import yaml
 
     from hessian_spectra.atomic import atomic_write

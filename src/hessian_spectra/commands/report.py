@@ -14,6 +14,7 @@ log = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags of ``hessian-spectra report`` and its actions ``table`` and ``scorecard``."""
     commands = parser.add_subparsers(dest="what", required=True)
     table = commands.add_parser("table", help="a study table (TSV or CSV) as an HTML page")
     table.add_argument("--table", required=True, help="the study's table")
@@ -33,6 +34,8 @@ def _write(path: str, text: str) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
+    """``table``: a study table as an HTML page; ``scorecard``: the scorecard's page, its verdicts table and
+    picture."""
     from hessian_spectra.report_pages import read_text_table, scorecard_html, table_html, verdicts_html
 
     if args.what == "table":

@@ -14,6 +14,7 @@ FIGURES = ("spectrum_trajectory", "lr_grid", "bs_grid", "nsgd_gamma")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags of ``hessian-spectra sharpest-directions`` and its actions ``table`` and ``figures``."""
     commands = parser.add_subparsers(dest="what", required=True)
     for name, text in (("table", "the sharpness table (CSV)"), ("figures", "the four figures")):
         command = commands.add_parser(name, help=text)
@@ -27,6 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
+    """``table``: write the sharpness table; ``figures``: draw the study's four figures."""
     from hessian_spectra.plots import sharpest_directions as plots
     from hessian_spectra.tables import write_table
 

@@ -17,6 +17,7 @@ log = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags of ``hessian-spectra spectrum``: the checkpoint, its subset, the curvature and the quantities."""
     parser.add_argument("--checkpoint", required=True, help="checkpoint file (hessian_spectra.checkpoint format)")
     parser.add_argument("--data", required=True, help="Hessian subset file (hessian-spectra subset)")
     parser.add_argument("--out", required=True, help="output table (TSV, long format)")
@@ -55,6 +56,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
+    """Compute the requested spectra of the checkpoint and write the table (and ``--npz``) atomically."""
     device, _slot = setup_runtime(args)
     from hessian_spectra.checkpoint import load_checkpoint, model_from_checkpoint
     from hessian_spectra.curvature import make_batches

@@ -14,12 +14,14 @@ log = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags of ``hessian-spectra subset``: the subset's spec as JSON, the data root and the output."""
     parser.add_argument("--spec", required=True, help="the subset's spec as JSON")
     parser.add_argument("--out", required=True, help="output file (.pt)")
     parser.add_argument("--data-root", default=None, help="torchvision dataset root (not needed for digits or mnist5k)")
 
 
 def run(args: argparse.Namespace) -> None:
+    """Select the subset the spec names and save it to ``--out``."""
     from hessian_spectra.data.subset import build_subset, save_subset
 
     spec = json.loads(args.spec)

@@ -9,6 +9,7 @@ from hessian_spectra.runtime import add_runtime_arguments, setup_runtime
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags of ``hessian-spectra train``: the run (JSON or file), its directory, data and runtime."""
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--run", help="the run's config as JSON (as planned by hessian_spectra.runs)")
     source.add_argument("--run-file", help="a run.json file")
@@ -19,6 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
+    """Train the run into ``--out-dir``, resuming from the longest intact prefix of its checkpoints."""
     config = json.loads(args.run) if args.run else json.loads(open(args.run_file).read())
     device, _slot = setup_runtime(args, exact=False)
     from hessian_spectra.train.loop import train_run

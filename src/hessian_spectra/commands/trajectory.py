@@ -18,11 +18,13 @@ log = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags of ``hessian-spectra trajectory``: the walk over checkpoints and the Lanczos settings."""
     add_walk_arguments(parser, max_steps=200, batch_size=128)
     parser.add_argument("--top-k", type=int, default=5, help="eigenvalues per checkpoint (5)")
 
 
 def run(args: argparse.Namespace) -> None:
+    """Compute the top-K eigenvalues at every checkpoint of the run and write the table to ``--out``."""
     device, _slot = setup_runtime(args)
     from hessian_spectra.inputs import check_walk_subset
     from hessian_spectra.spectrum import SpectrumRequest, checkpoint_spectra

@@ -73,9 +73,11 @@ class GraphCache:
 
     @property
     def used(self) -> int:
+        """Bytes of the graphs kept."""
         return sum(self.sizes.values())
 
     def clear(self) -> None:
+        """Drop every kept graph and forget the refused batches."""
         self.sizes.clear()
         self._graphs.clear()
         self._refused.clear()

@@ -64,6 +64,7 @@ class HessianGraph:
     grads: dict[str, Tensor]
 
     def held(self) -> list[Tensor]:
+        """The tensors whose graph the cache keeps (and counts)."""
         return list(self.grads.values())
 
 
@@ -79,6 +80,7 @@ class GGNGraph:
     gz: Tensor
 
     def held(self) -> list[Tensor]:
+        """The tensors whose graph the cache keeps (and counts)."""
         return [self.z, self.u, *self.jtu.values(), self.zd, self.gz]
 
 
@@ -112,6 +114,7 @@ class CachedHessian(Cached):
     """H v = d<g, v>/dtheta through the kept graph of the gradient g."""
 
     def prepare(self, x: Tensor, y: Tensor) -> HessianGraph:
+        """One batch's gradient with its graph, over leaves for the groups' parameters."""
         params, names = self.leaves()
         inputs = [params[name] for name in names]
         with torch.enable_grad():
@@ -121,6 +124,7 @@ class CachedHessian(Cached):
         return HessianGraph(dict(zip(names, inputs)), dict(zip(names, grads)))
 
     def apply(self, graph: HessianGraph, T: Tensor, group: int) -> Tensor:
+        """Group ``group``'s H v for every lane of ``T`` (lanes, n), through the batch's kept graph."""
         names = self.groups[group]
         outputs, inputs = [graph.grads[n] for n in names], [graph.leaves[n] for n in names]
         out = self.lanes(lambda *t: grad_of_dot(outputs, t, inputs), list(self.split(T, names).values()))
@@ -131,6 +135,7 @@ class CachedGGN(Cached):
     """G v = J^T (D^2_z L) (J v) through the kept graphs of z, J^T u and dL/dz."""
 
     def prepare(self, x: Tensor, y: Tensor) -> GGNGraph:
+        """One batch's outputs, ``J^T u`` and dL/dz, with their graphs."""
         params, names = self.leaves()
         inputs = [params[name] for name in names]
         with torch.enable_grad():
@@ -143,6 +148,7 @@ class CachedGGN(Cached):
         return GGNGraph(dict(zip(names, inputs)), z, u, dict(zip(names, jtu)), zd, gz)
 
     def apply(self, graph: GGNGraph, T: Tensor, group: int) -> Tensor:
+        """Group ``group``'s G v = J^T H_z J v for every lane of ``T`` (lanes, n), through the batch's kept graphs."""
         names = self.groups[group]
         jtu, inputs = [graph.jtu[n] for n in names], [graph.leaves[n] for n in names]
 

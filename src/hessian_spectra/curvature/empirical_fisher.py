@@ -27,6 +27,7 @@ class PerSampleGradients:
     groups: list[Tensor]
 
     def held(self) -> list[Tensor]:
+        """The tensors the cache keeps (and counts)."""
         return self.groups
 
 
@@ -37,6 +38,7 @@ class CachedEmpiricalFisher(ProductKind):
     keeps_graph = True
 
     def prepare(self, x: Tensor, y: Tensor) -> PerSampleGradients:
+        """One batch's per-sample gradients, a matrix per parameter group."""
         model, loss_fn = self.model, self.loss_fn
 
         def sample_loss(params: dict[str, Tensor], xi: Tensor, yi: Tensor) -> Tensor:
@@ -48,6 +50,7 @@ class CachedEmpiricalFisher(ProductKind):
         return PerSampleGradients([self.flat(grads, group, len(x)) for group in self.groups])
 
     def apply(self, graph: PerSampleGradients, T: Tensor, group: int) -> Tensor:
+        """Group ``group``'s F_b v for every lane of ``T`` (lanes, n)."""
         G = graph.groups[group]
         return (T @ G.T) @ G / G.shape[0]
 
@@ -60,6 +63,7 @@ class EmpiricalFisher(Curvature):
 
     @staticmethod
     def batch_matrix(outputs: Outputs, loss_fn: LossFn, theta: Tensor, x: Tensor, y: Tensor) -> Tensor:
+        """The dense (n, n) empirical Fisher of the batch: the mean of its per-sample gradients' outer products."""
         def losses(t: Tensor) -> Tensor:
             return torch.stack([loss_fn(outputs(t, x[i : i + 1]), y[i : i + 1]) for i in range(len(x))])
 

@@ -57,6 +57,7 @@ class Hessian(Curvature):
 
     @staticmethod
     def batch_matrix(outputs: Outputs, loss_fn: LossFn, theta: Tensor, x: Tensor, y: Tensor) -> Tensor:
+        """The dense (n, n) Hessian of the batch's mean loss."""
         return hessian(lambda t: loss_fn(outputs(t, x), y), theta)
 
 
@@ -68,6 +69,7 @@ class GGN(Curvature):
 
     @staticmethod
     def batch_matrix(outputs: Outputs, loss_fn: LossFn, theta: Tensor, x: Tensor, y: Tensor) -> Tensor:
+        """The dense (n, n) GGN J^T H_z J of the batch's mean loss."""
         z = outputs(theta, x).detach()
         J = jacobian(lambda t: outputs(t, x).reshape(-1), theta)
         Hz = hessian(lambda zz: loss_fn(zz.view_as(z), y), z.reshape(-1))

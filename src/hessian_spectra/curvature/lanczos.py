@@ -111,6 +111,7 @@ class LanczosRun:
     basis: list[Tensor] | None = None
 
     def tridiagonal(self, segment: int, lane: int) -> tuple[np.ndarray, np.ndarray]:
+        """The diagonal and off-diagonal of the tridiagonal T of one segment's lane."""
         m = int(self.lengths[segment, lane])
         return self.alphas[segment, lane, :m], self.betas[segment, lane, : m - 1]
 
@@ -189,6 +190,7 @@ class LanczosResult:
 
     @property
     def all_converged(self) -> bool:
+        """Whether every computed eigenvalue converged (NaN entries, not computed, are left out)."""
         return bool(np.all(self.converged[~np.isnan(self.eigenvalues)]))
 
 

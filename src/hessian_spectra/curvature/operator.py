@@ -57,6 +57,7 @@ class Operator:
         return self._matmat(V)
 
     def matvec(self, v: Tensor) -> Tensor:
+        """``A @ v`` for one vector ``v`` of shape (n,), float64."""
         return self.matmat(v.unsqueeze(1)).squeeze(1)
 
     def __matmul__(self, other: Tensor) -> Tensor:

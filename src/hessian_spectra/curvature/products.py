@@ -58,12 +58,15 @@ class ProductKind:
             self._checked = True
 
     def prepare(self, x: Tensor, y: Tensor) -> object:
+        """The batch's reusable work for ``apply`` (here none: the batch itself)."""
         return x, y
 
     def apply(self, graph: object, T: Tensor, group: int) -> Tensor:  # pragma: no cover - abstract
+        """Group ``group``'s products with every lane of ``T`` (lanes, n) on one prepared batch; returns (lanes, n)."""
         raise NotImplementedError
 
     def primals(self, names: Sequence[str]) -> dict[str, Tensor]:
+        """The named parameters, detached."""
         named = dict(self.model.named_parameters())
         return {name: named[name].detach() for name in names}
 
@@ -74,6 +77,7 @@ class ProductKind:
 
     @staticmethod
     def flat(out: dict[str, Tensor] | Sequence[Tensor], names: Sequence[str], lanes: int) -> Tensor:
+        """``out`` (by name or in the order of ``names``) flattened and joined into (lanes, n)."""
         parts = [out[name] for name in names] if isinstance(out, dict) else out
         return torch.cat([part.reshape(lanes, -1) for part in parts], dim=1)
 
@@ -84,9 +88,11 @@ class ForwardOverReverse(ProductKind):
     mode = "forward"
 
     def lane_fn(self, x: Tensor, y: Tensor, primals: dict[str, Tensor]) -> Callable:  # pragma: no cover - abstract
+        """The product of one lane, a function of its tangents by name, on batch ``(x, y)`` at ``primals``."""
         raise NotImplementedError
 
     def apply(self, graph: Batch, T: Tensor, group: int) -> Tensor:
+        """Group ``group``'s products with every lane of ``T``, ``lane_fn`` vmapped over the lanes."""
         (x, y), names = graph, self.groups[group]
         lane = self.lane_fn(x, y, self.primals(names))
         tangents = self.split(T, names)
@@ -102,6 +108,7 @@ class ForwardHessian(ForwardOverReverse):
     """H v: the ``jvp`` of the gradient."""
 
     def lane_fn(self, x: Tensor, y: Tensor, primals: dict[str, Tensor]) -> Callable:
+        """H t as the ``jvp`` of the gradient."""
         model, loss_fn = self.model, self.loss_fn
         grad_fn = grad(lambda p: loss_fn(functional_call(model, p, (x,)), y))
         return lambda t: jvp(grad_fn, (primals,), (t,))[1]
@@ -111,6 +118,7 @@ class ForwardGGN(ForwardOverReverse):
     """G v = J^T (D^2_z L) (J v): a ``jvp`` of the outputs, of dL/dz, then a ``vjp``."""
 
     def lane_fn(self, x: Tensor, y: Tensor, primals: dict[str, Tensor]) -> Callable:
+        """G t = J^T H_z J t: a ``jvp`` through the outputs and the loss's gradient in z, then a ``vjp``."""
         model, loss_fn = self.model, self.loss_fn
 
         def outputs_of(p: dict[str, Tensor]) -> Tensor:
@@ -133,9 +141,11 @@ class DoubleBackward(ProductKind):
     mode = "double_backward"
 
     def lanes(self, z: Tensor, y: Tensor, leaves: list[Tensor], tangents: list[list[Tensor]]) -> list[list[Tensor]]:
+        """The products of every lane's ``tangents`` from the batch's outputs ``z`` and the ``leaves``."""
         raise NotImplementedError  # pragma: no cover - abstract
 
     def apply(self, graph: Batch, T: Tensor, group: int) -> Tensor:
+        """Group ``group``'s products with every lane of ``T``, the first-order graph built anew for this call."""
         (x, y), names = graph, self.groups[group]
         primals = {name: p.clone().requires_grad_(True) for name, p in self.primals(names).items()}
         leaves = list(primals.values())
@@ -150,6 +160,7 @@ class DoubleBackwardHessian(DoubleBackward):
     """H v = d<g, v>/dtheta through the gradient g built with its graph."""
 
     def lanes(self, z: Tensor, y: Tensor, leaves: list[Tensor], tangents: list[list[Tensor]]) -> list[list[Tensor]]:
+        """H t per lane: the gradient of <g, t>, g with its graph."""
         g = torch.autograd.grad(self.loss_fn(z, y), leaves, create_graph=True, materialize_grads=True)
         self.check_once(g)
         return [grad_of_dot(g, t, leaves) for t in tangents]
@@ -159,6 +170,7 @@ class DoubleBackwardGGN(DoubleBackward):
     """G v = J^T (D^2_z L) (J v), J v as the backward in a dummy u of J^T u."""
 
     def lanes(self, z: Tensor, y: Tensor, leaves: list[Tensor], tangents: list[list[Tensor]]) -> list[list[Tensor]]:
+        """G t = J^T H_z J t per lane, by double backward through ``J^T u`` with a dummy ``u``."""
         u = torch.zeros_like(z, requires_grad=True)
         jtu = torch.autograd.grad(z, leaves, u, create_graph=True, materialize_grads=True)
         zd = z.detach().requires_grad_(True)

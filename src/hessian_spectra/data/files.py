@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from hessian_spectra.atomic import atomic_write
-from hessian_spectra.data.catalog import DatasetInfo
 from hessian_spectra.data.check import SPLITS, check_splits
+from hessian_spectra.data.info import DatasetInfo
 from hessian_spectra.walk import file_digest
 
 log = logging.getLogger(__name__)

@@ -22,9 +22,9 @@ from hessian_spectra.findings.core import (
     UNSURE,
     VERDICTS,
     WINDOW,
-    Z,
     Claim,
     Verdict,
+    Z,
 )
 from hessian_spectra.findings.inputs import load_runs, seed
 

@@ -128,6 +128,7 @@ class Gap:
 
     @property
     def decided(self) -> bool:
+        """Whether the gap exceeds its threshold."""
         return abs(self.difference) > self.threshold
 
     @property
@@ -242,6 +243,7 @@ class Ending:
 
     @property
     def last(self) -> tuple[str, Measure]:
+        """The last window's label and mean."""
         return self.means[-1]
 
     @property

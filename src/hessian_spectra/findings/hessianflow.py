@@ -17,10 +17,10 @@ from hessian_spectra.findings.core import (
     HOLDS,
     MIN_GAP,
     UNSURE,
-    Z,
     Claim,
     Measure,
     Verdict,
+    Z,
     binomial,
     combine,
     difference,
@@ -34,6 +34,7 @@ LAMBDA_RULE, PATIENCE_RULE = "lambda", "patience"
 
 
 def optimizer(run: dict) -> str:
+    """The run's optimizer name."""
     return run["optimizer"]["name"]
 
 

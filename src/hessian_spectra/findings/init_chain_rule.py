@@ -53,6 +53,7 @@ def by_activation(runs: list[dict]) -> dict[str, list[list[dict]]]:
 
 
 def sd_label(group: Sequence[dict]) -> str:
+    """A group of runs' init sd as a label, e.g. ``sd0.1``."""
     return f"sd{group[0]['model_options']['init_sd']:g}"
 
 

@@ -16,10 +16,10 @@ from hessian_spectra.findings.core import (
     TOLD_APART,
     UNSURE,
     WINDOW,
-    Z,
     Claim,
     Measure,
     Verdict,
+    Z,
     combine,
     ending,
     gap,
@@ -35,6 +35,7 @@ PROFILE = "wasserstein"  # the profile summed over training (the source's match_
 
 
 def name(group: Sequence[dict]) -> str:
+    """A group of runs' model and dataset, as ``model/dataset``."""
     return f"{group[0]['model']}/{group[0]['dataset']}"
 
 

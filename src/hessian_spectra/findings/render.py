@@ -23,6 +23,7 @@ def cell(text: object) -> str:
 
 
 def row(cells: list[object]) -> str:
+    """One Markdown table row of ``cells``."""
     return "| " + " | ".join(cell(c) for c in cells) + " |"
 
 

@@ -64,6 +64,7 @@ def label(run: dict) -> str:
 
 
 def optimizer(run: dict) -> str:
+    """The run's optimizer name."""
     return run["optimizer"]["name"]
 
 

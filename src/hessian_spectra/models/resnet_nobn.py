@@ -23,6 +23,7 @@ class PreActBlock(nn.Module):
             self.shortcut = nn.Conv2d(in_planes, planes, 1, stride=stride)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """conv(relu(conv(relu(x)))) + shortcut(x)."""
         y = self.conv2(F.relu(self.conv1(F.relu(x))))
         return y + self.shortcut(x)
 
@@ -67,6 +68,7 @@ class ResNetNoBN(nn.Module):
         nn.init.zeros_(self.dense.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The logits of a batch of images."""
         out = self.layers(self.conv1(x))
         out = F.adaptive_avg_pool2d(F.relu(out), 1).flatten(1)
         return self.dense(out)

@@ -12,7 +12,6 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import seaborn as sns  # noqa: E402
-
 from matplotlib.lines import Line2D  # noqa: E402
 
 from hessian_spectra.atomic import atomic_write  # noqa: E402

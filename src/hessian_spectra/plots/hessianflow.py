@@ -8,7 +8,6 @@ where they can be averaged, a thin line per seed where they cannot; a diverged r
 
 from __future__ import annotations
 
-
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd

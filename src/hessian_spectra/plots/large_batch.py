@@ -17,8 +17,8 @@ import seaborn as sns
 from matplotlib import ticker
 from matplotlib.lines import Line2D
 
-from hessian_spectra.plots.common import DIVERGED_STYLE, UNCONVERGED, unconverged_handle, use_style
 from hessian_spectra.layout import without_seed
+from hessian_spectra.plots.common import DIVERGED_STYLE, UNCONVERGED, unconverged_handle, use_style
 from hessian_spectra.plots.seeds import band_handle, plot_mean_band, seed_stats
 
 HESSIAN_TITLES = {"last_layer": "last-layer Hessian (exact, dense eigh)", "full": "full Hessian (Lanczos)"}

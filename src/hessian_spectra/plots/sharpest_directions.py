@@ -18,13 +18,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib.pyplot as plt
-from matplotlib import ticker
-from matplotlib.lines import Line2D
 import numpy as np
 import pandas as pd
+from matplotlib import ticker
+from matplotlib.lines import Line2D
 
 from hessian_spectra.data.catalog import dataset_info
 from hessian_spectra.divergence import divergence
+from hessian_spectra.layout import without_seed
 from hessian_spectra.plots.common import (
     ACCURACY_BAND_ALPHA,
     ACCURACY_BAND_LABEL,
@@ -34,7 +35,6 @@ from hessian_spectra.plots.common import (
     unconverged_handle,
     use_style,
 )
-from hessian_spectra.layout import without_seed
 from hessian_spectra.plots.seeds import band_handle, plot_mean_band
 from hessian_spectra.tables import load_run, read_table
 

@@ -83,9 +83,11 @@ class ABSASchedule:
         return True
 
     def state_dict(self) -> dict:
+        """The schedule's state, for a checkpoint."""
         return asdict(self)
 
     def load_state_dict(self, state: dict) -> None:
+        """Restore the state ``state_dict`` returned."""
         for key, value in state.items():
             setattr(self, key, value)
 
@@ -120,11 +122,13 @@ class ABSAStrategy(Strategy):
         )
 
     def epoch_plan(self, epoch: int) -> EpochPlan:
+        """The base batch times the schedule's ratio, in micro-batches of the base batch, lr scaled by its factor."""
         base = self.ctx.run["batch_size"]
         ratio, lr_factor = self.schedule.ratio, self.schedule.lr_factor
         return EpochPlan(batch_size=base * ratio, micro_batch_size=base, lr_factor=lr_factor)
 
     def prepare_batch(self, x: Tensor, y: Tensor, epoch: int) -> tuple[Tensor, Tensor]:
+        """Replace the batch's first samples by their FGSM versions, as many as the epoch's adversarial ratio asks."""
         count = adversarial_count(len(x), self.schedule.adversarial_ratio(epoch))
         if count == 0:
             return x, y
@@ -146,6 +150,7 @@ class ABSAStrategy(Strategy):
         )
 
     def on_epoch_end(self, epoch: int, metrics: dict) -> dict:
+        """Check the dominant eigenvalue while the schedule still checks; the schedule's columns of the history row."""
         schedule = self.schedule
         row = {
             "ratio": schedule.ratio,
@@ -172,7 +177,9 @@ class ABSAStrategy(Strategy):
         return row
 
     def state_dict(self) -> dict:
+        """The schedule's state, for a checkpoint."""
         return {"schedule": self.schedule.state_dict()}
 
     def load_state_dict(self, state: dict) -> None:
+        """Restore the state ``state_dict`` returned."""
         self.schedule.load_state_dict(state["schedule"])

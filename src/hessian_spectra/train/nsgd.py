@@ -75,6 +75,7 @@ class NSGD(torch.optim.SGD):
 
     @torch.no_grad()
     def step(self, closure: Callable[[], Tensor] | None = None) -> Tensor | None:
+        """SGD's step with its component along the directions P scaled by ``gamma``; returns the closure's loss."""
         loss = None
         if closure is not None:
             with torch.enable_grad():
@@ -126,11 +127,14 @@ class NSGDStrategy(Strategy):
         super().__init__(ctx, model)
 
     def make_optimizer(self) -> NSGD:
+        """NSGD over the model's parameters with the run's lr, momentum, L2 and this strategy's gamma."""
         run = self.ctx.run
         return NSGD(self.model.parameters(), lr=run["lr"], momentum=run["momentum"], weight_decay=run["l2"],
                     gamma=self.gamma)
 
     def on_epoch_start(self, epoch: int) -> dict:
+        """Set the top eigenvectors on the Hessian subset as the optimizer's directions; their eigenvalues,
+        residuals and Lanczos steps as history columns."""
         x, y = self.ctx.subset
         op = CurvatureOperator(self.model, make_batches(x, y, HVP_BATCH), loss_fn=self.ctx.loss_fn,
                                l2=self.ctx.run["l2"], mode=self.ctx.products)
@@ -157,12 +161,14 @@ class NSGDStrategy(Strategy):
         self.optimizer.set_directions(self.directions, [named[name] for name in self.param_names])
 
     def state_dict(self) -> dict:
+        """The current directions and eigenvalues with their epoch, for a checkpoint (empty before the first)."""
         if self.directions is None:
             return {}
         return {"epoch": self.epoch, "param_names": list(self.param_names), "directions": self.directions,
                 "eigenvalues": self.eigenvalues}
 
     def load_state_dict(self, state: dict) -> None:
+        """Restore the state ``state_dict`` returned and give the directions back to the optimizer."""
         if not state:
             return
         self.epoch, self.param_names = state["epoch"], list(state["param_names"])

@@ -45,9 +45,11 @@ class LrSchedule:
             self.bad_epochs = 0
 
     def state_dict(self) -> dict:
+        """The plateau state, for a checkpoint."""
         return {"plateau_factor": self.plateau_factor, "best": self.best, "bad_epochs": self.bad_epochs}
 
     def load_state_dict(self, state: dict) -> None:
+        """Restore the state ``state_dict`` returned."""
         self.plateau_factor = state["plateau_factor"]
         self.best = state["best"]
         self.bad_epochs = state["bad_epochs"]

@@ -47,28 +47,35 @@ class Strategy:
         self.optimizer = self.make_optimizer()
 
     def make_optimizer(self) -> torch.optim.Optimizer:
+        """The torch optimizer: SGD with the run's lr, momentum and L2."""
         run = self.ctx.run
         return torch.optim.SGD(
             self.model.parameters(), lr=run["lr"], momentum=run["momentum"], weight_decay=run["l2"]
         )
 
     def epoch_plan(self, epoch: int) -> EpochPlan:
+        """How ``epoch`` is run: the run's batch size, no accumulation, no lr factor."""
         batch_size = self.ctx.run["batch_size"]
         return EpochPlan(batch_size=batch_size, micro_batch_size=batch_size)
 
     def prepare_batch(self, x: torch.Tensor, y: torch.Tensor, epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The batch as trained on (here unchanged)."""
         return x, y
 
     def on_epoch_start(self, epoch: int) -> dict:
+        """Work before ``epoch`` starts; returns extra history columns (here none)."""
         return {}
 
     def on_epoch_end(self, epoch: int, metrics: dict) -> dict:
+        """Work after ``epoch``, given its metrics; returns extra history columns (here none)."""
         return {}
 
     def state_dict(self) -> dict:
+        """The strategy's state, saved in every checkpoint (here none)."""
         return {}
 
     def load_state_dict(self, state: dict) -> None:
+        """Restore the state ``state_dict`` returned."""
         pass
 
 
