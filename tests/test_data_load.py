@@ -74,17 +74,21 @@ def _digest(x: torch.Tensor, y: torch.Tensor) -> str:
     return hashlib.sha256(x.numpy().tobytes() + y.numpy().tobytes()).hexdigest()
 
 
+def _digest_in_a_fresh_process(name: str) -> str:
+    """``_digest`` of the dataset's test split at 32x32, loaded by another Python process."""
+    code = (
+        "import hashlib; from hessian_spectra.data import load_split\n"
+        f"x, y = load_split('{name}', 'test', image_size=32)\n"
+        "print(hashlib.sha256(x.numpy().tobytes() + y.numpy().tobytes()).hexdigest())"
+    )
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+
+
 def test_digits_identical_across_calls_and_processes():
     x, y = load_split("digits", "test", image_size=32)
     again = load_split("digits", "test", image_size=32)
     assert torch.equal(x, again[0]) and torch.equal(y, again[1])
-    code = (
-        "import hashlib; from hessian_spectra.data import load_split\n"
-        "x, y = load_split('digits', 'test', image_size=32)\n"
-        "print(hashlib.sha256(x.numpy().tobytes() + y.numpy().tobytes()).hexdigest())"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == _digest(x, y)
+    assert _digest_in_a_fresh_process("digits") == _digest(x, y)
 
 
 def test_digits_values_shapes_and_classes():
@@ -213,13 +217,7 @@ def test_mnist5k_split_is_fixed_and_stratified():
 
 def test_mnist5k_identical_across_processes_and_padded_to_32():
     x, y = load_split("mnist5k", "test", image_size=32)
-    code = (
-        "import hashlib; from hessian_spectra.data import load_split\n"
-        "x, y = load_split('mnist5k', 'test', image_size=32)\n"
-        "print(hashlib.sha256(x.numpy().tobytes() + y.numpy().tobytes()).hexdigest())"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == _digest(x, y)
+    assert _digest_in_a_fresh_process("mnist5k") == _digest(x, y)
     native, _ = load_split("mnist5k", "test")
     assert x.shape == (1000, 1, 32, 32)
     assert torch.equal(x[:, :, 2:30, 2:30], native) and x[:, :, :2].abs().max() == 0  # zero padding, as MNIST's
