@@ -21,11 +21,15 @@ if not workflow.config_settings.configfiles:
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
-include: "workflow/rules/layerhessians.smk"
-include: "workflow/rules/large_batch.smk"
-include: "workflow/rules/sharpest_directions.smk"
-include: "workflow/rules/hessianflow.smk"
-include: "workflow/rules/init_chain_rule.smk"
+include: "workflow/rules/curvature.smk"
+
+
+# each study's own rules (tables and figures), from the registry
+for _study in STUDIES.values():
+
+    include: study_rule_file(_study)
+
+
 include: "workflow/rules/findings.smk"
 include: "workflow/rules/report.smk"
 

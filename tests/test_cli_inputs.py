@@ -13,9 +13,9 @@ import torch
 from conftest import REPO, make_subset, snakemake
 from hessian_spectra import cli, layout
 from hessian_spectra.checkpoint import FORMAT_VERSION, build_from_spec, model_spec, save_atomic
-from hessian_spectra.findings import SOURCES
 from hessian_spectra.inputs import config_entry
 from hessian_spectra.runs import load_yaml, plan_runs, subset_key, training_config
+from hessian_spectra.studies import built_in
 
 SCHEMA = load_yaml(REPO / "workflow" / "schemas" / "config.schema.yaml")
 
@@ -33,7 +33,7 @@ def _error_line(result: subprocess.CompletedProcess) -> str:
 
 # ---------------------------------------------------------------------------------------------------- findings
 @pytest.mark.parametrize("plan, says", [
-    ('{"config": "", "runs": {"bogus": []}}', "--plan: unknown study bogus; allowed: " + ", ".join(SOURCES)),
+    ('{"config": "", "runs": {"bogus": []}}', "--plan: unknown study bogus; allowed: " + ", ".join(study.name for study in built_in())),
     ("...", "--plan: not a plan of runs"),
 ])
 def test_findings_stops_on_a_plan_of_other_studies_and_writes_nothing(plan, says, tmp_path):

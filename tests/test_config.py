@@ -7,8 +7,9 @@ import pytest
 
 from conftest import REPO, snakemake, write_config
 from hessian_spectra.runs import ConfigError, check_config, load_yaml, plan_runs, plan_subsets, run_json, variant_name
+from hessian_spectra.studies import workflow_schema
 
-SCHEMA = load_yaml(REPO / "workflow" / "schemas" / "config.schema.yaml")
+SCHEMA = workflow_schema(REPO / "workflow" / "schemas" / "config.schema.yaml")
 
 
 def _study(**runs_and_defaults) -> dict:
@@ -164,17 +165,17 @@ def test_snakemake_stops_before_any_job(tmp_path, default_config, mutate, messag
 
 
 def test_products_other_than_cached_reach_every_compute_job(tmp_path, default_config):
-    """The config's `products` is every training and curvature job's `--products`; `cached`, the default, adds no
+    """The config's `products` is every training and curvature job's `products` setting; `cached`, the default, adds no
     flag, so that the jobs of existing configs keep their params."""
     commands = {}
     for products in ("cached", "forward"):
         default_config["products"] = products
         result = snakemake(tmp_path, "-n", "-p", configfile=write_config(tmp_path / f"{products}.yaml", default_config))
         assert result.returncode == 0, result.stderr[-2000:]
-        commands[products] = [line for line in result.stdout.splitlines() if "--device cpu" in line]
-    assert commands["cached"] and not any("--products" in line for line in commands["cached"])
+        commands[products] = [line for line in result.stdout.splitlines() if '"device":"cpu"' in line]
+    assert commands["cached"] and not any('"products"' in line for line in commands["cached"])
     assert len(commands["forward"]) == len(commands["cached"])
-    assert all("--products forward" in line for line in commands["forward"])
+    assert all('"products":"forward"' in line for line in commands["forward"])
 
 
 @pytest.mark.parametrize(

@@ -12,12 +12,15 @@ import pytest
 from hessian_spectra import findings, layout
 from hessian_spectra.evidence import Evidence
 from hessian_spectra.findings import FAILS, HOLDS, UNSURE
-from hessian_spectra.findings import hessianflow as flow
-from hessian_spectra.findings import init_chain_rule as icr
-from hessian_spectra.findings import large_batch as lb
-from hessian_spectra.findings import layerhessians as lh
-from hessian_spectra.findings import sharpest_directions as sd
 from hessian_spectra.findings.inputs import load_runs
+from hessian_spectra.studies import built_in
+from hessian_spectra.studies.hessianflow import claims as flow
+from hessian_spectra.studies.init_chain_rule import claims as icr
+from hessian_spectra.studies.large_batch import claims as lb
+from hessian_spectra.studies.layerhessians import claims as lh
+from hessian_spectra.studies.sharpest_directions import claims as sd
+
+CLAIMS = [claim for study in built_in() for claim in study.claims]
 from hessian_spectra.tables import write_table
 
 NAN = float("nan")
@@ -77,7 +80,7 @@ def top_eigenvalues(rows):
          "residual": 1e-4, "relative_residual": 0.0 if ok else 0.5, "tolerance": 1e-3, "converged": ok}
         for key, bs, value, ok in rows
     ])
-    write_table(table, layout.study_table("large_batch", layout.STUDY_TABLES["large_batch"]))
+    write_table(table, layout.study_table("large_batch", "top_eigenvalues.tsv"))
 
 
 @pytest.mark.parametrize(
@@ -284,7 +287,7 @@ def chain_rule(rows):
     """init_chain_rule's study table from (key, epoch, block, quantity, value, stderr) rows."""
     table = pd.DataFrame([{"run": k, "epoch": e, "block": b, "quantity": q, "index": 0, "value": v, "stderr": s}
                           for k, e, b, q, v, s in rows])
-    write_table(table, layout.study_table("init_chain_rule", layout.STUDY_TABLES["init_chain_rule"]))
+    write_table(table, layout.study_table("init_chain_rule", "chain_rule.tsv"))
 
 
 def init_run(sd, activation, seed=0):
@@ -449,10 +452,10 @@ def test_a_full_trace_below_its_layer_blocks_is_flagged():
 def test_scorecard_without_studies_is_inconclusive_per_claim():
     table = findings.scorecard(evidence())
     assert list(table.columns) == list(findings.COLUMNS)
-    assert len(table) == len(findings.CLAIMS) == 15
+    assert len(table) == len(CLAIMS) == 15
     assert set(table["verdict"]) == {UNSURE}
     assert set(table["why"]) == {findings.NOT_RUN}
-    assert table.set_index("study")["source"].to_dict() == findings.SOURCES
+    assert table.set_index("study")["source"].to_dict() == {study.name: study.source for study in built_in()}
 
 
 def test_scorecard_judges_each_seed_and_their_means():
@@ -470,7 +473,7 @@ def test_scorecard_judges_each_seed_and_their_means():
 def test_tables_that_cannot_answer_a_claim_leave_it_inconclusive():
     key = make_run("large_batch", "a", batch_size=16)
     write_table(pd.DataFrame({"run": [key], "batch_size": [16]}),
-                layout.study_table("large_batch", layout.STUDY_TABLES["large_batch"]))
+                layout.study_table("large_batch", "top_eigenvalues.tsv"))
     table = findings.scorecard(evidence("large_batch"))
     rows = table[table["study"] == "large_batch"]
     assert set(rows["verdict"]) == {UNSURE}
@@ -478,6 +481,6 @@ def test_tables_that_cannot_answer_a_claim_leave_it_inconclusive():
 
 
 def test_every_rule_states_its_errors():
-    for claim in findings.CLAIMS:
+    for claim in CLAIMS:
         assert "error" in claim.rule, claim.claim
     assert math.isclose(findings.core.Z, 2.0)

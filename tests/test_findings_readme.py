@@ -8,10 +8,12 @@ import pytest
 
 from conftest import REPO
 from hessian_spectra import cli
-from hessian_spectra.findings import CLAIMS, SOURCES
 from hessian_spectra.findings.render import CAPTION, END, START, place, render, report_caption
+from hessian_spectra.studies import built_in
 from hessian_spectra.tables import read_table, write_table
 
+CLAIMS = [claim for study in built_in() for claim in study.claims]
+SOURCES = {study.name: study.source for study in built_in()}
 RECORD = {"config": "config.yaml", "commit": "abc1234", "processor": "AMD EPYC, 2 logical cores", "date": "2026-12-06"}
 
 

@@ -14,8 +14,9 @@ from hessian_spectra.curvature import dense_hessian, make_batches
 from hessian_spectra.curvature.slq import trapezoid
 from hessian_spectra.matching import COLUMNS, FULL, load_spectra
 from hessian_spectra.models import build_model, layer_block_count, layer_blocks
-from hessian_spectra.runs import STUDIES, load_yaml, plan_runs, plan_subsets
+from hessian_spectra.runs import load_yaml, plan_runs, plan_subsets
 from hessian_spectra.spectrum import SpectrumRequest, compute_spectrum, write_spectrum
+from hessian_spectra.studies import built_in
 
 FIGURES = "results/figures/layerhessians"
 SCHEMA = load_yaml(REPO / "workflow" / "schemas" / "config.schema.yaml")
@@ -73,9 +74,9 @@ def test_layer_densities_agree_with_the_dense_blocks(tmp_path):
 
 def only_layerhessians(config: dict) -> dict:
     config = copy.deepcopy(config)
-    for study in STUDIES:
-        if study != "layerhessians":
-            config["studies"][study]["enabled"] = False
+    for study in built_in():
+        if study.name != "layerhessians":
+            config["studies"][study.name]["enabled"] = False
     return config
 
 
@@ -188,7 +189,7 @@ def test_tiny_workflow_draws_every_figure(tiny_run):
     for figure in figures:
         assert (tmp_path / figure).stat().st_size > 10_000, figure
     blocks = {run["model"]: layer_block_count(run["model"], run.get("model_options")) for run in runs}
-    table = pd.read_csv(tmp_path / layout.study_table("layerhessians", layout.STUDY_TABLES["layerhessians"]), sep="\t")
+    table = pd.read_csv(tmp_path / layout.study_table("layerhessians", "matching.tsv"), sep="\t")
     assert tuple(table.columns) == COLUMNS
     assert len(table) == sum((epochs + 1) * blocks[run["model"]] * 2 for run in runs)
     for label, epoch in study["matching"]["peak_epoch"].items():

@@ -135,7 +135,11 @@ def test_tiny_run_findings_scorecard(tiny_run):
     """findings.tsv: one row per claim of the sources and seed, and with several seeds one on their means (the tiny
     config runs init_chain_rule with two seeds, the other studies with one), each with a valid verdict, its rule and
     the numbers behind it."""
-    from hessian_spectra.findings import CLAIMS, COLUMNS, SOURCES, VERDICTS
+    from hessian_spectra.findings import COLUMNS, VERDICTS
+    from hessian_spectra.studies import built_in
+
+    CLAIMS = [claim for study in built_in() for claim in study.claims]
+    SOURCES = {study.name: study.source for study in built_in()}
 
     table = pd.read_csv(tiny_run / layout.findings(), sep="\t", keep_default_na=False, dtype={"seed": str})
     assert list(table.columns) == list(COLUMNS)

@@ -15,6 +15,7 @@ import textwrap
 from pathlib import Path
 
 import hessian_spectra.commands
+from hessian_spectra import job_settings
 from hessian_spectra.runtime import log_resource_use
 
 
@@ -47,7 +48,8 @@ def _top_parser(commands: dict[str, str]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hessian-spectra",
         description="Hessian spectra of neural networks: training, curvature, landscapes, matching, figures.",
-        epilog=f"commands:\n{listing}\n\n`hessian-spectra COMMAND --help` describes one command.",
+        epilog=f"commands:\n{listing}\n\n`hessian-spectra COMMAND --help` describes one command; "
+        "`--settings JSON` stands for the flags its object names (what workflow jobs pass).",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
@@ -69,7 +71,11 @@ def main(argv: list[str] | None = None) -> int:
     commands = available_commands()
     top = _top_parser(commands).parse_args(argv)
     parser, module = command_parser(top.command, commands[top.command])
-    args = parser.parse_args(top.arguments)
+    try:
+        arguments = job_settings.expand(top.arguments)
+    except ValueError as err:
+        parser.error(str(err))
+    args = parser.parse_args(arguments)
     logging.basicConfig(
         level=top.log_level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

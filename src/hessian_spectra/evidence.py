@@ -8,7 +8,7 @@ the scorecard of one config never sees another config's runs or an undeclared ta
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -17,30 +17,7 @@ from hessian_spectra import layout
 if TYPE_CHECKING:
     import pandas as pd
 
-
-def _study_tables(study: str, config: str) -> list[str]:
-    """The study tables the scorecard reads for ``study``."""
-    names = {
-        "large_batch": [layout.STUDY_TABLES["large_batch"]],
-        "sharpest_directions": [layout.STUDY_TABLES["sharpest_directions"]],
-        "init_chain_rule": [layout.STUDY_TABLES["init_chain_rule"]],
-        "layerhessians": [layout.MATCH_PROFILES],
-    }.get(study, [])
-    return [layout.study_table(study, name, config) for name in names]
-
-
-def _run_tables(study: str, run: Mapping[str, Any]) -> list[str]:
-    """The per-run curvature tables the scorecard reads for one run of ``study``."""
-    key = run["key"]
-    if study == "large_batch":
-        return [layout.landscape(key)]
-    if study == "sharpest_directions":
-        return [layout.trajectory(key)]
-    if study == "hessianflow":
-        return [layout.dominant_eigen(key)]
-    if study == "layerhessians":
-        return [layout.layer_spectrum(key, epoch, "tsv") for epoch in range(run["epochs"] + 1)]
-    return []
+    from hessian_spectra.studies import Study
 
 
 @dataclass(frozen=True)
@@ -49,38 +26,59 @@ class Evidence:
 
     config: str
     runs: Mapping[str, list[dict]]
+    modules: tuple[str, ...] = ()  # the config's ``study_modules``
     _files: frozenset[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        unknown = sorted(set(self.runs) - set(self.studies))
+        if unknown:
+            raise ValueError(f"unknown stud{'ies' if len(unknown) > 1 else 'y'} {', '.join(unknown)}; "
+                             f"allowed: {', '.join(self.studies)}")
         object.__setattr__(self, "_files", frozenset(self.files()))
 
     @classmethod
-    def of(cls, config: str, planned: Mapping[str, Mapping[str, Any]], studies: list[str]) -> Evidence:
-        """The evidence of ``studies`` from the planned runs (``runs.plan_runs``) of the config named ``config``."""
+    def of(cls, config: str, planned: Mapping[str, Mapping[str, Any]], studies: list[str],
+           modules: Sequence[str] = ()) -> Evidence:
+        """The evidence of ``studies`` from the planned runs (``runs.plan_runs``) of the config named ``config``,
+        whose ``study_modules`` are ``modules``."""
         runs = {study: [] for study in studies}
         for run in planned.values():
             if run["study"] in runs:
                 runs[run["study"]].append({"key": run["key"], "epochs": run["epochs"]})
-        return cls(config, runs)
+        return cls(config, runs, tuple(modules))
 
     @classmethod
     def from_json(cls, text: str) -> Evidence:
         """The evidence ``to_json`` wrote."""
         plan = json.loads(text)
-        return cls(plan["config"], plan["runs"])
+        return cls(plan["config"], plan["runs"], tuple(plan.get("modules", ())))
 
     def to_json(self) -> str:
         """The plan as one line of JSON (what the findings job receives)."""
-        return json.dumps({"config": self.config, "runs": self.runs}, sort_keys=True, separators=(",", ":"))
+        plan = {"config": self.config, "runs": self.runs, **({"modules": list(self.modules)} if self.modules else {})}
+        return json.dumps(plan, sort_keys=True, separators=(",", ":"))
+
+    @property
+    def studies(self) -> dict[str, Study]:
+        """The registry of the config's studies."""
+        from hessian_spectra.studies import registry
+
+        return registry(self.modules)
+
+    def study_table(self, study: str, name: str | None = None) -> str:
+        """The path of ``study``'s table ``name`` in this config (default: the study's own table)."""
+        return layout.study_table(study, name or self.studies[study].table, self.config)
 
     def files(self) -> list[str]:
         """Every file the scorecard reads: each planned run's record and history and the tables made from it."""
         files = []
-        for study, runs in self.runs.items():
-            files += _study_tables(study, self.config) if runs else []
+        studies = self.studies
+        for name, runs in self.runs.items():
+            study = studies[name]
+            files += [self.study_table(name, table) for table in study.scorecard_tables] if runs else []
             for run in runs:
                 run_files = layout.run_files(run["key"])
-                files += [run_files.run_json, run_files.history, *_run_tables(study, run)]
+                files += [run_files.run_json, run_files.history, *study.run_tables(run)]
         return files
 
     def read_json(self, path: str) -> dict:

@@ -204,10 +204,3 @@ def chain_rule(key: str) -> str:
 
 # layerhessians: each layer's distance against relative depth, what the matching figures draw
 MATCH_PROFILES = "match_profiles.tsv"
-# The main table of each study.
-STUDY_TABLES = {
-    "layerhessians": "matching.tsv",
-    "large_batch": "top_eigenvalues.tsv",
-    "sharpest_directions": "sharpness_table.csv",
-    "init_chain_rule": "chain_rule.tsv",
-}

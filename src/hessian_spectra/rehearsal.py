@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from hessian_spectra.runs import STUDIES, data_info, deep_merge, plan_runs, with_defaults
+from hessian_spectra.runs import data_info, deep_merge, plan_runs, with_defaults
 
 SUFFIX = "-rehearsal"
 # Per study, its curvature sections: (section, key) -> what the key is (a kind of ``_scale_curvature``).
@@ -200,8 +200,8 @@ def scale_config(config: dict, schema: dict, scale: Scale | None = None) -> dict
     out = with_defaults(config, schema)
     planned = plan_runs(out, schema)
     out.update(name=rehearsal_name(out["name"]), device="cpu", gpus=1, threads=1, portable_cpu=False)
-    for study in STUDIES:
-        study_cfg = out["studies"].get(study)
+    for study in out["studies"]:
+        study_cfg = out["studies"][study]
         runs = [run for run in planned.values() if run["study"] == study]
         if study_cfg is None or not runs:
             continue

@@ -20,7 +20,6 @@ from hessian_spectra.data.files import inspect_data, is_data_path
 from hessian_spectra.layout import RUN_PATTERN
 from hessian_spectra.models.catalog import MODEL_OPTIONS, is_factory, layer_block_count
 
-STUDIES = ("layerhessians", "large_batch", "sharpest_directions", "hessianflow", "init_chain_rule")
 REQUIRED_RUN_KEYS = ("model", "dataset", "batch_size", "epochs", "lr")
 # optimizers whose training reads the study's Hessian subset (NSGD's per-epoch eigenvectors): for them the
 # subset is part of the run's identity

@@ -8,33 +8,40 @@ from snakemake.logging import logger
 from snakemake.utils import validate
 from snakemake_interface_executor_plugins.settings import DeploymentMethod
 
-from hessian_spectra import layout
+from hessian_spectra import job_settings, layout
 from hessian_spectra.data.catalog import needs_download
 from hessian_spectra.data.files import is_data_path
 from hessian_spectra.layout import RUN_PATTERN
 from hessian_spectra.portable import shell_exports
 from hessian_spectra.runs import (
-    STUDIES,
     ConfigError,
     check_config,
     load_yaml,
     plan_runs,
     plan_subsets,
-    run_json,
     runs_of,
     subset_key,
+    training_config,
+    with_defaults,
 )
+from hessian_spectra.studies import config_schema, job_inputs, registry
+from hessian_spectra.studies import job_settings as study_job_settings
 from hessian_spectra.verify import restore_checkpoints
 
-SCHEMA = load_yaml(
-    Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
-)
-
+# The studies: the built-in ones and those of the config's `study_modules`; the schema gets a section for each.
 try:
+    STUDIES = registry(config.get("study_modules", []))
+    SCHEMA = config_schema(
+        load_yaml(
+            Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
+        ),
+        STUDIES,
+    )
     check_config(config, SCHEMA)
     validate(config, "../schemas/config.schema.yaml")
+    config.update(with_defaults(config, SCHEMA))
     RUNS = plan_runs(config, SCHEMA)
-except ConfigError as err:
+except ValueError as err:
     raise WorkflowError(f"invalid config: {err}") from None
 SUBSETS = plan_subsets(RUNS)
 
@@ -69,7 +76,6 @@ shell.prefix(
 ENV = "../../envs/hessian-spectra.yaml"
 
 RUN_FILES = layout.run_files(RUN_PATTERN)
-TARGETS = {}
 # Trained runs and their per-run tables are shared by every config in this folder; what a config makes of them
 # (study tables, figures, scorecard, their logs) lives under its own `name` (layout.config_root).
 CONFIG_NAME = config["name"]
@@ -168,16 +174,8 @@ def gpu_request(wildcards):
     return 1 if config["device"] == "cuda" else 0
 
 
-RUNTIME_FLAGS = (
-    f"--device {config['device']} --gpus {config['gpus']}"
-    + (f" --gpu-lock-dir {config['gpu_lock_dir']}" if config["gpu_lock_dir"] else "")
-    + (
-        f" --memory-budget-mb {config['memory_budget_mb']}"
-        if config["memory_budget_mb"] is not None
-        else ""
-    )
-    + (f" --products {config['products']}" if config["products"] != "cached" else "")
-)
+# what every training and curvature job takes from the config besides its own settings
+RUNTIME = job_settings.runtime(config)
 
 
 def check_device():
@@ -203,16 +201,63 @@ def study_enabled(study):
     return study in config["studies"] and config["studies"][study]["enabled"]
 
 
+def study_rule_file(study):
+    """A study's rule file: a built-in study's under workflow/, one of `study_modules` beside its module."""
+    return str(Path(workflow.basedir) / "workflow" / study.rules)
+
+
+def study_runs(study):
+    """The planned runs of `study`."""
+    return runs_of(RUNS, study)
+
+
+def study_settings(study):
+    """The config section of `study` (its defaults filled in), empty if the config has none."""
+    return config["studies"].get(study, {})
+
+
+def study_targets(study):
+    """A study's figures and table, if the config runs it."""
+    runs = runs_of(RUNS, study.name)
+    if not runs:
+        return []
+    figures = study.figures(runs, study_settings(study.name))
+    table = [config_table(study.name, study.table)] if study.table else []
+    return [config_figure(study.name, name) for name in figures] + table
+
+
+def run_job_inputs(study, job):
+    """The input function of a per-run job: its files by flag."""
+    return lambda wildcards: job_inputs(
+        job, study_settings(study.name), run_of(wildcards), wildcards.get("epoch")
+    )
+
+
+def run_job_settings(study, job):
+    """The params function of a per-run job: every flag of its command as one JSON object."""
+    return lambda wildcards, input, output, threads: job_settings.to_json(
+        study_job_settings(
+            job,
+            study_settings(study.name),
+            run_of(wildcards),
+            wildcards,
+            input,
+            output,
+            {**RUNTIME, "threads": threads},
+        )
+    )
+
+
 def all_targets():
     """Every figure and table of the enabled studies, the findings scorecard, and any lost checkpoint (the default
     target)."""
     return (
         [
             target
-            for study in STUDIES
-            if study_enabled(study)
-            for target in TARGETS.get(study, [])
+            for study in STUDIES.values()
+            if study_enabled(study.name)
+            for target in study_targets(study)
         ]
-        + TARGETS.get("findings", [])
+        + [layout.findings(CONFIG_NAME)]
         + LOST_CHECKPOINTS
     )

@@ -4,9 +4,11 @@ from them, every file it reads a declared input (one cheap job after all of them
 from hessian_spectra.evidence import Evidence
 
 EVIDENCE = Evidence.of(
-    CONFIG_NAME, RUNS, [study for study in STUDIES if study_enabled(study)]
+    CONFIG_NAME,
+    RUNS,
+    [study for study in STUDIES if study_enabled(study)],
+    config["study_modules"],
 )
-TARGETS["findings"] = [layout.findings(CONFIG_NAME)]
 
 
 localrules:

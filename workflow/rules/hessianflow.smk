@@ -4,76 +4,8 @@ and Lanczos with its residual), SGD vs ABSA; Hutchinson trace and SLQ density at
 
 HESSIANFLOW = config["studies"].get("hessianflow", {})
 HESSIANFLOW_RUNS = runs_of(RUNS, "hessianflow")
-# CLI flags (--key-name value) of the study's `eigen` and `final` sections
-HESSIANFLOW_FLAGS = {
-    section: " ".join(
-        f"--{key.replace('_', '-')} {value}"
-        for key, value in HESSIANFLOW.get(section, {}).items()
-    )
-    for section in ("eigen", "final")
-}
-
-if study_enabled("hessianflow"):
-    TARGETS["hessianflow"] = [
-        config_figure("hessianflow", f"{name}.png")
-        for name in ("dominant_eigenvalue", "absa_schedule", "esd_final")
-    ]
-
-
 localrules:
     hessianflow_figures,
-
-
-rule hessianflow_eigen:
-    input:
-        run=RUN_FILES.run_json,
-        checkpoints=run_checkpoints,
-        subset=run_subset,
-    output:
-        layout.dominant_eigen(RUN_PATTERN),
-    log:
-        run_log("hessianflow_eigen"),
-    benchmark:
-        run_benchmark("hessianflow_eigen")
-    wildcard_constraints:
-        study="hessianflow",
-    conda:
-        ENV
-    threads: config["threads"]
-    resources:
-        gpu=gpu_request,
-    params:
-        flags=HESSIANFLOW_FLAGS["eigen"],
-        runtime=RUNTIME_FLAGS,
-    shell:
-        "hessian-spectra dominant-eigen --run-json {input.run} --checkpoints {input.checkpoints} "
-        "--subset {input.subset} --out {output} {params.flags} {params.runtime} --threads {threads} > {log} 2>&1"
-
-
-rule hessianflow_final:
-    input:
-        checkpoint=last_checkpoint,
-        subset=run_subset,
-    output:
-        table=layout.final_trace_density(RUN_PATTERN, "tsv"),
-        npz=layout.final_trace_density(RUN_PATTERN, "npz"),
-    log:
-        run_log("hessianflow_final"),
-    benchmark:
-        run_benchmark("hessianflow_final")
-    wildcard_constraints:
-        study="hessianflow",
-    conda:
-        ENV
-    threads: config["threads"]
-    resources:
-        gpu=gpu_request,
-    params:
-        flags=HESSIANFLOW_FLAGS["final"],
-        runtime=RUNTIME_FLAGS,
-    shell:
-        "hessian-spectra spectrum --checkpoint {input.checkpoint} --data {input.subset} --out {output.table} "
-        "--npz {output.npz} {params.flags} {params.runtime} --threads {threads} > {log} 2>&1"
 
 
 rule hessianflow_figures:

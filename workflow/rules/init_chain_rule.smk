@@ -17,49 +17,10 @@ ICR_SD_FIGURES = [
 ]
 ICR_TERMS_FIGURE = config_figure("init_chain_rule", "chain_rule_terms.png")
 ICR_ALL_SDS_FIGURE = config_figure("init_chain_rule", "init_sd_all.png")
-ICR_TABLE = config_table("init_chain_rule", layout.STUDY_TABLES["init_chain_rule"])
-if ICR_RUNS:
-    TARGETS["init_chain_rule"] = ICR_SD_FIGURES + [
-        ICR_ALL_SDS_FIGURE,
-        ICR_TERMS_FIGURE,
-        ICR_TABLE,
-    ]
-
-
+ICR_TABLE = config_table("init_chain_rule", STUDIES["init_chain_rule"].table)
 localrules:
     chain_rule_table,
     chain_rule_figures,
-
-
-rule chain_rule_tracking:
-    input:
-        run=RUN_FILES.run_json,
-        checkpoints=run_checkpoints,
-        subset=run_subset,
-    output:
-        layout.chain_rule(RUN_PATTERN),
-    log:
-        run_log("chain_rule"),
-    benchmark:
-        run_benchmark("chain_rule")
-    wildcard_constraints:
-        study="init_chain_rule",
-    conda:
-        ENV
-    threads: config["threads"]
-    resources:
-        gpu=gpu_request,
-    params:
-        # every key of the `tracking` section is a flag of the command
-        tracking=lambda wildcards: " ".join(
-            f"--{key.replace('_', '-')} {value}"
-            for key, value in config["studies"]["init_chain_rule"]["tracking"].items()
-        ),
-        runtime=RUNTIME_FLAGS,
-    shell:
-        "hessian-spectra chain-rule --run-json {input.run} --checkpoints {input.checkpoints} "
-        "--subset {input.subset} --out {output} {params.tracking} {params.runtime} --threads {threads} "
-        "> {log} 2>&1"
 
 
 rule chain_rule_table:

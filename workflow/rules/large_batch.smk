@@ -11,7 +11,7 @@ from hessian_spectra.inputs import config_entry
 
 LARGE_BATCH = config["studies"].get("large_batch", {})
 LARGE_BATCH_RUNS = runs_of(RUNS, "large_batch")
-LARGE_BATCH_TABLE = config_table("large_batch", layout.STUDY_TABLES["large_batch"])
+LARGE_BATCH_TABLE = config_table("large_batch", STUDIES["large_batch"].table)
 LARGE_BATCH_BY_SIZE = {
     str(size): [r["key"] for r in LARGE_BATCH_RUNS if r["batch_size"] == size]
     for size in sorted({r["batch_size"] for r in LARGE_BATCH_RUNS})
@@ -31,95 +31,6 @@ localrules:
     large_batch_table,
     large_batch_spectral_figure,
     large_batch_surface_figure,
-
-
-rule large_batch_spectrum:
-    input:
-        final=last_checkpoint,
-        subset=run_subset,
-    output:
-        table=layout.final_spectrum(RUN_PATTERN, "{hessian}", "tsv"),
-        npz=layout.final_spectrum(RUN_PATTERN, "{hessian}", "npz"),
-    log:
-        run_log("large_batch_spectrum_{hessian}"),
-    benchmark:
-        run_benchmark("large_batch_spectrum_{hessian}")
-    wildcard_constraints:
-        study="large_batch",
-        hessian="last_layer|full",
-    conda:
-        ENV
-    threads: config["threads"]
-    resources:
-        gpu=gpu_request,
-    params:
-        top_k=lambda wildcards: LARGE_BATCH["spectrum"]["top_k"],
-        batch_size=lambda wildcards: LARGE_BATCH["spectrum"]["batch_size"],
-        method=lambda wildcards: (
-            "--params last_layer --dense --max-lanes 64"
-            if wildcards.hessian == "last_layer"
-            else f"--params all --tol {LARGE_BATCH['spectrum']['tol']} "
-            f"--max-steps {LARGE_BATCH['spectrum']['max_steps']}"
-        ),
-        eigenvectors=lambda wildcards: (
-            "--eigenvectors"
-            if "eigen" in LARGE_BATCH["landscape"]["directions"]
-            and wildcards.hessian == LARGE_BATCH["landscape"]["hessian"]
-            else ""
-        ),
-        runtime=RUNTIME_FLAGS,
-    shell:
-        "hessian-spectra spectrum --checkpoint {input.final} --data {input.subset} --out {output.table} "
-        "--npz {output.npz} --top-k {params.top_k} --batch-size {params.batch_size} {params.method} "
-        "{params.eigenvectors} {params.runtime} --threads {threads} > {log} 2>&1"
-
-
-rule large_batch_landscape:
-    input:
-        final=last_checkpoint,
-        subset=run_subset,
-        eigenvectors=lambda wildcards: (
-            layout.final_spectrum(
-                run_of(wildcards)["key"], LARGE_BATCH["landscape"]["hessian"], "npz"
-            )
-            if "eigen" in LARGE_BATCH["landscape"]["directions"]
-            else []
-        ),
-    output:
-        layout.landscape(RUN_PATTERN),
-    log:
-        run_log("large_batch_landscape"),
-    benchmark:
-        run_benchmark("large_batch_landscape")
-    wildcard_constraints:
-        study="large_batch",
-    conda:
-        ENV
-    threads: config["threads"]
-    resources:
-        gpu=gpu_request,
-    params:
-        directions=lambda wildcards: LARGE_BATCH["landscape"]["directions"],
-        grid=lambda wildcards: (
-            f"--grid-points {LARGE_BATCH['landscape']['grid_points']} "
-            f"--extent {LARGE_BATCH['landscape']['extent']} "
-            f"--batch-size {LARGE_BATCH['landscape']['batch_size']}"
-        ),
-        eigenvectors=lambda wildcards, input: (
-            f"--eigenvectors {input.eigenvectors}" if input.eigenvectors else ""
-        ),
-        random_params=lambda wildcards: (
-            "last_layer"
-            if LARGE_BATCH["landscape"]["random_params"] == "hessian"
-            and LARGE_BATCH["landscape"]["hessian"] == "last_layer"
-            else "all"
-        ),
-        runtime=RUNTIME_FLAGS,
-    shell:
-        "hessian-spectra landscape --checkpoint {input.final} --data {input.subset} --out {output} "
-        "--directions {params.directions} {params.grid} {params.eigenvectors} "
-        "--random-params {params.random_params} --seed {wildcards.seed} {params.runtime} --threads {threads} "
-        "> {log} 2>&1"
 
 
 rule large_batch_table:
@@ -188,13 +99,3 @@ rule large_batch_surface_figure:
     shell:
         "hessian-spectra large-batch surface --runs {input.runs} --landscapes {input.landscapes} "
         "--kind {params.kind} --out {output} > {log} 2>&1"
-
-
-if LARGE_BATCH_RUNS:
-    TARGETS["large_batch"] = [
-        config_figure("large_batch", "hessian_spectral.png"),
-        LARGE_BATCH_TABLE,
-    ] + [
-        config_figure("large_batch", f"loss_surface_bs{size}.png")
-        for size in LARGE_BATCH_BY_SIZE
-    ]

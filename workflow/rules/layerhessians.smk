@@ -9,7 +9,7 @@ from hessian_spectra.runs import block_count, dataset_key, model_key
 
 LAYERHESSIANS = config["studies"].get("layerhessians", {})
 LH_RUNS = runs_of(RUNS, "layerhessians")
-LH_TABLE = config_table("layerhessians", layout.STUDY_TABLES["layerhessians"])
+LH_TABLE = config_table("layerhessians", STUDIES["layerhessians"].table)
 LH_PROFILES = config_table("layerhessians", layout.MATCH_PROFILES)
 
 # figure name `{model}_{dataset}` and label `<model>/<dataset>` -> its runs (one per seed); spectrum files of
@@ -52,14 +52,6 @@ for _label, _epoch in (
             f"the run's last epoch {_seeds[0]['epochs']}"
         )
 
-LH_SPECTRUM_FLAGS = (
-    (
-        "--density-steps {lanczos_steps} --density-probes {probes} --grid-points {grid_points} "
-        "--sigma-rel {sigma_rel} --top-k {top_k} --tol {tol} --max-steps {max_steps} --batch-size {batch_size}"
-    ).format(**LAYERHESSIANS["spectrum"])
-    if LH_RUNS
-    else ""
-)
 LH_MATCH_FLAGS = (
     " ".join(
         [f"--first-epoch {LAYERHESSIANS['matching']['first_epoch']}"]
@@ -81,60 +73,9 @@ LH_MATCH_FLAGS = (
     else ""
 )
 
-TARGETS["layerhessians"] = (
-    [
-        config_figure("layerhessians", f"match_distros_{kind}.png")
-        for kind in ("wasserstein", "peak")
-    ]
-    + [
-        config_figure("layerhessians", f"training_eigvals_epochwise_{name}_{layer}.png")
-        for name, runs in LH_BY_NAME.items()
-        for layer in range(1, block_count(runs[0]) + 1)
-    ]
-    + [LH_TABLE]
-    if LH_RUNS
-    else []
-)
-
-
 localrules:
     layerhessians_match,
     layerhessians_match_figure,
-
-
-rule layerhessians_spectrum:
-    input:
-        checkpoint=RUN_FILES.checkpoint("{epoch}"),
-        subset=run_subset,
-    output:
-        table=layout.layer_spectrum(RUN_PATTERN, "{epoch}", "tsv"),
-        npz=layout.layer_spectrum(RUN_PATTERN, "{epoch}", "npz"),
-    log:
-        run_log("layer_spectra/epoch_{epoch}"),
-    benchmark:
-        run_benchmark("layer_spectra/epoch_{epoch}")
-    wildcard_constraints:
-        study="layerhessians",
-    group:
-        "spectra_{model}_{dataset}_bs{batch_size}_seed{seed}_{variant}"
-    conda:
-        ENV
-    threads: config["threads"]
-    resources:
-        gpu=gpu_request,
-    params:
-        seed=lambda wildcards: run_of(wildcards)["seed"],
-        blocks=lambda wildcards: (
-            f"--blocks {','.join(run_of(wildcards)['layer_blocks'])}"
-            if "layer_blocks" in run_of(wildcards)
-            else ""
-        ),
-        settings=LH_SPECTRUM_FLAGS,
-        runtime=RUNTIME_FLAGS,
-    shell:
-        "hessian-spectra spectrum --checkpoint {input.checkpoint} --data {input.subset} "
-        "--out {output.table} --npz {output.npz} --layers {params.blocks} {params.settings} --seed {params.seed} "
-        "{params.runtime} --threads {threads} > {log} 2>&1"
 
 
 rule layerhessians_match:

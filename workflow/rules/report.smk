@@ -5,7 +5,9 @@ embeds) and as a picture. Cheap local jobs after the tables they show."""
 from hessian_spectra import report_pages
 
 REPORT_TABLES = {
-    study: table for study, table in layout.STUDY_TABLES.items() if study_enabled(study)
+    study.name: study.table
+    for study in STUDIES.values()
+    if study.table and study_enabled(study.name)
 }
 REPORT_TARGETS = [
     report_pages.table_page(study, table, CONFIG_NAME)

@@ -3,24 +3,9 @@
 SHARPEST_RUNS = runs_of(RUNS, "sharpest_directions")
 SHARPEST_FIGURES = ["spectrum_trajectory", "lr_grid", "bs_grid", "nsgd_gamma"]
 SHARPEST_TABLE = config_table(
-    "sharpest_directions", layout.STUDY_TABLES["sharpest_directions"]
-)
-TARGETS["sharpest_directions"] = (
-    [config_figure("sharpest_directions", f"{name}.png") for name in SHARPEST_FIGURES]
-    + [SHARPEST_TABLE]
-    if SHARPEST_RUNS
-    else []
+    "sharpest_directions", STUDIES["sharpest_directions"].table
 )
 
-
-# the study's Lanczos settings as `trajectory` flags
-SHARPEST_SPECTRUM = (
-    "--top-k {top_k} --tol {tol} --max-steps {max_steps} --batch-size {batch_size}".format(
-        **config["studies"]["sharpest_directions"]["spectrum"]
-    )
-    if SHARPEST_RUNS
-    else ""
-)
 # what the table and the figures read: every run's run.json, history and trajectory, in one order
 SHARPEST_INPUTS = {
     "runs": [layout.run_files(run["key"]).run_json for run in SHARPEST_RUNS],
@@ -33,33 +18,6 @@ SHARPEST_FLAGS = "--runs {input.runs} --histories {input.histories} --trajectori
 localrules:
     sharpest_figures,
     sharpest_table,
-
-
-rule sharpest_trajectory:
-    input:
-        run=RUN_FILES.run_json,
-        checkpoints=run_checkpoints,
-        subset=run_subset,
-    output:
-        layout.trajectory(RUN_PATTERN),
-    log:
-        run_log("trajectory"),
-    benchmark:
-        run_benchmark("trajectory")
-    wildcard_constraints:
-        study="sharpest_directions",
-    conda:
-        ENV
-    threads: config["threads"]
-    resources:
-        gpu=gpu_request,
-    params:
-        spectrum=SHARPEST_SPECTRUM,
-        runtime=RUNTIME_FLAGS,
-    shell:
-        "hessian-spectra trajectory --run-json {input.run} --checkpoints {input.checkpoints} "
-        "--subset {input.subset} --out {output} {params.spectrum} {params.runtime} --threads {threads} "
-        "> {log} 2>&1"
 
 
 rule sharpest_figures:

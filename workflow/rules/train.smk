@@ -26,6 +26,21 @@ def training_subset(wildcards):
     return subset_file(run) if "hessian_subset" in run else []
 
 
+def train_settings(wildcards, input, output, threads):
+    """Every flag of a training job as one JSON object: the run, where it writes, its data and the runtime's."""
+    run = run_of(wildcards)
+    return job_settings.to_json(
+        {
+            "run": training_config(run),
+            "out_dir": str(Path(output.run).parent),
+            "data_root": dataset_root(run["dataset"]),
+            "subset": input.subset or None,
+            **RUNTIME,
+            "threads": threads,
+        }
+    )
+
+
 def train_profile_resources():
     """The resources a profile sets for `train` (e.g. profiles/slurm), for every training rule."""
     resources = workflow.resource_settings.overwrite_resources.get("train", {})
@@ -57,12 +72,6 @@ for _epochs in sorted(TRAIN_VARIANTS):
             **train_profile_resources(),
             gpu=gpu_request,
         params:
-            run=lambda wildcards: run_json(run_of(wildcards)),
-            data_root=lambda wildcards: dataset_root(run_of(wildcards)["dataset"]),
-            subset=lambda wildcards, input: (
-                f"--subset {input.subset}" if input.subset else ""
-            ),
-            runtime=RUNTIME_FLAGS,
+            settings=train_settings,
         shell:
-            "hessian-spectra train --run {params.run:q} --out-dir $(dirname {output.run}) "
-            "--data-root {params.data_root} {params.subset} {params.runtime} --threads {threads} > {log} 2>&1"
+            "hessian-spectra train --settings {params.settings:q} > {log} 2>&1"

@@ -40,14 +40,15 @@ def run(args: argparse.Namespace) -> None:
     from hessian_spectra.atomic import atomic_write
     from hessian_spectra.rehearsal import Scale, scale_config
     from hessian_spectra.runs import load_yaml
+    from hessian_spectra.studies import workflow_schema
 
     if not Path(args.schema).is_file():
         raise FileNotFoundError(f"--schema {args.schema}: no such file; run from the repository's root or give --schema")
-    schema = load_yaml(args.schema)
     scale = Scale(**{field.name: getattr(args, field.name) for field in fields(Scale)})
     config = load_yaml(args.config)
     if not isinstance(config, dict):
         raise ValueError(f"{args.config}: not a workflow config (a YAML mapping with `studies`)")
+    schema = workflow_schema(args.schema, config.get("study_modules", []))
     rehearsal = scale_config(config, schema, scale)
     header = (
         f"# The rehearsal of {args.config}, written by `hessian-spectra rehearse {args.config}`: do not edit, rerun it.\n"

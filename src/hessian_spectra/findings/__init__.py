@@ -13,7 +13,6 @@ from __future__ import annotations
 import pandas as pd
 
 from hessian_spectra.evidence import Evidence
-from hessian_spectra.findings import hessianflow, init_chain_rule, large_batch, layerhessians, sharpest_directions
 from hessian_spectra.findings.core import (
     ACC_GAP,
     FAILS,
@@ -29,19 +28,8 @@ from hessian_spectra.findings.core import (
 from hessian_spectra.findings.inputs import load_runs, seed
 
 COLUMNS = ("study", "source", "seed", "claim", "metric", "value", "verdict", "rule", "why")
-SOURCES = {
-    "large_batch": "000",
-    "sharpest_directions": "001",
-    "hessianflow": "002",
-    "init_chain_rule": "003",
-    "layerhessians": "004",
-}
 ALL_SEEDS = "all"
 NOT_RUN = "study not run (disabled in the config, or its tables are missing)"
-CLAIMS: tuple[Claim, ...] = (
-    large_batch.CLAIMS + sharpest_directions.CLAIMS + hessianflow.CLAIMS + init_chain_rule.CLAIMS
-    + layerhessians.CLAIMS
-)
 ERRORS = (
     f"Every compared number carries a standard error: an estimator's (Lanczos or power-iteration residual, "
     f"Hutchinson or SLQ probes, a binomial error sqrt(p(1-p)/n) for an accuracy), the spread of consecutive epochs "
@@ -53,8 +41,8 @@ ERRORS = (
     f"comparisons are inconclusive and say which number would have to change."
 )
 
-__all__ = ["ALL_SEEDS", "CLAIMS", "COLUMNS", "ERRORS", "FAILS", "HOLDS", "NOT_RUN", "SOURCES", "UNSURE", "VERDICTS",
-           "judge", "scorecard"]
+__all__ = ["ALL_SEEDS", "COLUMNS", "ERRORS", "FAILS", "HOLDS", "NOT_RUN", "UNSURE", "VERDICTS", "judge",
+           "scorecard"]
 
 
 def judge(claim: Claim, ev: Evidence, runs: list[dict]) -> Verdict:
@@ -69,18 +57,18 @@ def judge(claim: Claim, ev: Evidence, runs: list[dict]) -> Verdict:
 
 
 def scorecard(ev: Evidence) -> pd.DataFrame:
-    """One row per claim and seed of the config's planned runs, and with several seeds one more (seed ``all``) on
-    their means; a study the config does not run is inconclusive."""
+    """One row per claim of every study of the registry and seed of the config's planned runs, and with several
+    seeds one more (seed ``all``) on their means; a study the config does not run is inconclusive."""
     rows = []
-    studies = {study: load_runs(ev, study) for study in SOURCES}
-    for claim in CLAIMS:
-        runs = studies[claim.study]
+    studies = ev.studies
+    for claim in (claim for study in studies.values() for claim in study.claims):
+        runs = load_runs(ev, claim.study)
         seeds = sorted({seed(run) for run in runs})
         judged = [(s, judge(claim, ev, [run for run in runs if seed(run) == s])) for s in seeds]
         if len(seeds) > 1:
             judged.append((ALL_SEEDS, judge(claim, ev, runs)))
         for s, verdict in judged or [(None, Verdict("", UNSURE, NOT_RUN))]:
-            rows.append({"study": claim.study, "source": SOURCES[claim.study], "seed": s, "claim": claim.claim,
+            rows.append({"study": claim.study, "source": studies[claim.study].source, "seed": s, "claim": claim.claim,
                          "metric": claim.metric, "value": verdict.value or "none", "verdict": verdict.verdict,
                          "rule": claim.rule, "why": verdict.why})
     return pd.DataFrame(rows, columns=list(COLUMNS))

@@ -32,9 +32,9 @@ def table(ev: Evidence, path: str, runs: Sequence[dict] | None = None) -> pd.Dat
     return rows if runs is None else rows[rows["run"].isin([run["key"] for run in runs])]
 
 
-def study_table(ev: Evidence, study: str, name: str, runs: Sequence[dict]) -> pd.DataFrame:
-    """The config's table ``name`` of ``study``, the rows of ``runs``."""
-    return table(ev, layout.study_table(study, name, ev.config), runs)
+def study_table(ev: Evidence, study: str, runs: Sequence[dict], name: str | None = None) -> pd.DataFrame:
+    """The config's table ``name`` of ``study`` (default: the study's own table), the rows of ``runs``."""
+    return table(ev, ev.study_table(study, name), runs)
 
 
 def seed(run: dict) -> int:

@@ -76,7 +76,8 @@ def place(readme: str, name: str, text: str) -> str:
 
 def report_caption() -> str:
     """The report page of ``findings.tsv``: what its columns are, the rule of errors, and every claim's rule."""
-    from hessian_spectra.findings import CLAIMS, ERRORS, NOT_RUN, SOURCES
+    from hessian_spectra.findings import ERRORS, NOT_RUN
+    from hessian_spectra.studies import built_in
 
     def rst(text: str) -> str:
         return text.replace("\\", "\\\\").replace("|", "\\|").replace("*", "\\*")
@@ -96,8 +97,8 @@ def report_caption() -> str:
         "Each claim's rule:",
         "",
     ]
-    for claim in CLAIMS:
-        lines.append(f"- **{SOURCES[claim.study]} {claim.study}: {rst(claim.claim)}.** Computed: {rst(claim.metric)}. "
+    for study, claim in ((study, claim) for study in built_in() for claim in study.claims):
+        lines.append(f"- **{study.source} {claim.study}: {rst(claim.claim)}.** Computed: {rst(claim.metric)}. "
                      f"Rule: {rst(claim.rule)}.")
     wrapped = [textwrap.fill(line, CAPTION_WIDTH, subsequent_indent="  " if line.startswith("- ") else "",
                              break_on_hyphens=False, break_long_words=False) for line in lines]

@@ -13,7 +13,6 @@ from collections.abc import Callable, Sequence
 
 import pandas as pd
 
-from hessian_spectra import layout
 from hessian_spectra.data.catalog import dataset_info
 from hessian_spectra.evidence import Evidence
 from hessian_spectra.findings.core import (
@@ -40,7 +39,7 @@ BLOCK = "dense1"
 
 def chain_rule(ev: Evidence, runs: list[dict]) -> pd.DataFrame:
     """The study table's rows of ``runs``."""
-    return study_table(ev, STUDY, layout.STUDY_TABLES[STUDY], runs)
+    return study_table(ev, STUDY, runs)
 
 
 def by_activation(runs: list[dict]) -> dict[str, list[list[dict]]]:

@@ -48,7 +48,7 @@ def cannot_count(group: Sequence[dict], why: str = "") -> str:
 
 def eigenvalues(ev: Evidence, runs: list[dict]) -> Verdict:
     """lambda_1 at the final checkpoint against the batch size."""
-    top = study_table(ev, STUDY, layout.STUDY_TABLES[STUDY], runs)
+    top = study_table(ev, STUDY, runs)
     hessian = "full" if (top["hessian"] == "full").any() else "last_layer"
     rows = top[(top["hessian"] == hessian) & (top["index"] == 1)].set_index("run")
     groups, points = by_batch_size(runs), []

@@ -42,7 +42,7 @@ def name(group: Sequence[dict]) -> str:
 def u_shape(ev: Evidence, runs: list[dict]) -> Verdict:
     """The source's distance of each layer block's spectrum to the full one, summed over training: the closest
     layer against the first and the last."""
-    profiles = study_table(ev, STUDY, layout.MATCH_PROFILES, runs)
+    profiles = study_table(ev, STUDY, runs, layout.MATCH_PROFILES)
     profiles = profiles[(profiles["metric"] == SOURCE) & (profiles["kind"] == PROFILE)]
     values, verdicts, whys = [], [], []
     for group in configurations(runs):
