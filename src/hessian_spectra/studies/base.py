@@ -67,6 +67,10 @@ class Study:
             config adds (``study_modules``).
         schema: the JSON schema of its config section (``$defs`` of the config schema resolve in it); None: the
             config schema's ``$defs/<name>``.
+        build_table: ``(run records, per-run tables) -> `` its table, for ``hessian-spectra study table`` (a study
+            with a command of its own builds it there: None).
+        draw: ``(study table, figure file name) -> `` a matplotlib figure, for ``hessian-spectra study figure``
+            (likewise None for a study with a command of its own).
     """
 
     name: str
@@ -80,6 +84,8 @@ class Study:
     figures: Callable[[list[dict], dict], list[str]]
     rules: str
     schema: dict | None = None
+    build_table: Callable[[list[dict], list[str]], Any] | None = None
+    draw: Callable[[Any, str], Any] | None = None
 
     def __post_init__(self) -> None:
         strangers = sorted({claim.study for claim in self.claims} - {self.name})

@@ -1,0 +1,33 @@
+"""The toy study's table and figure (tests/toy_study/toy_study.py defines the study and its per-run job)."""
+
+
+rule toy_table:
+    input:
+        runs=[layout.run_files(run["key"]).run_json for run in study_runs("toy")],
+        tables=[STUDIES["toy"].jobs[0].outputs["out"](run["key"]) for run in study_runs("toy")],
+    output:
+        config_table("toy", STUDIES["toy"].table),
+    log:
+        config_log("toy/table"),
+    params:
+        modules=config["study_modules"],
+    shell:
+        "hessian-spectra study table --study toy --modules {params.modules} --runs {input.runs} "
+        "--tables {input.tables} --out {output} > {log} 2>&1"
+
+
+rule toy_figure:
+    input:
+        config_table("toy", STUDIES["toy"].table),
+    output:
+        report(
+            config_figure("toy", "toy.png"),
+            category="toy",
+        ),
+    log:
+        config_log("toy/figure"),
+    params:
+        modules=config["study_modules"],
+    shell:
+        "hessian-spectra study figure --study toy --modules {params.modules} --table {input} --out {output} "
+        "> {log} 2>&1"
