@@ -108,9 +108,9 @@ def observed_steps(results: Path) -> dict[str, float]:
     sources = {
         "layerhessians_spectrum": "tables/layerhessians/runs/**/layer_spectra/epoch_*.tsv",
         "large_batch_spectrum": "tables/large_batch/runs/**/spectrum_full.tsv",
-        "sharpest_trajectory": "tables/sharpest_directions/runs/**/trajectory.tsv",
+        "sharpest_directions_trajectory": "tables/sharpest_directions/runs/**/trajectory.tsv",
         "hessianflow_eigen": "tables/hessianflow/runs/**/dominant_eigen.tsv",
-        "chain_rule_tracking": "tables/init_chain_rule/runs/**/chain_rule.tsv",
+        "init_chain_rule_track": "tables/init_chain_rule/runs/**/chain_rule.tsv",
     }
     steps = {}
     for rule, pattern in sources.items():
@@ -195,8 +195,8 @@ def curvature_costs(run: dict, study: dict, observed: dict) -> dict[str, tuple[i
             out["large_batch_landscape"] = (1, _fixed(passes * samples * forward))
     elif name == "sharpest_directions":
         cost = Cost()
-        _lanczos(cost, observed, "sharpest_trajectory", study["spectrum"]["max_steps"], samples * PRODUCT * forward)
-        out["sharpest_trajectory"] = (1, _scaled(cost, checkpoints))
+        _lanczos(cost, observed, "sharpest_directions_trajectory", study["spectrum"]["max_steps"], samples * PRODUCT * forward)
+        out["sharpest_directions_trajectory"] = (1, _scaled(cost, checkpoints))
     elif name == "hessianflow":
         eigen, final, cost = study["eigen"], study["final"], Cost()
         cost.add(eigen["power_iters"] * samples * PRODUCT * forward)
@@ -208,8 +208,8 @@ def curvature_costs(run: dict, study: dict, observed: dict) -> dict[str, tuple[i
         track, cost = study["tracking"], Cost()
         terms = 2 * 3  # (tracked block, full) x (H, G, H - G)
         cost.add(terms * track["frobenius_probes"] * samples * LANE * forward)
-        _lanczos(cost, observed, "chain_rule_tracking", track["max_steps"], terms * samples * PRODUCT * forward)
-        out["chain_rule_tracking"] = (1, _scaled(cost, checkpoints))
+        _lanczos(cost, observed, "init_chain_rule_track", track["max_steps"], terms * samples * PRODUCT * forward)
+        out["init_chain_rule_track"] = (1, _scaled(cost, checkpoints))
     return out
 
 

@@ -220,7 +220,7 @@ def jobs_of(config: dict) -> list[Job]:
                             [{"extra": min(land["batch_size"], samples) * facts.eval_act + 16.0 * facts.params}]))
         elif run["study"] == "sharpest_directions":
             spec = study["spectrum"]
-            jobs.append(Job("sharpest_trajectory", run, "trajectory",
+            jobs.append(Job("sharpest_directions_trajectory", run, "trajectory",
                             [{"graphs": (samples, spec["batch_size"]), "basis": topk_basis(facts.params, spec["max_steps"])}]))
         elif run["study"] == "hessianflow":
             eigen, final = study["eigen"], study["final"]
@@ -232,7 +232,7 @@ def jobs_of(config: dict) -> list[Job]:
                               "basis": max(slq, PROBE_BATCH * 8.0 * facts.params)}]))
         elif run["study"] == "init_chain_rule":
             track = study["tracking"]
-            jobs.append(Job("chain_rule_tracking", run, "chain_rule",
+            jobs.append(Job("init_chain_rule_track", run, "chain_rule",
                             [{"graphs": (samples, track["batch_size"]), "lanes": PROBE_BATCH,
                               "basis": topk_basis(facts.params, track["max_steps"])}]))
     return jobs

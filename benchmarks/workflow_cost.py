@@ -49,22 +49,25 @@ def startup_seconds(rounds: int) -> tuple[dict[str, float], bool]:
 
 
 def _template_regex(name: str) -> str:
-    """A per-run ``benchmark: run_benchmark(NAME)`` of the rule files (``{epoch}``-like wildcards in NAME) as a
-    regex of the file paths it produces."""
+    """A per-run job's benchmark name (``{epoch}``-like wildcards in it) as a regex of the file paths it produces."""
     template = layout.benchmark(f"{RUN_PATTERN}/{name}")
     return re.sub(r"\\\{\w+\\\}", "[^/]+", re.escape(template))
 
 
 def rule_patterns(rules_dir: Path) -> list[tuple[str, re.Pattern]]:
-    """(rule, path regex) for every rule with a ``benchmark:`` in the workflow's rule files; the training rules,
-    one per epoch count (``train_{N}_epochs``), count as ``train``."""
+    """(rule, path regex) of every per-run job: the training rules of the rule files, one per epoch count
+    (``train_{N}_epochs``), as ``train``; each study's per-run jobs from the study registry, as ``<study>_<job>``."""
+    from hessian_spectra.studies import built_in
+
     patterns = []
     for path in sorted(rules_dir.glob("*.smk")):
         for block in re.split(r"^(?=\s*rule(?: \w+)?:)", path.read_text(), flags=re.M):
-            rule = re.match(r"\s*rule (\w+):", block) or re.search(r"name:\s*f?\"(train)_", block)
+            rule = re.search(r"name:\s*f?\"(train)_", block)
             bench = re.search(r"benchmark:\s*run_benchmark\(\"([^\"]+)\"\)", block)
             if rule and bench:
                 patterns.append((rule.group(1), re.compile(_template_regex(bench.group(1)))))
+    patterns += [(f"{study.name}_{job.name}", re.compile(_template_regex(job.log)))
+                 for study in built_in() for job in study.jobs]
     return patterns
 
 

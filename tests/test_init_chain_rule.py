@@ -269,16 +269,16 @@ def test_default_run_plans_one_tracking_job_per_run(tmp_path, default_config):
     assert result.returncode == 0, result.stderr
     planned = plan_runs(config, SCHEMA)
     assert len(planned) == 9 and len(plan_subsets(planned)) == 1
-    upstream = {**training_jobs(planned.values()), "hessian_subset": 1, "chain_rule_tracking": 9, "chain_rule_table": 1}
+    upstream = {**training_jobs(planned.values()), "hessian_subset": 1, "init_chain_rule_track": 9, "init_chain_rule_table": 1}
     assert sum(training_jobs(planned.values()).values()) == 9
     report = {"report_table": 1, "report_scorecard": 1}  # the report's pages of chain_rule.tsv and the scorecard
-    assert planned_jobs(result.stdout) == {**upstream, "chain_rule_figures": 1, "findings": 1, **report, "all": 1}
+    assert planned_jobs(result.stdout) == {**upstream, "init_chain_rule_figures": 1, "findings": 1, **report, "all": 1}
     figures = "results/figures/init_chain_rule"
     for name in ("init_sd_1e-05.png", "init_sd_0.01.png", "init_sd_1.png", "init_sd_all.png", "chain_rule_terms.png"):
         assert f"{figures}/{name}" in result.stdout
     one = snakemake(tmp_path, "-n", f"{figures}/init_sd_1e-05.png", configfile=configfile)
     assert one.returncode == 0, one.stderr
-    assert planned_jobs(one.stdout) == {**upstream, "chain_rule_figures": 1}
+    assert planned_jobs(one.stdout) == {**upstream, "init_chain_rule_figures": 1}
 
 
 def test_default_run_is_the_source_experiment_on_real_mnist(default_config):

@@ -93,7 +93,7 @@ def test_paper_config_plans_every_epoch_of_every_run(tmp_path):
         **training_jobs(planned.values()),
         "hessian_subset": len(plan_subsets(planned)),
         "layerhessians_spectrum": 12 * 51,
-        "layerhessians_match": 1,
+        "layerhessians_table": 1,
         "layerhessians_match_figure": 2,
         **{f"layerhessians_epochwise_figures_{count}_layers": 4 for count in layer_counts},
     }
@@ -111,7 +111,7 @@ def test_peak_figure_builds_only_what_it_needs(tmp_path):
         **training_jobs(planned),
         "hessian_subset": len(plan_subsets({run["key"]: run for run in planned})),
         "layerhessians_spectrum": runs * (epochs + 1),
-        "layerhessians_match": 1,
+        "layerhessians_table": 1,
         "layerhessians_match_figure": 1,
     }
 

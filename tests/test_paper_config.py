@@ -12,8 +12,8 @@ from hessian_spectra.runs import load_yaml, plan_runs
 
 PAPER = REPO / "configs" / "paper.yaml"
 GPU_RULES = {
-    "train", "layerhessians_spectrum", "large_batch_spectrum", "large_batch_landscape", "sharpest_trajectory",
-    "hessianflow_eigen", "hessianflow_final", "chain_rule_tracking",
+    "train", "layerhessians_spectrum", "large_batch_spectrum", "large_batch_landscape", "sharpest_directions_trajectory",
+    "hessianflow_eigen", "hessianflow_final", "init_chain_rule_track",
 }
 LAYERHESSIANS_RUNS = [(m, d) for d in ("mnist", "fashionmnist", "svhn", "cifar10") for m in ("lenet", "vgg11_bn", "resnet18")]
 

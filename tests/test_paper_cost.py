@@ -68,8 +68,8 @@ def test_the_paper_plan_costs_every_compute_rule():
     costs = config_costs(config, observed={})
     rules = {rule for _, rule in costs}
     assert rules == {
-        "train", "layerhessians_spectrum", "large_batch_spectrum", "large_batch_landscape", "sharpest_trajectory",
-        "hessianflow_eigen", "hessianflow_final", "chain_rule_tracking",
+        "train", "layerhessians_spectrum", "large_batch_spectrum", "large_batch_landscape", "sharpest_directions_trajectory",
+        "hessianflow_eigen", "hessianflow_final", "init_chain_rule_track",
     }
     assert costs[("layerhessians", "layerhessians_spectrum")][0] == 12 * 51  # 12 runs x (init + 50 epochs)
     assert all(cost.typical > 0 and cost.bound >= cost.typical for _, cost in costs.values())

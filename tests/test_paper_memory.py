@@ -59,8 +59,8 @@ def test_the_paper_plan_has_every_compute_job():
     for job in jobs:
         counts[job.rule] = counts.get(job.rule, 0) + 1
     assert counts == {"train": 56, "layerhessians_spectrum": 612, "large_batch_spectrum": 8,
-                      "large_batch_landscape": 4, "sharpest_trajectory": 26, "hessianflow_eigen": 5,
-                      "hessianflow_final": 5, "chain_rule_tracking": 9}
+                      "large_batch_landscape": 4, "sharpest_directions_trajectory": 26, "hessianflow_eigen": 5,
+                      "hessianflow_final": 5, "init_chain_rule_track": 9}
 
 
 def test_the_slurm_profile_requests_the_memory_tables_mem_mb():

@@ -137,5 +137,5 @@ def test_datasets_came_through_the_mirror_with_md5s_and_every_job_was_measured(r
     assert len(benchmarks) == compute
 
 
-BENCHMARKED = {"layerhessians_spectrum", "large_batch_spectrum", "large_batch_landscape", "sharpest_trajectory",
-               "hessianflow_eigen", "hessianflow_final", "chain_rule_tracking"}
+BENCHMARKED = {"layerhessians_spectrum", "large_batch_spectrum", "large_batch_landscape", "sharpest_directions_trajectory",
+               "hessianflow_eigen", "hessianflow_final", "init_chain_rule_track"}

@@ -1,8 +1,8 @@
 """A workflow job's settings as one JSON argument (``hessian-spectra COMMAND --settings JSON``) and the flags it
 stands for, so that no rule assembles a flag string (torch-free; the Snakefile imports it).
 
-A setting's key is its flag's ``dest`` (``top_k`` for ``--top-k``): true is the bare flag, false and null leave it
-out, an object is the flag's JSON value, a list gives the flag its values, and a list of lists repeats the flag
+A setting's key is its flag's ``dest`` (``top_k`` for ``--top-k``): true is the bare flag, false, null and [] leave
+it out, an object is the flag's JSON value, a list gives the flag its values, and a list of lists repeats the flag
 once per inner list.
 """
 
@@ -22,7 +22,7 @@ def flags(settings: Mapping[str, Any]) -> list[str]:
         flag = f"--{key.replace('_', '-')}"
         if value is True:
             argv.append(flag)
-        elif value is False or value is None:
+        elif value is False or value is None or value == []:
             continue
         elif isinstance(value, dict):
             argv += [flag, json.dumps(value, sort_keys=True, separators=(",", ":"))]

@@ -7,7 +7,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from hessian_spectra import layout
-from hessian_spectra.findings.core import FAILS, HOLDS, UNSURE, Z, Claim, Measure, Verdict, gap
+from hessian_spectra.findings.core import FAILS, HOLDS, UNSURE, Claim, Measure, Verdict, Z, gap
 from hessian_spectra.findings.inputs import study_table
 from hessian_spectra.studies import RunJob, Study
 from hessian_spectra.tables import read_table

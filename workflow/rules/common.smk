@@ -26,6 +26,7 @@ from hessian_spectra.runs import (
 )
 from hessian_spectra.studies import config_schema, job_inputs, registry
 from hessian_spectra.studies import job_settings as study_job_settings
+from hessian_spectra.train.plan import variants_by_epochs
 from hessian_spectra.verify import restore_checkpoints
 
 # The studies: the built-in ones and those of the config's `study_modules`; the schema gets a section for each.
@@ -41,6 +42,15 @@ try:
     validate(config, "../schemas/config.schema.yaml")
     config.update(with_defaults(config, SCHEMA))
     RUNS = plan_runs(config, SCHEMA)
+    TRAINING_VARIANTS = variants_by_epochs(RUNS.values())
+    # what each study's rule file groups its runs by (a study may refuse the config here)
+    PLANS = {
+        study.name: study.plan(
+            runs_of(RUNS, study.name), config["studies"].get(study.name, {})
+        )
+        for study in STUDIES.values()
+        if study.plan
+    }
 except ValueError as err:
     raise WorkflowError(f"invalid config: {err}") from None
 SUBSETS = plan_subsets(RUNS)
@@ -224,6 +234,11 @@ def study_targets(study):
     figures = study.figures(runs, study_settings(study.name))
     table = [config_table(study.name, study.table)] if study.table else []
     return [config_figure(study.name, name) for name in figures] + table
+
+
+def job_json(settings):
+    """A job's settings as its `--settings` argument."""
+    return job_settings.to_json(settings)
 
 
 def run_job_inputs(study, job):

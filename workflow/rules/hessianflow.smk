@@ -2,8 +2,8 @@
 and Lanczos with its residual), SGD vs ABSA; Hutchinson trace and SLQ density at the final checkpoint.
 """
 
-HESSIANFLOW = config["studies"].get("hessianflow", {})
-HESSIANFLOW_RUNS = runs_of(RUNS, "hessianflow")
+HESSIANFLOW_RUNS = study_runs("hessianflow")
+
 localrules:
     hessianflow_figures,
 

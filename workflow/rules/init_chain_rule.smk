@@ -1,31 +1,20 @@
-"""Study `init_chain_rule` (seed 003): ||H||_F of dense1 and the chain-rule split H = G + (H - G) over training,
-one tracking job per run over all its checkpoints, and one cheap job for all figures."""
+"""Study `init_chain_rule` (seed 003): the chain-rule table of every run's tracking (its per-run job and plan:
+hessian_spectra.studies.init_chain_rule) and all its figures in one cheap job."""
 
-ICR_RUNS = runs_of(RUNS, "init_chain_rule")
-ICR_NO_SD = [
-    run["key"] for run in ICR_RUNS if run["model_options"].get("init_sd") is None
-]
-if ICR_NO_SD:
-    raise WorkflowError(
-        f"studies.init_chain_rule: run(s) {', '.join(ICR_NO_SD)} set no model_options.init_sd "
-        "(the study's figures are one per init sd)"
-    )
-# file names spell the sd as f"{sd:g}": init_sd_1e-05.png, init_sd_0.01.png, init_sd_1.png
-ICR_SD_FIGURES = [
-    config_figure("init_chain_rule", f"init_sd_{sd:g}.png")
-    for sd in dict.fromkeys(run["model_options"]["init_sd"] for run in ICR_RUNS)
-]
-ICR_TERMS_FIGURE = config_figure("init_chain_rule", "chain_rule_terms.png")
-ICR_ALL_SDS_FIGURE = config_figure("init_chain_rule", "init_sd_all.png")
+from hessian_spectra.studies.init_chain_rule.plan import ALL_SDS_FIGURE, TERMS_FIGURE
+
+ICR_PLAN = PLANS["init_chain_rule"]
 ICR_TABLE = config_table("init_chain_rule", STUDIES["init_chain_rule"].table)
+
+
 localrules:
-    chain_rule_table,
-    chain_rule_figures,
+    init_chain_rule_table,
+    init_chain_rule_figures,
 
 
-rule chain_rule_table:
+rule init_chain_rule_table:
     input:
-        [layout.chain_rule(run["key"]) for run in ICR_RUNS],
+        [layout.chain_rule(run["key"]) for run in study_runs("init_chain_rule")],
     output:
         ICR_TABLE,
     log:
@@ -36,25 +25,25 @@ rule chain_rule_table:
         "hessian-spectra init-chain-rule table --tables {input} --out {output} > {log} 2>&1"
 
 
-rule chain_rule_figures:
+rule init_chain_rule_figures:
     input:
         ICR_TABLE,
     output:
         sd_figures=[
             report(
-                path,
+                config_figure("init_chain_rule", name),
                 caption="../report/init_chain_rule/init_sd.rst",
                 category="init_chain_rule",
             )
-            for path in ICR_SD_FIGURES
+            for name in ICR_PLAN.sd_figures
         ],
         all_sds=report(
-            ICR_ALL_SDS_FIGURE,
+            config_figure("init_chain_rule", ALL_SDS_FIGURE),
             caption="../report/init_chain_rule/init_sd_all.rst",
             category="init_chain_rule",
         ),
         terms=report(
-            ICR_TERMS_FIGURE,
+            config_figure("init_chain_rule", TERMS_FIGURE),
             caption="../report/init_chain_rule/chain_rule_terms.rst",
             category="init_chain_rule",
         ),
@@ -62,7 +51,5 @@ rule chain_rule_figures:
         config_log("init_chain_rule/figures"),
     conda:
         ENV
-    params:
-        out_dir=lambda wildcards, output: Path(output.terms).parent,
     shell:
-        "hessian-spectra init-chain-rule figures --table {input} --out-dir {params.out_dir} > {log} 2>&1"
+        "hessian-spectra init-chain-rule figures --table {input} --out-dir $(dirname {output.terms}) > {log} 2>&1"

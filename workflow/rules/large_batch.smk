@@ -1,30 +1,17 @@
-"""Study `large_batch` (seed 000): top-k spectra of the last-layer and full Hessians at the final checkpoint, loss
-surfaces along the top-2 eigenvectors and filter-normalised random directions, and their figures.
+"""Study `large_batch` (seed 000): the top-eigenvalue table and the figures from every run's final spectra and loss
+surfaces (its per-run jobs and plan: hessian_spectra.studies.large_batch)."""
 
-The last-layer spectrum is an exact dense eigh, the full one Lanczos top-k; eigenvectors are kept for the Hessian
-whose top-2 the landscape follows (`landscape.hessian`). Random directions move that Hessian's parameters
-(`landscape.random_params: hessian`) or all of them. Settings are read inside the rules' functions, which run only
-for the study's jobs.
-"""
+from hessian_spectra.studies.large_batch.plan import SPECTRAL_FIGURE, surface_figure
 
-from hessian_spectra.inputs import config_entry
-
-LARGE_BATCH = config["studies"].get("large_batch", {})
-LARGE_BATCH_RUNS = runs_of(RUNS, "large_batch")
+LARGE_BATCH_PLAN = PLANS["large_batch"]
+LARGE_BATCH_RUNS = study_runs("large_batch")
 LARGE_BATCH_TABLE = config_table("large_batch", STUDIES["large_batch"].table)
-LARGE_BATCH_BY_SIZE = {
-    str(size): [r["key"] for r in LARGE_BATCH_RUNS if r["batch_size"] == size]
-    for size in sorted({r["batch_size"] for r in LARGE_BATCH_RUNS})
-}
 
-# a loss-surface figure's runs; a batch size the config does not train is answered with the sizes it does
-LARGE_BATCH_SURFACE_RUNS = lambda wildcards: config_entry(
-    LARGE_BATCH_BY_SIZE,
-    wildcards.batch_size,
-    config_figure("large_batch", f"loss_surface_bs{wildcards.batch_size}.png"),
-    "batch size",
-    "this config's large_batch runs",
-)
+
+def large_batch_surface_runs(wildcards):
+    """The run keys of one batch size's loss-surface figure (an unplanned size is answered with the planned ones)."""
+    figure = config_figure("large_batch", surface_figure(wildcards.batch_size))
+    return LARGE_BATCH_PLAN.surface_runs(wildcards.batch_size, figure)
 
 
 localrules:
@@ -37,10 +24,10 @@ rule large_batch_table:
     input:
         runs=[layout.run_files(run["key"]).run_json for run in LARGE_BATCH_RUNS],
         histories=[layout.run_files(run["key"]).history for run in LARGE_BATCH_RUNS],
-        spectra=lambda wildcards: [
+        spectra=[
             layout.final_spectrum(run["key"], hessian, "tsv")
             for run in LARGE_BATCH_RUNS
-            for hessian in LARGE_BATCH["spectrum"]["hessians"]
+            for hessian in study_settings("large_batch")["spectrum"]["hessians"]
         ],
     output:
         LARGE_BATCH_TABLE,
@@ -49,7 +36,7 @@ rule large_batch_table:
     conda:
         ENV
     params:
-        top_k=lambda wildcards: LARGE_BATCH["spectrum"]["top_k"],
+        top_k=study_settings("large_batch").get("spectrum", {}).get("top_k"),
     shell:
         "hessian-spectra large-batch table --runs {input.runs} --histories {input.histories} "
         "--spectra {input.spectra} --top-k {params.top_k} --out {output} > {log} 2>&1"
@@ -60,7 +47,7 @@ rule large_batch_spectral_figure:
         LARGE_BATCH_TABLE,
     output:
         report(
-            config_figure("large_batch", "hessian_spectral.png"),
+            config_figure("large_batch", SPECTRAL_FIGURE),
             caption="../report/large_batch/hessian_spectral.rst",
             category="large_batch",
         ),
@@ -69,7 +56,7 @@ rule large_batch_spectral_figure:
     conda:
         ENV
     params:
-        hessians=lambda wildcards: LARGE_BATCH["spectrum"]["hessians"],
+        hessians=study_settings("large_batch").get("spectrum", {}).get("hessians"),
     shell:
         "hessian-spectra large-batch spectral --table {input} --hessians {params.hessians} "
         "--out {output} > {log} 2>&1"
@@ -78,15 +65,14 @@ rule large_batch_spectral_figure:
 rule large_batch_surface_figure:
     input:
         runs=lambda wildcards: [
-            layout.run_files(key).run_json
-            for key in LARGE_BATCH_SURFACE_RUNS(wildcards)
+            layout.run_files(key).run_json for key in large_batch_surface_runs(wildcards)
         ],
         landscapes=lambda wildcards: [
-            layout.landscape(key) for key in LARGE_BATCH_SURFACE_RUNS(wildcards)
+            layout.landscape(key) for key in large_batch_surface_runs(wildcards)
         ],
     output:
         report(
-            config_figure("large_batch", "loss_surface_bs{batch_size}.png"),
+            config_figure("large_batch", surface_figure("{batch_size}")),
             caption="../report/large_batch/loss_surface.rst",
             category="large_batch",
         ),
@@ -95,7 +81,7 @@ rule large_batch_surface_figure:
     conda:
         ENV
     params:
-        kind=lambda wildcards: LARGE_BATCH["landscape"]["plot"],
+        kind=study_settings("large_batch").get("landscape", {}).get("plot"),
     shell:
         "hessian-spectra large-batch surface --runs {input.runs} --landscapes {input.landscapes} "
         "--kind {params.kind} --out {output} > {log} 2>&1"

@@ -1,135 +1,58 @@
-"""Study `layerhessians` (seed 004): full and layer-block spectra after every epoch, their distances, figures.
+"""Study `layerhessians` (seed 004): the matching table and figures from the per-epoch spectra of every run (its
+per-run jobs and plan: hessian_spectra.studies.layerhessians). One job draws all epochwise figures of a model and
+dataset, every seed in each, so there is one figure rule per layer-block count, each figure a target of its own."""
 
-Figures are named by `{model}_{dataset}` (their names in paths) and the 1-based layer-block index (from the model
-and its options without torch, or the blocks planning found or the config lists): runs of one model and dataset
-that differ only by their seed share each figure, and two that differ in anything else are refused at parse time.
-"""
+from hessian_spectra.studies.layerhessians import epochwise_settings, match_settings
+from hessian_spectra.studies.layerhessians.plan import MATCH_KINDS, epochwise_figures
 
-from hessian_spectra.runs import block_count, dataset_key, model_key
+LH_PLAN = PLANS["layerhessians"]
+LH_SPECTRA = [path for paths in LH_PLAN.spectrum_files.values() for path in paths]
 
-LAYERHESSIANS = config["studies"].get("layerhessians", {})
-LH_RUNS = runs_of(RUNS, "layerhessians")
-LH_TABLE = config_table("layerhessians", STUDIES["layerhessians"].table)
-LH_PROFILES = config_table("layerhessians", layout.MATCH_PROFILES)
-
-# figure name `{model}_{dataset}` and label `<model>/<dataset>` -> its runs (one per seed); spectrum files of
-# every epoch (0 = initial weights) per run key
-LH_BY_NAME = {}
-LH_BY_LABEL = {}
-LH_SPECTRUM_FILES = {}
-for _run in LH_RUNS:
-    _name = f"{model_key(_run['model'])}_{dataset_key(_run['dataset'])}"
-    _seeds = LH_BY_NAME.setdefault(_name, [])
-    if _seeds and layout.without_seed(_seeds[0]["key"]) != layout.without_seed(
-        _run["key"]
-    ):
-        raise WorkflowError(
-            f"invalid config: studies.layerhessians: results/{_seeds[0]['key']} and "
-            f"results/{_run['key']} have the same model and dataset but differ in more than their seed, and "
-            "this study's figures are named by model and dataset; keep one of them (run the other with its "
-            "own config)"
-        )
-    _seeds.append(_run)
-    LH_BY_LABEL[f"{model_key(_run['model'])}/{dataset_key(_run['dataset'])}"] = _seeds
-    LH_SPECTRUM_FILES[_run["key"]] = [
-        layout.layer_spectrum(_run["key"], epoch, "npz")
-        for epoch in range(_run["epochs"] + 1)
-    ]
-
-# peak-epoch overrides name a run as `<model>/<dataset>` and one of its epochs
-for _label, _epoch in (
-    LAYERHESSIANS["matching"]["peak_epoch"] if LH_RUNS else {}
-).items():
-    _seeds = LH_BY_LABEL.get(_label)
-    if _seeds is None:
-        raise WorkflowError(
-            f"invalid config: studies.layerhessians.matching.peak_epoch.{_label}: no such run "
-            f"(runs: {', '.join(LH_BY_LABEL)})"
-        )
-    if _epoch > _seeds[0]["epochs"]:
-        raise WorkflowError(
-            f"invalid config: studies.layerhessians.matching.peak_epoch.{_label}: epoch {_epoch} is past "
-            f"the run's last epoch {_seeds[0]['epochs']}"
-        )
-
-LH_MATCH_FLAGS = (
-    " ".join(
-        [f"--first-epoch {LAYERHESSIANS['matching']['first_epoch']}"]
-        + (
-            [f"--eps {LAYERHESSIANS['matching']['eps']}"]
-            if LAYERHESSIANS["matching"]["eps"] is not None
-            else []
-        )
-        + [
-            f"--peak-epoch {label}={epoch}"
-            for label, epoch in LAYERHESSIANS["matching"]["peak_epoch"].items()
-        ]
-        + [
-            f"--run {layout.run_files(run['key']).run_json} {' '.join(LH_SPECTRUM_FILES[run['key']])}"
-            for run in LH_RUNS
-        ]
-    )
-    if LH_RUNS
-    else ""
-)
 
 localrules:
-    layerhessians_match,
+    layerhessians_table,
     layerhessians_match_figure,
 
 
-rule layerhessians_match:
+rule layerhessians_table:
     input:
-        runs=[layout.run_files(run["key"]).run_json for run in LH_RUNS],
-        spectra=[path for run in LH_RUNS for path in LH_SPECTRUM_FILES[run["key"]]],
+        runs=[layout.run_files(key).run_json for key in LH_PLAN.spectrum_files],
+        spectra=LH_SPECTRA,
     output:
-        table=LH_TABLE,
-        profiles=LH_PROFILES,
+        table=config_table("layerhessians", STUDIES["layerhessians"].table),
+        profiles=config_table("layerhessians", layout.MATCH_PROFILES),
     log:
         config_log("layerhessians/match"),
     conda:
         ENV
     params:
-        settings=LH_MATCH_FLAGS,
+        settings=job_json(match_settings(LH_PLAN, study_settings("layerhessians"))),
     shell:
-        "hessian-spectra layerhessians match {params.settings} --out {output.table} "
+        "hessian-spectra layerhessians match --settings {params.settings:q} --out {output.table} "
         "--profiles {output.profiles} > {log} 2>&1"
 
 
-# One job draws all epochwise figures of a model and dataset, every seed in each (its start-up is most of a
-# figure's time), so there is one rule per layer-block count, as for training; each figure stays a target of its own.
-LH_LAYER_COUNTS = {}
-for _name, _seeds in LH_BY_NAME.items():
-    _count = block_count(_seeds[0])
-    LH_LAYER_COUNTS.setdefault(_count, []).append(_name)
-
-for _count, _names in sorted(LH_LAYER_COUNTS.items()):
+for _count, _names in LH_PLAN.layer_counts.items():
 
     rule:
         name:
             f"layerhessians_epochwise_figures_{_count}_layers"
         input:
-            runs=lambda wildcards: [
-                layout.run_files(run["key"]).run_json
-                for run in LH_BY_NAME[wildcards.name]
-            ],
             spectra=lambda wildcards: [
                 path
-                for run in LH_BY_NAME[wildcards.name]
-                for path in LH_SPECTRUM_FILES[run["key"]]
+                for run in LH_PLAN.by_name[wildcards.name]
+                for path in [layout.run_files(run["key"]).run_json]
+                + LH_PLAN.spectrum_files[run["key"]]
             ],
         output:
             [
                 report(
-                    config_figure(
-                        "layerhessians",
-                        f"training_eigvals_epochwise_{{name}}_{layer}.png",
-                    ),
+                    config_figure("layerhessians", figure),
                     caption="../report/layerhessians/epochwise.rst",
                     category="layerhessians",
                     subcategory="{name}",
                 )
-                for layer in range(1, _count + 1)
+                for figure in epochwise_figures("{name}", _count)
             ],
         log:
             config_log("layerhessians/figures/training_eigvals_epochwise_{name}"),
@@ -139,18 +62,16 @@ for _count, _names in sorted(LH_LAYER_COUNTS.items()):
         conda:
             ENV
         params:
-            runs=lambda wildcards: " ".join(
-                f"--run {layout.run_files(run['key']).run_json} "
-                + " ".join(LH_SPECTRUM_FILES[run["key"]])
-                for run in LH_BY_NAME[wildcards.name]
+            settings=lambda wildcards: job_json(
+                epochwise_settings(LH_PLAN, wildcards.name)
             ),
         shell:
-            "hessian-spectra layerhessians epochwise {params.runs} --out {output} > {log} 2>&1"
+            "hessian-spectra layerhessians epochwise --settings {params.settings:q} --out {output} > {log} 2>&1"
 
 
 rule layerhessians_match_figure:
     input:
-        LH_PROFILES,
+        config_table("layerhessians", layout.MATCH_PROFILES),
     output:
         report(
             config_figure("layerhessians", "match_distros_{kind}.png"),
@@ -161,7 +82,7 @@ rule layerhessians_match_figure:
     log:
         config_log("layerhessians/figures/match_distros_{kind}"),
     wildcard_constraints:
-        kind="wasserstein|peak",
+        kind="|".join(MATCH_KINDS),
     conda:
         ENV
     shell:

@@ -1,7 +1,7 @@
-"""Study `sharpest_directions` (seed 001): top-K eigenvalues along training, lr / batch-size grids, NSGD's gamma."""
+"""Study `sharpest_directions` (seed 001): the sharpness table and figures from every run's top-K eigenvalues along
+training (its per-run job: hessian_spectra.studies.sharpest_directions)."""
 
-SHARPEST_RUNS = runs_of(RUNS, "sharpest_directions")
-SHARPEST_FIGURES = ["spectrum_trajectory", "lr_grid", "bs_grid", "nsgd_gamma"]
+SHARPEST_RUNS = study_runs("sharpest_directions")
 SHARPEST_TABLE = config_table(
     "sharpest_directions", STUDIES["sharpest_directions"].table
 )
@@ -16,11 +16,11 @@ SHARPEST_FLAGS = "--runs {input.runs} --histories {input.histories} --trajectori
 
 
 localrules:
-    sharpest_figures,
-    sharpest_table,
+    sharpest_directions_figures,
+    sharpest_directions_table,
 
 
-rule sharpest_figures:
+rule sharpest_directions_figures:
     input:
         **SHARPEST_INPUTS,
     output:
@@ -53,7 +53,7 @@ rule sharpest_figures:
         "--out-dir $(dirname {output.trajectory}) > {log} 2>&1"
 
 
-rule sharpest_table:
+rule sharpest_directions_table:
     input:
         **SHARPEST_INPUTS,
     output:

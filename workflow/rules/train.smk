@@ -6,20 +6,6 @@ A rule's outputs are fixed when it is defined, so there is one training rule per
 resumes: Snakemake removes a job's outputs before it runs and after it fails.
 """
 
-TRAIN_VARIANTS = {}
-for _run in RUNS.values():
-    TRAIN_VARIANTS.setdefault(_run["epochs"], set()).add(_run["variant"])
-for _epochs, _variants in TRAIN_VARIANTS.items():
-    _shared = sorted(
-        v for e, vs in TRAIN_VARIANTS.items() if e != _epochs for v in vs & _variants
-    )
-    if _shared:
-        raise WorkflowError(
-            f"invalid config: runs named {', '.join(_shared)} train for different numbers of epochs; "
-            "give them distinct `name`s"
-        )
-
-
 def training_subset(wildcards):
     """The Hessian subset, for optimizers that train on it (NSGD); none otherwise."""
     run = run_of(wildcards)
@@ -47,7 +33,7 @@ def train_profile_resources():
     return {name: getattr(value, "value", value) for name, value in resources.items()}
 
 
-for _epochs in sorted(TRAIN_VARIANTS):
+for _epochs, _variants in TRAINING_VARIANTS.items():
 
     rule:
         name:
@@ -64,7 +50,7 @@ for _epochs in sorted(TRAIN_VARIANTS):
         benchmark:
             run_benchmark("train")
         wildcard_constraints:
-            variant="|".join(re.escape(v) for v in sorted(TRAIN_VARIANTS[_epochs])),
+            variant="|".join(re.escape(v) for v in _variants),
         conda:
             ENV
         threads: config["threads"]

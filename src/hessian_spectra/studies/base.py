@@ -67,6 +67,8 @@ class Study:
             config adds (``study_modules``).
         schema: the JSON schema of its config section (``$defs`` of the config schema resolve in it); None: the
             config schema's ``$defs/<name>``.
+        plan: ``(planned runs, study settings) -> `` what its rule file groups its runs by, computed once when the
+            workflow is parsed; it raises ``ConfigError`` for a config the study cannot run (None: no plan).
         build_table: ``(run records, per-run tables) -> `` its table, for ``hessian-spectra study table`` (a study
             with a command of its own builds it there: None).
         draw: ``(study table, figure file name) -> `` a matplotlib figure, for ``hessian-spectra study figure``
@@ -84,6 +86,7 @@ class Study:
     figures: Callable[[list[dict], dict], list[str]]
     rules: str
     schema: dict | None = None
+    plan: Callable[[list[dict], dict], Any] | None = None
     build_table: Callable[[list[dict], list[str]], Any] | None = None
     draw: Callable[[Any, str], Any] | None = None
 

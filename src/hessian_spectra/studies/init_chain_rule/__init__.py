@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from hessian_spectra import layout
 from hessian_spectra.studies.base import RunJob, Study
 from hessian_spectra.studies.init_chain_rule.claims import CLAIMS
+from hessian_spectra.studies.init_chain_rule.plan import plan
 
 TABLE = "chain_rule.tsv"
 
@@ -15,12 +16,6 @@ TABLE = "chain_rule.tsv"
 def track_settings(settings: dict, run: dict, wildcards: Mapping[str, str], input) -> dict:
     """The ``tracking`` section: every key is a flag of the tracking command."""
     return dict(settings["tracking"])
-
-
-def figures(runs: list[dict], settings: dict) -> list[str]:
-    """One figure per init sd (named ``f"{sd:g}"``), all sds together, and the chain-rule terms."""
-    sds = dict.fromkeys(run["model_options"]["init_sd"] for run in runs)
-    return [f"init_sd_{sd:g}.png" for sd in sds] + ["init_sd_all.png", "chain_rule_terms.png"]
 
 
 STUDY = Study(
@@ -35,6 +30,7 @@ STUDY = Study(
     table=TABLE,
     scorecard_tables=(TABLE,),
     run_tables=lambda run: [],
-    figures=figures,
+    figures=lambda runs, settings: plan(runs).figures(),
+    plan=lambda runs, settings: plan(runs),
     rules="rules/init_chain_rule.smk",
 )

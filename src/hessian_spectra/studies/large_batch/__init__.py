@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from hessian_spectra import layout
 from hessian_spectra.studies.base import RunJob, Study
 from hessian_spectra.studies.large_batch.claims import CLAIMS
+from hessian_spectra.studies.large_batch.plan import plan
 
 TABLE = "top_eigenvalues.tsv"
 
@@ -50,17 +51,6 @@ def landscape_settings(settings: dict, run: dict, wildcards: Mapping[str, str], 
             "seed": run["seed"]}
 
 
-def batch_sizes(runs: list[dict]) -> dict[str, list[str]]:
-    """Batch size (as in a path) -> the keys of its runs, sizes ascending."""
-    return {str(size): [run["key"] for run in runs if run["batch_size"] == size]
-            for size in sorted({run["batch_size"] for run in runs})}
-
-
-def figures(runs: list[dict], settings: dict) -> list[str]:
-    """The spectra figure and one loss-surface figure per batch size."""
-    return ["hessian_spectral.png"] + [f"loss_surface_bs{size}.png" for size in batch_sizes(runs)]
-
-
 STUDY = Study(
     name="large_batch",
     source="000",
@@ -78,6 +68,7 @@ STUDY = Study(
     table=TABLE,
     scorecard_tables=(TABLE,),
     run_tables=lambda run: [layout.landscape(run["key"])],
-    figures=figures,
+    figures=lambda runs, settings: plan(runs).figures(),
+    plan=lambda runs, settings: plan(runs),
     rules="rules/large_batch.smk",
 )

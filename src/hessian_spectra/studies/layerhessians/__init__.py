@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from hessian_spectra import layout
-from hessian_spectra.runs import block_count, dataset_key, model_key
 from hessian_spectra.studies.base import RunJob, Study
 from hessian_spectra.studies.layerhessians.claims import CLAIMS
+from hessian_spectra.studies.layerhessians.plan import LayerHessiansPlan, plan
 
 TABLE = "matching.tsv"
 
@@ -27,19 +27,18 @@ def spectrum_settings(settings: dict, run: dict, wildcards: Mapping[str, str], i
             "layers": True, **blocks, "seed": run["seed"]}
 
 
-def figure_name(run: dict) -> str:
-    """The ``{model}_{dataset}`` part of a run's figure names."""
-    return f"{model_key(run['model'])}_{dataset_key(run['dataset'])}"
+def match_settings(plan: LayerHessiansPlan, settings: dict) -> dict:
+    """``layerhessians match`` flags: the matching settings, peak-epoch overrides and every run with its spectra."""
+    matching = settings["matching"]
+    return {"first_epoch": matching["first_epoch"], "eps": matching["eps"],
+            "peak_epoch": [[f"{label}={epoch}"] for label, epoch in matching["peak_epoch"].items()],
+            "run": [[layout.run_files(key).run_json, *files] for key, files in plan.spectrum_files.items()]}
 
 
-def figures(runs: list[dict], settings: dict) -> list[str]:
-    """The two matching figures and, per model and dataset, one epochwise figure per layer block."""
-    first: dict[str, dict] = {}
-    for run in runs:
-        first.setdefault(figure_name(run), run)
-    return [f"match_distros_{kind}.png" for kind in ("wasserstein", "peak")] + [
-        f"training_eigvals_epochwise_{name}_{layer}.png"
-        for name, run in first.items() for layer in range(1, block_count(run) + 1)]
+def epochwise_settings(plan: LayerHessiansPlan, name: str) -> dict:
+    """``layerhessians epochwise`` flags of one figure name: every seed's run with its spectra."""
+    return {"run": [[layout.run_files(run["key"]).run_json, *plan.spectrum_files[run["key"]]]
+                    for run in plan.by_name[name]]}
 
 
 STUDY = Study(
@@ -57,6 +56,7 @@ STUDY = Study(
     table=TABLE,
     scorecard_tables=(layout.MATCH_PROFILES,),
     run_tables=lambda run: [layout.layer_spectrum(run["key"], epoch, "tsv") for epoch in range(run["epochs"] + 1)],
-    figures=figures,
+    figures=lambda runs, settings: plan(runs, settings).figures(),
+    plan=plan,
     rules="rules/layerhessians.smk",
 )
