@@ -169,17 +169,17 @@ def test_large_batch_groups_keys_by_batch_size_ascending():
 
 def test_large_batch_surface_runs_of_a_planned_size():
     plan = large_batch.plan(large_batch_runs())
-    assert plan.surface_runs("256", "fig/loss_surface_bs256.png") == plan.by_size["256"]
+    assert plan.surface_runs("256") == plan.by_size["256"]
 
 
 def test_large_batch_surface_of_an_unplanned_size_names_the_planned_ones():
     with pytest.raises(ValueError) as err:
-        large_batch.plan(large_batch_runs()).surface_runs("128", "fig/loss_surface_bs128.png")
+        large_batch.plan(large_batch_runs()).surface_runs("128", "mine")
     assert str(err.value) == (
-        "fig/loss_surface_bs128.png: batch size 128 is not in this config's large_batch runs; its batch sizes: 64, 256"
+        "results/configs/mine/figures/large_batch/loss_surface_bs128.png: batch size 128 is not in this config's large_batch runs; its batch sizes: 64, 256"
     )
     with pytest.raises(ValueError, match=r"its batch sizes: none \(the study is off\)$"):
-        large_batch.plan([]).surface_runs("64", "fig/loss_surface_bs64.png")
+        large_batch.plan([]).surface_runs("64")
 
 
 # --- training

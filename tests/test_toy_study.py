@@ -39,10 +39,10 @@ def test_an_unknown_study_is_refused_with_the_known_ones(tmp_path):
 def test_the_toy_study_runs_into_the_dag_the_scorecard_and_the_report(tmp_path):
     configfile = write_config(tmp_path / "toy.yaml", toy_config())
     dry = snakemake(tmp_path, "-n", "--quiet", "rules", configfile=configfile)
-    assert dry.returncode == 0, dry.stderr[-3000:]
+    assert dry.returncode == 0, (dry.stdout + dry.stderr)[-3000:]
     assert {"toy_final", "toy_table", "toy_figure", "findings"} <= set(dry.stdout.split())
     result = snakemake(tmp_path, "--cores", "2", configfile=configfile)
-    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
     table = pd.read_csv(tmp_path / layout.study_table("toy", "toy.tsv"), sep="\t")
     assert len(table) == 1 and table["lambda_max"].iloc[0] > 0 and table["trace"].iloc[0] > 0
     assert (tmp_path / layout.figure("toy", "toy.png")).stat().st_size > 10_000

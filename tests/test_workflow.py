@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from conftest import REPO, TINY, planned_jobs, snakemake
-from hessian_spectra import audit, layout
+from hessian_spectra import audit, job_settings, layout
 from hessian_spectra.portable import TORCH_CAPABILITY, job_environment
 from hessian_spectra.runs import load_yaml, plan_runs, with_defaults
 
@@ -104,11 +104,12 @@ def test_every_job_of_the_tiny_run_pins_its_cpu_kernels_and_threads(tiny_run, ti
     records = audit.load_records(tiny_audit)
     assert records
     for record in records:
+        record["flags"] = job_settings.expand(record["argv"])
         assert record["environment"] == {**record["environment"], **job_environment(threads)}, record["argv"]
         if record["torch"] is not None:
             assert record["torch"]["cpu_capability"] == TORCH_CAPABILITY, record["argv"]
-            assert record["torch"]["threads"] == (threads if "--threads" in record["argv"] else 1), record["argv"]
-    computed = [record for record in records if record["torch"] is not None and "--threads" in record["argv"]]
+            assert record["torch"]["threads"] == (threads if "--threads" in record["flags"] else 1), record["argv"]
+    computed = [record for record in records if record["torch"] is not None and "--threads" in record["flags"]]
     assert len(computed) > 10, "training and curvature jobs ran with torch"
 
 

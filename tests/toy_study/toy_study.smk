@@ -4,7 +4,10 @@
 rule toy_table:
     input:
         runs=[layout.run_files(run["key"]).run_json for run in study_runs("toy")],
-        tables=[STUDIES["toy"].jobs[0].outputs["out"](run["key"]) for run in study_runs("toy")],
+        tables=[
+            STUDIES["toy"].jobs[0].outputs["out"](run["key"])
+            for run in study_runs("toy")
+        ],
     output:
         config_table("toy", STUDIES["toy"].table),
     log:

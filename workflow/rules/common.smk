@@ -96,6 +96,16 @@ def config_figure(study, name):
     return layout.figure(study, name, CONFIG_NAME)
 
 
+def study_figure(study, name, caption=None):
+    """A figure of this config in the report, under its study, with the caption workflow/report/<study>/<caption
+    or the figure's stem>.rst (a path relative to the rule files)."""
+    return report(
+        config_figure(study, name),
+        caption=f"../report/{study}/{caption or Path(name).stem}.rst",
+        category=study,
+    )
+
+
 def config_table(study, name):
     """A study table of this config."""
     return layout.study_table(study, name, CONFIG_NAME)
@@ -212,7 +222,7 @@ def study_enabled(study):
 
 
 def study_rule_file(study):
-    """A study's rule file: a built-in study's under workflow/, one of `study_modules` beside its module."""
+    """The rules of a study: a built-in study's file under workflow/, the file beside a `study_modules` module."""
     return str(Path(workflow.basedir) / "workflow" / study.rules)
 
 

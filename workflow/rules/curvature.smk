@@ -1,6 +1,6 @@
 """Per-run curvature jobs: one rule `<study>_<job>` per job of every study in the registry (hessian_spectra.studies),
-one job per planned run of the study, its command given every flag as one JSON `--settings`."""
-
+one job per planned run of the study, its command given every flag as one JSON `--settings`.
+"""
 
 for _study in STUDIES.values():
     for _job in _study.jobs:
@@ -17,8 +17,8 @@ for _study in STUDIES.values():
             benchmark:
                 run_benchmark(_job.log)
             wildcard_constraints:
-                study=_study.name,
                 **_job.wildcards,
+                study=_study.name,
             group:
                 _job.group
             conda:

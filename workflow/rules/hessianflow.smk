@@ -2,7 +2,10 @@
 and Lanczos with its residual), SGD vs ABSA; Hutchinson trace and SLQ density at the final checkpoint.
 """
 
+from hessian_spectra.studies.hessianflow import FIGURES as HESSIANFLOW_FIGURES
+
 HESSIANFLOW_RUNS = study_runs("hessianflow")
+
 
 localrules:
     hessianflow_figures,
@@ -20,21 +23,10 @@ rule hessianflow_figures:
             layout.final_trace_density(run["key"], "npz") for run in HESSIANFLOW_RUNS
         ],
     output:
-        dominant=report(
-            config_figure("hessianflow", "dominant_eigenvalue.png"),
-            caption="../report/hessianflow/dominant_eigenvalue.rst",
-            category="hessianflow",
-        ),
-        schedule=report(
-            config_figure("hessianflow", "absa_schedule.png"),
-            caption="../report/hessianflow/absa_schedule.rst",
-            category="hessianflow",
-        ),
-        esd=report(
-            config_figure("hessianflow", "esd_final.png"),
-            caption="../report/hessianflow/esd_final.rst",
-            category="hessianflow",
-        ),
+        **{
+            Path(name).stem: study_figure("hessianflow", name)
+            for name in HESSIANFLOW_FIGURES
+        },
     log:
         config_log("hessianflow/figures"),
     conda:
@@ -42,5 +34,5 @@ rule hessianflow_figures:
     shell:
         "hessian-spectra hessianflow figures --runs {input.run} --histories {input.history} "
         "--eigen {input.eigen} --final {input.final} --densities {input.density} "
-        "--dominant-eigenvalue {output.dominant} --absa-schedule {output.schedule} --esd-final {output.esd} "
+        "--dominant-eigenvalue {output.dominant_eigenvalue} --absa-schedule {output.absa_schedule} --esd-final {output.esd_final} "
         "> {log} 2>&1"

@@ -30,23 +30,11 @@ rule init_chain_rule_figures:
         ICR_TABLE,
     output:
         sd_figures=[
-            report(
-                config_figure("init_chain_rule", name),
-                caption="../report/init_chain_rule/init_sd.rst",
-                category="init_chain_rule",
-            )
+            study_figure("init_chain_rule", name, "init_sd")
             for name in ICR_PLAN.sd_figures
         ],
-        all_sds=report(
-            config_figure("init_chain_rule", ALL_SDS_FIGURE),
-            caption="../report/init_chain_rule/init_sd_all.rst",
-            category="init_chain_rule",
-        ),
-        terms=report(
-            config_figure("init_chain_rule", TERMS_FIGURE),
-            caption="../report/init_chain_rule/chain_rule_terms.rst",
-            category="init_chain_rule",
-        ),
+        all_sds=study_figure("init_chain_rule", ALL_SDS_FIGURE),
+        terms=study_figure("init_chain_rule", TERMS_FIGURE),
     log:
         config_log("init_chain_rule/figures"),
     conda:

@@ -8,12 +8,6 @@ LARGE_BATCH_RUNS = study_runs("large_batch")
 LARGE_BATCH_TABLE = config_table("large_batch", STUDIES["large_batch"].table)
 
 
-def large_batch_surface_runs(wildcards):
-    """The run keys of one batch size's loss-surface figure (an unplanned size is answered with the planned ones)."""
-    figure = config_figure("large_batch", surface_figure(wildcards.batch_size))
-    return LARGE_BATCH_PLAN.surface_runs(wildcards.batch_size, figure)
-
-
 localrules:
     large_batch_table,
     large_batch_spectral_figure,
@@ -36,7 +30,7 @@ rule large_batch_table:
     conda:
         ENV
     params:
-        top_k=study_settings("large_batch").get("spectrum", {}).get("top_k"),
+        top_k=lambda wildcards: study_settings("large_batch")["spectrum"]["top_k"],
     shell:
         "hessian-spectra large-batch table --runs {input.runs} --histories {input.histories} "
         "--spectra {input.spectra} --top-k {params.top_k} --out {output} > {log} 2>&1"
@@ -46,17 +40,13 @@ rule large_batch_spectral_figure:
     input:
         LARGE_BATCH_TABLE,
     output:
-        report(
-            config_figure("large_batch", SPECTRAL_FIGURE),
-            caption="../report/large_batch/hessian_spectral.rst",
-            category="large_batch",
-        ),
+        study_figure("large_batch", SPECTRAL_FIGURE),
     log:
         config_log("large_batch/hessian_spectral"),
     conda:
         ENV
     params:
-        hessians=study_settings("large_batch").get("spectrum", {}).get("hessians"),
+        hessians=lambda wildcards: study_settings("large_batch")["spectrum"]["hessians"],
     shell:
         "hessian-spectra large-batch spectral --table {input} --hessians {params.hessians} "
         "--out {output} > {log} 2>&1"
@@ -65,23 +55,20 @@ rule large_batch_spectral_figure:
 rule large_batch_surface_figure:
     input:
         runs=lambda wildcards: [
-            layout.run_files(key).run_json for key in large_batch_surface_runs(wildcards)
+            layout.run_files(key).run_json
+            for key in large_batch_surface_runs(wildcards)
         ],
         landscapes=lambda wildcards: [
             layout.landscape(key) for key in large_batch_surface_runs(wildcards)
         ],
     output:
-        report(
-            config_figure("large_batch", surface_figure("{batch_size}")),
-            caption="../report/large_batch/loss_surface.rst",
-            category="large_batch",
-        ),
+        study_figure("large_batch", surface_figure("{batch_size}"), "loss_surface"),
     log:
         config_log("large_batch/loss_surface_bs{batch_size}"),
     conda:
         ENV
     params:
-        kind=study_settings("large_batch").get("landscape", {}).get("plot"),
+        kind=lambda wildcards: study_settings("large_batch")["landscape"]["plot"],
     shell:
         "hessian-spectra large-batch surface --runs {input.runs} --landscapes {input.landscapes} "
         "--kind {params.kind} --out {output} > {log} 2>&1"

@@ -1,6 +1,7 @@
 """Study `layerhessians` (seed 004): the matching table and figures from the per-epoch spectra of every run (its
 per-run jobs and plan: hessian_spectra.studies.layerhessians). One job draws all epochwise figures of a model and
-dataset, every seed in each, so there is one figure rule per layer-block count, each figure a target of its own."""
+dataset, every seed in each, so there is one figure rule per layer-block count, each figure a target of its own.
+"""
 
 from hessian_spectra.studies.layerhessians import epochwise_settings, match_settings
 from hessian_spectra.studies.layerhessians.plan import MATCH_KINDS, epochwise_figures
@@ -26,7 +27,9 @@ rule layerhessians_table:
     conda:
         ENV
     params:
-        settings=job_json(match_settings(LH_PLAN, study_settings("layerhessians"))),
+        settings=lambda wildcards: job_json(
+            match_settings(LH_PLAN, study_settings("layerhessians"))
+        ),
     shell:
         "hessian-spectra layerhessians match --settings {params.settings:q} --out {output.table} "
         "--profiles {output.profiles} > {log} 2>&1"

@@ -1,6 +1,8 @@
 """Study `sharpest_directions` (seed 001): the sharpness table and figures from every run's top-K eigenvalues along
 training (its per-run job: hessian_spectra.studies.sharpest_directions)."""
 
+from hessian_spectra.studies.sharpest_directions import FIGURES as SHARPEST_FIGURES
+
 SHARPEST_RUNS = study_runs("sharpest_directions")
 SHARPEST_TABLE = config_table(
     "sharpest_directions", STUDIES["sharpest_directions"].table
@@ -24,33 +26,17 @@ rule sharpest_directions_figures:
     input:
         **SHARPEST_INPUTS,
     output:
-        trajectory=report(
-            config_figure("sharpest_directions", "spectrum_trajectory.png"),
-            caption="../report/sharpest_directions/spectrum_trajectory.rst",
-            category="sharpest_directions",
-        ),
-        lr_grid=report(
-            config_figure("sharpest_directions", "lr_grid.png"),
-            caption="../report/sharpest_directions/lr_grid.rst",
-            category="sharpest_directions",
-        ),
-        bs_grid=report(
-            config_figure("sharpest_directions", "bs_grid.png"),
-            caption="../report/sharpest_directions/bs_grid.rst",
-            category="sharpest_directions",
-        ),
-        nsgd_gamma=report(
-            config_figure("sharpest_directions", "nsgd_gamma.png"),
-            caption="../report/sharpest_directions/nsgd_gamma.rst",
-            category="sharpest_directions",
-        ),
+        **{
+            Path(name).stem: study_figure("sharpest_directions", name)
+            for name in SHARPEST_FIGURES
+        },
     log:
         config_log("sharpest_directions/figures"),
     conda:
         ENV
     shell:
         f"hessian-spectra sharpest-directions figures {SHARPEST_FLAGS} "
-        "--out-dir $(dirname {output.trajectory}) > {log} 2>&1"
+        "--out-dir $(dirname {output.spectrum_trajectory}) > {log} 2>&1"
 
 
 rule sharpest_directions_table:

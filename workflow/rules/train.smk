@@ -6,6 +6,7 @@ A rule's outputs are fixed when it is defined, so there is one training rule per
 resumes: Snakemake removes a job's outputs before it runs and after it fails.
 """
 
+
 def training_subset(wildcards):
     """The Hessian subset, for optimizers that train on it (NSGD); none otherwise."""
     run = run_of(wildcards)

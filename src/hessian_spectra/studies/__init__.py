@@ -17,9 +17,18 @@ from collections.abc import Mapping, Sequence
 from functools import cache
 from pathlib import Path
 
-from hessian_spectra.studies.base import INPUT_KINDS, RunJob, Study, job_inputs, job_settings
+from hessian_spectra.studies.base import (
+    INPUT_KINDS,
+    RunJob,
+    Study,
+    job_inputs,
+    job_settings,
+    section_settings,
+    table_and_arrays,
+)
 
-__all__ = ["INPUT_KINDS", "RunJob", "Study", "built_in", "config_schema", "job_inputs", "job_settings", "registry", "workflow_schema"]
+__all__ = ["INPUT_KINDS", "RunJob", "Study", "built_in", "config_schema", "job_inputs", "job_settings", "registry",
+           "section_settings", "table_and_arrays", "workflow_schema"]
 
 
 @cache

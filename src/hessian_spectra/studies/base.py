@@ -96,6 +96,16 @@ class Study:
             raise ValueError(f"study {self.name}: claims of another study ({', '.join(strangers)})")
 
 
+def section_settings(section: str) -> Callable[[dict, dict, Mapping[str, str], Any], dict]:
+    """A job's ``settings`` that are one section of the study's config, every key a flag of its command."""
+    return lambda settings, run, wildcards, input: dict(settings[section])
+
+
+def table_and_arrays(path: Callable[[str, str], str]) -> dict[str, Callable[[str], str]]:
+    """The outputs of a ``spectrum`` job: its table (``--out``) and arrays (``--npz``), ``path(key, suffix)``."""
+    return {"out": lambda key: path(key, "tsv"), "npz": lambda key: path(key, "npz")}
+
+
 def job_inputs(job: RunJob, settings: dict, run: dict, epoch: str | None = None) -> dict[str, str | list[str]]:
     """The files one job of ``job`` reads for ``run`` (at checkpoint ``epoch`` for a per-epoch job), by flag."""
     files = layout.run_files(run["key"])

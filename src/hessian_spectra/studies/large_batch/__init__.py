@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from hessian_spectra import layout
-from hessian_spectra.studies.base import RunJob, Study
+from hessian_spectra.studies.base import RunJob, Study, table_and_arrays
+from hessian_spectra.studies.large_batch import plan as planning
 from hessian_spectra.studies.large_batch.claims import CLAIMS
-from hessian_spectra.studies.large_batch.plan import plan
 
 TABLE = "top_eigenvalues.tsv"
 
@@ -58,9 +58,7 @@ STUDY = Study(
     claims=CLAIMS,
     jobs=(
         RunJob("spectrum", "spectrum", {"checkpoint": "last_checkpoint", "data": "subset"},
-               {"out": lambda key: layout.final_spectrum(key, "{hessian}", "tsv"),
-                "npz": lambda key: layout.final_spectrum(key, "{hessian}", "npz")},
-               spectrum_settings, log="large_batch_spectrum_{hessian}", wildcards={"hessian": "last_layer|full"}),
+               table_and_arrays(lambda key, suffix: layout.final_spectrum(key, "{hessian}", suffix)), spectrum_settings, log="large_batch_spectrum_{hessian}", wildcards={"hessian": "last_layer|full"}),
         RunJob("landscape", "landscape", {"checkpoint": "last_checkpoint", "data": "subset"},
                {"out": layout.landscape}, landscape_settings, log="large_batch_landscape",
                extra_inputs=landscape_eigenvectors),
@@ -68,7 +66,7 @@ STUDY = Study(
     table=TABLE,
     scorecard_tables=(TABLE,),
     run_tables=lambda run: [layout.landscape(run["key"])],
-    figures=lambda runs, settings: plan(runs).figures(),
-    plan=lambda runs, settings: plan(runs),
+    figures=lambda runs, settings: planning.plan(runs).figures(),
+    plan=lambda runs, settings: planning.plan(runs),
     rules="rules/large_batch.smk",
 )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from hessian_spectra import layout
 from hessian_spectra.inputs import config_entry
 
 SPECTRAL_FIGURE = "hessian_spectral.png"
@@ -19,9 +20,10 @@ class LargeBatchPlan:
         """File names of every figure of the study: the spectral figure, then one loss surface per batch size."""
         return [SPECTRAL_FIGURE] + [surface_figure(size) for size in self.by_size]
 
-    def surface_runs(self, batch_size: str, target: str) -> list[str]:
-        """The run keys of the loss-surface figure ``target`` of ``batch_size``; a size the config does not train
-        raises ValueError naming ``target`` and the sizes it does."""
+    def surface_runs(self, batch_size: str, config: str = "") -> list[str]:
+        """The run keys of the loss-surface figure of ``batch_size`` in the config named ``config``; a size the
+        config does not train raises ValueError naming the figure and the sizes it does."""
+        target = layout.figure("large_batch", surface_figure(batch_size), config)
         return config_entry(self.by_size, batch_size, target, "batch size", "this config's large_batch runs")
 
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from hessian_spectra import layout
-from hessian_spectra.studies.base import RunJob, Study
+from hessian_spectra.studies.base import RunJob, Study, table_and_arrays
+from hessian_spectra.studies.layerhessians import plan as planning
 from hessian_spectra.studies.layerhessians.claims import CLAIMS
-from hessian_spectra.studies.layerhessians.plan import LayerHessiansPlan, plan
 
 TABLE = "matching.tsv"
 
@@ -27,7 +27,7 @@ def spectrum_settings(settings: dict, run: dict, wildcards: Mapping[str, str], i
             "layers": True, **blocks, "seed": run["seed"]}
 
 
-def match_settings(plan: LayerHessiansPlan, settings: dict) -> dict:
+def match_settings(plan: planning.LayerHessiansPlan, settings: dict) -> dict:
     """``layerhessians match`` flags: the matching settings, peak-epoch overrides and every run with its spectra."""
     matching = settings["matching"]
     return {"first_epoch": matching["first_epoch"], "eps": matching["eps"],
@@ -35,7 +35,7 @@ def match_settings(plan: LayerHessiansPlan, settings: dict) -> dict:
             "run": [[layout.run_files(key).run_json, *files] for key, files in plan.spectrum_files.items()]}
 
 
-def epochwise_settings(plan: LayerHessiansPlan, name: str) -> dict:
+def epochwise_settings(plan: planning.LayerHessiansPlan, name: str) -> dict:
     """``layerhessians epochwise`` flags of one figure name: every seed's run with its spectra."""
     return {"run": [[layout.run_files(run["key"]).run_json, *plan.spectrum_files[run["key"]]]
                     for run in plan.by_name[name]]}
@@ -48,15 +48,13 @@ STUDY = Study(
     claims=CLAIMS,
     jobs=(
         RunJob("spectrum", "spectrum", {"checkpoint": "epoch_checkpoint", "data": "subset"},
-               {"out": lambda key: layout.layer_spectrum(key, "{epoch}", "tsv"),
-                "npz": lambda key: layout.layer_spectrum(key, "{epoch}", "npz")},
-               spectrum_settings, log="layer_spectra/epoch_{epoch}",
+               table_and_arrays(lambda key, suffix: layout.layer_spectrum(key, "{epoch}", suffix)), spectrum_settings, log="layer_spectra/epoch_{epoch}",
                group="spectra_{model}_{dataset}_bs{batch_size}_seed{seed}_{variant}"),
     ),
     table=TABLE,
     scorecard_tables=(layout.MATCH_PROFILES,),
     run_tables=lambda run: [layout.layer_spectrum(run["key"], epoch, "tsv") for epoch in range(run["epochs"] + 1)],
-    figures=lambda runs, settings: plan(runs, settings).figures(),
-    plan=plan,
+    figures=lambda runs, settings: planning.plan(runs, settings).figures(),
+    plan=planning.plan,
     rules="rules/layerhessians.smk",
 )

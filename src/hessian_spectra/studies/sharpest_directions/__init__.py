@@ -3,19 +3,12 @@ and batch-size grids against the stability edge, and NSGD's overshoot gamma."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from hessian_spectra import layout
-from hessian_spectra.studies.base import RunJob, Study
+from hessian_spectra.studies.base import RunJob, Study, section_settings
 from hessian_spectra.studies.sharpest_directions.claims import CLAIMS
 
 TABLE = "sharpness_table.csv"
 FIGURES = ("spectrum_trajectory.png", "lr_grid.png", "bs_grid.png", "nsgd_gamma.png")
-
-
-def trajectory_settings(settings: dict, run: dict, wildcards: Mapping[str, str], input) -> dict:
-    """The study's Lanczos settings, applied at every checkpoint."""
-    return dict(settings["spectrum"])
 
 
 STUDY = Study(
@@ -25,7 +18,7 @@ STUDY = Study(
     claims=CLAIMS,
     jobs=(
         RunJob("trajectory", "trajectory", {"run_json": "run_json", "checkpoints": "checkpoints", "subset": "subset"},
-               {"out": layout.trajectory}, trajectory_settings, log="trajectory"),
+               {"out": layout.trajectory}, section_settings("spectrum"), log="trajectory"),
     ),
     table=TABLE,
     scorecard_tables=(),
