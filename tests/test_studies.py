@@ -114,3 +114,18 @@ def test_job_inputs_by_kind():
     inputs = job_inputs(landscape, config["studies"]["large_batch"], run)
     assert inputs["checkpoint"] == layout.run_files(run["key"]).checkpoint(run["epochs"])
     assert inputs["eigenvectors"] == layout.final_spectrum(run["key"], "last_layer", "npz")
+
+
+def test_the_workflow_plan_of_the_default_config():
+    from hessian_spectra.workflow_plan import plan_workflow
+
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    plan = plan_workflow(config, SCHEMA_FILE)
+    assert list(plan.studies) == [study.name for study in built_in()]
+    assert set(plan.plans) == {"large_batch", "init_chain_rule", "layerhessians"}
+    assert plan.config["study_modules"] == [] and "study_modules" not in config
+    assert sum(len(variants) for variants in plan.training_variants.values()) == len(
+        {run["variant"] for run in plan.runs.values()})
+    config["studies"]["layerhessians"]["matching"] = {"peak_epoch": {"lenet/nowhere": 1}}
+    with pytest.raises(ConfigError, match=r"peak_epoch\.lenet/nowhere: no such run"):
+        plan_workflow(config, SCHEMA_FILE)

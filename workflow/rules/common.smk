@@ -13,46 +13,23 @@ from hessian_spectra.data.catalog import needs_download
 from hessian_spectra.data.files import is_data_path
 from hessian_spectra.layout import RUN_PATTERN
 from hessian_spectra.portable import shell_exports
-from hessian_spectra.runs import (
-    ConfigError,
-    check_config,
-    load_yaml,
-    plan_runs,
-    plan_subsets,
-    runs_of,
-    subset_key,
-    training_config,
-    with_defaults,
-)
-from hessian_spectra.studies import config_schema, job_inputs, registry
+from hessian_spectra.runs import plan_subsets, runs_of, subset_key, training_config
+from hessian_spectra.studies import job_inputs
 from hessian_spectra.studies import job_settings as study_job_settings
-from hessian_spectra.train.plan import variants_by_epochs
+from hessian_spectra.workflow_plan import plan_workflow
 from hessian_spectra.verify import restore_checkpoints
 
-# The studies: the built-in ones and those of the config's `study_modules`; the schema gets a section for each.
+# The studies (the built-in ones and the config's `study_modules`), the config checked against the schema's section
+# for each, its planned runs and each study's plan.
 try:
-    STUDIES = registry(config.get("study_modules", []))
-    SCHEMA = config_schema(
-        load_yaml(
-            Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
-        ),
-        STUDIES,
+    PLAN = plan_workflow(
+        config, Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
     )
-    check_config(config, SCHEMA)
-    validate(config, "../schemas/config.schema.yaml")
-    config.update(with_defaults(config, SCHEMA))
-    RUNS = plan_runs(config, SCHEMA)
-    TRAINING_VARIANTS = variants_by_epochs(RUNS.values())
-    # what each study's rule file groups its runs by (a study may refuse the config here)
-    PLANS = {
-        study.name: study.plan(
-            runs_of(RUNS, study.name), config["studies"].get(study.name, {})
-        )
-        for study in STUDIES.values()
-        if study.plan
-    }
 except ValueError as err:
     raise WorkflowError(f"invalid config: {err}") from None
+validate(config, "../schemas/config.schema.yaml")
+config.update(PLAN.config)
+STUDIES, RUNS, PLANS = PLAN.studies, PLAN.runs, PLAN.plans
 SUBSETS = plan_subsets(RUNS)
 
 # Deleted checkpoints of trained runs come back from the training store; those that cannot are lost and become

@@ -56,10 +56,11 @@ rule large_batch_surface_figure:
     input:
         runs=lambda wildcards: [
             layout.run_files(key).run_json
-            for key in large_batch_surface_runs(wildcards)
+            for key in LARGE_BATCH_PLAN.surface_runs(wildcards.batch_size, CONFIG_NAME)
         ],
         landscapes=lambda wildcards: [
-            layout.landscape(key) for key in large_batch_surface_runs(wildcards)
+            layout.landscape(key)
+            for key in LARGE_BATCH_PLAN.surface_runs(wildcards.batch_size, CONFIG_NAME)
         ],
     output:
         study_figure("large_batch", surface_figure("{batch_size}"), "loss_surface"),

@@ -34,7 +34,7 @@ def train_profile_resources():
     return {name: getattr(value, "value", value) for name, value in resources.items()}
 
 
-for _epochs, _variants in TRAINING_VARIANTS.items():
+for _epochs, _variants in PLAN.training_variants.items():
 
     rule:
         name:
