@@ -166,6 +166,33 @@ def dataset_ready(dataset):
     return f"resources/data/{dataset}/READY.json"
 
 
+def training_subset(wildcards):
+    """The Hessian subset, for optimizers that train on it (NSGD); none otherwise."""
+    run = run_of(wildcards)
+    return subset_file(run) if "hessian_subset" in run else []
+
+
+def train_settings(wildcards, input, output, threads):
+    """Every flag of a training job as one JSON object: the run, where it writes, its data and the runtime's."""
+    run = run_of(wildcards)
+    return job_settings.to_json(
+        {
+            "run": training_config(run),
+            "out_dir": str(Path(output.run).parent),
+            "data_root": dataset_root(run["dataset"]),
+            "subset": input.subset or None,
+            **RUNTIME,
+            "threads": threads,
+        }
+    )
+
+
+def train_profile_resources():
+    """The resources a profile sets for `train` (e.g. profiles/slurm), for every training rule."""
+    resources = workflow.resource_settings.overwrite_resources.get("train", {})
+    return {name: getattr(value, "value", value) for name, value in resources.items()}
+
+
 def gpu_request(wildcards):
     """One GPU per job when the config's device is CUDA, none on CPU."""
     return 1 if config["device"] == "cuda" else 0
