@@ -200,6 +200,31 @@ def test_layer_blocks_are_conv_and_linear_weights_in_forward_order(name: str) ->
     assert called == blocks
 
 
+# the layer names of saved checkpoints (state_dict keys): a model built now must load them
+SEQUENTIAL_LAYERS = {
+    "lenet": "conv1 relu1 pool1 conv2 relu2 pool2 flatten fc1 relu3 fc2 relu4 fc3",
+    "tf_cnn": "conv1 relu1 conv2 relu2 pool1 conv3 relu3 conv4 relu4 pool2 flatten dense1 relu5 dense2 relu6 dense3",
+    "simple_cnn_medium": "conv1 relu1 conv2 relu2 pool1 conv3 relu3 conv4 relu4 pool2 flatten dense1 relu5 dense2",
+    "c1": "conv1 relu1 bn1 pool1 conv2 relu2 bn2 pool2 flatten linear1 relu3 linear2 relu4 linear3",
+    "mlp": "flatten dense1 act1 dense2 act2 dense3",
+}
+RESNET_KEYS = {
+    "resnet18": ("bn1.running_mean", "layers.1.0.shortcut.1.weight", "layers.3.1.conv2.weight", "linear.bias"),
+    "resnet20": ("conv1.weight", "layers.2.0.shortcut.0.weight", "layers.2.2.bn2.bias", "linear.weight"),
+    "resnet32_nobn": ("conv1.bias", "layers.1.0.shortcut.weight", "layers.2.4.conv2.bias", "dense.weight"),
+}
+
+
+@pytest.mark.parametrize("name", SEQUENTIAL_LAYERS)
+def test_sequential_models_keep_their_layer_names(name: str) -> None:
+    assert " ".join(child for child, _ in native_model(name).named_children()) == SEQUENTIAL_LAYERS[name]
+
+
+@pytest.mark.parametrize("name", RESNET_KEYS)
+def test_resnets_keep_their_state_dict_keys(name: str) -> None:
+    assert set(RESNET_KEYS[name]) <= set(native_model(name).state_dict())
+
+
 def _forward_backward(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> None:
     model.train()
     model.zero_grad()

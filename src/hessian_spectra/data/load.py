@@ -31,16 +31,29 @@ MNIST_LIKE = ("mnist", "fashionmnist", "mnist5k")  # 28x28 images that the sourc
 _CHUNK = 4096
 
 
+def _read_only(images: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The arrays of an embedded dataset, made read-only: they are cached and shared by every caller."""
+    images.flags.writeable = False
+    labels.flags.writeable = False
+    return images, labels
+
+
+def _split_part(
+    arrays: tuple[np.ndarray, np.ndarray], split: tuple[np.ndarray, np.ndarray], train: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """The images and labels at the train (or test) indices of ``split``."""
+    images, labels = arrays
+    idx = split[0 if train else 1]
+    return images[idx], labels[idx]
+
+
 @lru_cache(maxsize=1)
 def _digits_arrays() -> tuple[np.ndarray, np.ndarray]:
     """scikit-learn's 1,797 real 8x8 digit images (values 0..16) and labels, read-only."""
     from sklearn.datasets import load_digits
 
     digits = load_digits()
-    images, target = digits.images, digits.target
-    images.flags.writeable = False
-    target.flags.writeable = False
-    return images, target
+    return _read_only(digits.images, digits.target)
 
 
 def stratified_split(y: np.ndarray, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -66,10 +79,9 @@ def digits_split() -> tuple[np.ndarray, np.ndarray]:
 
 
 def _load_digits(train: bool) -> tuple[Tensor, Tensor]:
-    images, target = _digits_arrays()
-    idx = digits_split()[0 if train else 1]
-    x = torch.from_numpy(images[idx] / 16.0).float().unsqueeze(1)
-    y = torch.from_numpy(target[idx]).long()
+    images, target = _split_part(_digits_arrays(), digits_split(), train)
+    x = torch.from_numpy(images / 16.0).float().unsqueeze(1)
+    y = torch.from_numpy(target).long()
     return x, y
 
 
@@ -101,10 +113,7 @@ def read_mnist5k(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
 
 @lru_cache(maxsize=1)
 def _mnist5k_arrays() -> tuple[np.ndarray, np.ndarray]:
-    images, labels = read_mnist5k(mnist5k_path())
-    images.flags.writeable = False
-    labels.flags.writeable = False
-    return images, labels
+    return _read_only(*read_mnist5k(mnist5k_path()))
 
 
 def mnist5k_split() -> tuple[np.ndarray, np.ndarray]:
@@ -114,10 +123,9 @@ def mnist5k_split() -> tuple[np.ndarray, np.ndarray]:
 
 def _load_mnist5k(train: bool) -> tuple[Tensor, Tensor]:
     """Images in [0, 1] (uint8 / 255, as the torchvision datasets are read) and labels of one fixed split."""
-    images, labels = _mnist5k_arrays()
-    idx = mnist5k_split()[0 if train else 1]
-    x = torch.from_numpy(images[idx]).to(torch.float32).div_(255.0).unsqueeze(1)
-    return x.contiguous(), torch.from_numpy(labels[idx])
+    images, labels = _split_part(_mnist5k_arrays(), mnist5k_split(), train)
+    x = torch.from_numpy(images).to(torch.float32).div_(255.0).unsqueeze(1)
+    return x.contiguous(), torch.from_numpy(labels)
 
 
 def _load_torchvision(name: str, train: bool, root: str | Path | None) -> tuple[Tensor, Tensor]:

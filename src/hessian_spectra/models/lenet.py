@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from collections import OrderedDict
-
 from torch import nn
 
-from hessian_spectra.models.common import check_spatial, out_size, scaled
+from hessian_spectra.models.common import check_spatial, conv_stages, dense_layers, scaled
 
 
 class LeNet(nn.Sequential):
@@ -14,21 +12,6 @@ class LeNet(nn.Sequential):
 
     def __init__(self, in_channels: int, image_size: int, num_classes: int, width: float = 1.0) -> None:
         c1, c2, h1, h2 = (scaled(units, width) for units in (6, 16, 120, 84))
-        size = out_size(out_size(out_size(out_size(image_size, 5), 2, 2), 5), 2, 2)
+        convs, channels, size = conv_stages(in_channels, image_size, [[(c1, 5, 0)], [(c2, 5, 0)]], pool=(2, 2, 0))
         check_spatial("lenet", image_size, size)
-        super().__init__(
-            OrderedDict(
-                conv1=nn.Conv2d(in_channels, c1, 5),
-                relu1=nn.ReLU(),
-                pool1=nn.MaxPool2d(2),
-                conv2=nn.Conv2d(c1, c2, 5),
-                relu2=nn.ReLU(),
-                pool2=nn.MaxPool2d(2),
-                flatten=nn.Flatten(),
-                fc1=nn.Linear(c2 * size * size, h1),
-                relu3=nn.ReLU(),
-                fc2=nn.Linear(h1, h2),
-                relu4=nn.ReLU(),
-                fc3=nn.Linear(h2, num_classes),
-            )
-        )
+        super().__init__(convs | dense_layers([channels * size * size, h1, h2, num_classes], "fc", first_act=3))

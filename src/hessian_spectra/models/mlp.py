@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Sequence
 
 from torch import nn
 
 from hessian_spectra.models.catalog import MLP_ACTIVATIONS, MLP_HIDDEN
-from hessian_spectra.models.common import glorot_uniform_, init_weights, scaled
+from hessian_spectra.models.common import dense_layers, glorot_uniform_, init_weights, scaled
 
 _ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "linear": nn.Identity}
 
@@ -34,12 +33,7 @@ class MLP(nn.Sequential):
         if isinstance(hidden, (str, bytes)) or not all(isinstance(h, int) and h > 0 for h in hidden):
             raise ValueError(f"mlp: hidden must be a list of positive integers, got {hidden!r}")
         sizes = [in_channels * image_size * image_size] + [scaled(h, width) for h in hidden] + [num_classes]
-        layers: OrderedDict[str, nn.Module] = OrderedDict(flatten=nn.Flatten())
-        for index, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:]), start=1):
-            layers[f"dense{index}"] = nn.Linear(fan_in, fan_out)
-            if index < len(sizes) - 1:
-                layers[f"act{index}"] = _ACTIVATIONS[activation]()
-        super().__init__(layers)
+        super().__init__(dense_layers(sizes, "dense", _ACTIVATIONS[activation], act_name="act"))
         init_weights(self, glorot_uniform_)
         if init_sd is not None:
             nn.init.normal_(self.dense1.weight, 0.0, init_sd)

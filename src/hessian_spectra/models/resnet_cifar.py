@@ -8,7 +8,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from hessian_spectra.models.common import scaled
+from hessian_spectra.models.common import residual_stages, scaled
 
 
 class BasicBlock(nn.Module):
@@ -45,17 +45,9 @@ class CifarResNet(nn.Module):
         stage_strides: tuple[int, ...],
     ) -> None:
         super().__init__()
-        planes = stage_planes[0]
-        self.conv1 = nn.Conv2d(in_channels, planes, 3, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(planes)
-        stages = []
-        for out_planes, blocks, stride in zip(stage_planes, stage_blocks, stage_strides):
-            layers = []
-            for index in range(blocks):
-                layers.append(BasicBlock(planes, out_planes, stride if index == 0 else 1))
-                planes = out_planes
-            stages.append(nn.Sequential(*layers))
-        self.layers = nn.Sequential(*stages)
+        self.conv1 = nn.Conv2d(in_channels, stage_planes[0], 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(stage_planes[0])
+        self.layers, planes = residual_stages(BasicBlock, stage_planes[0], stage_planes, stage_blocks, stage_strides)
         self.linear = nn.Linear(planes, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from hessian_spectra.models.common import glorot_uniform_, scaled
+from hessian_spectra.models.common import glorot_uniform_, residual_stages, scaled
 
 
 class PreActBlock(nn.Module):
@@ -47,18 +47,10 @@ class ResNetNoBN(nn.Module):
         if not init_scale > 0:
             raise ValueError(f"resnet32_nobn: init_scale must be positive, got {init_scale!r}")
         super().__init__()
-        planes = scaled(16, width)
-        self.conv1 = nn.Conv2d(in_channels, planes, 3, padding=1)
-        stages = []
-        for stage, stride in zip((16, 32, 64), (1, 2, 2)):
-            out_planes = scaled(stage, width)
-            layers = []
-            for index in range(blocks):
-                layers.append(PreActBlock(planes, out_planes, stride if index == 0 else 1))
-                planes = out_planes
-            stages.append(nn.Sequential(*layers))
-        self.layers = nn.Sequential(*stages)
-        self.dense = nn.Linear(planes, num_classes)
+        planes = [scaled(stage, width) for stage in (16, 32, 64)]
+        self.conv1 = nn.Conv2d(in_channels, planes[0], 3, padding=1)
+        self.layers, last = residual_stages(PreActBlock, planes[0], planes, (blocks,) * 3, (1, 2, 2))
+        self.dense = nn.Linear(last, num_classes)
         for module in self.modules():
             if isinstance(module, nn.Conv2d):
                 fan_in = module.in_channels * module.kernel_size[0] * module.kernel_size[1]

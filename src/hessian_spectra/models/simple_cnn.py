@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from collections import OrderedDict
-
 from torch import nn
 
-from hessian_spectra.models.common import check_spatial, glorot_uniform_, init_weights, out_size, scaled
+from hessian_spectra.models.common import (
+    check_spatial,
+    conv_stages,
+    dense_layers,
+    glorot_uniform_,
+    init_weights,
+    scaled,
+)
 
 
 class SimpleCNN(nn.Sequential):
@@ -27,27 +32,10 @@ class SimpleCNN(nn.Sequential):
     ) -> None:
         c1, c2, hidden = scaled(n_filters, width), scaled(2 * n_filters, width), scaled(n_dense, width)
         k, same = kernel_size, kernel_size // 2
-        size = out_size(out_size(image_size, k), 2, 2)
-        size = out_size(out_size(size, k), 2, 2)
+        stages = [[(c1, k, same), (c1, k, 0)], [(c2, k, same), (c2, k, 0)]]
+        convs, channels, size = conv_stages(in_channels, image_size, stages, pool=(2, 2, 0))
         check_spatial("simple_cnn", image_size, size)
-        super().__init__(
-            OrderedDict(
-                conv1=nn.Conv2d(in_channels, c1, k, padding=same),
-                relu1=nn.ReLU(),
-                conv2=nn.Conv2d(c1, c1, k),
-                relu2=nn.ReLU(),
-                pool1=nn.MaxPool2d(2),
-                conv3=nn.Conv2d(c1, c2, k, padding=same),
-                relu3=nn.ReLU(),
-                conv4=nn.Conv2d(c2, c2, k),
-                relu4=nn.ReLU(),
-                pool2=nn.MaxPool2d(2),
-                flatten=nn.Flatten(),
-                dense1=nn.Linear(c2 * size * size, hidden),
-                relu5=nn.ReLU(),
-                dense2=nn.Linear(hidden, num_classes),
-            )
-        )
+        super().__init__(convs | dense_layers([channels * size * size, hidden, num_classes], "dense", first_act=5))
         init_weights(self, glorot_uniform_)
 
 
