@@ -27,6 +27,7 @@ for _study in STUDIES.values():
             resources:
                 gpu=gpu_request,
             params:
+                command=_job.command,
                 settings=run_job_settings(_study, _job),
             shell:
-                f"hessian-spectra {_job.command} --settings {{params.settings:q}} > {{log}} 2>&1"
+                "hessian-spectra {params.command} --settings {params.settings:q} > {log} 2>&1"
