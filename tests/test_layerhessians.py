@@ -1,6 +1,8 @@
 """Study `layerhessians`: layer-block densities against the dense Hessian, the planned DAG, and a tiny run."""
 
 import copy
+import json
+import shlex
 
 import numpy as np
 import pandas as pd
@@ -9,7 +11,7 @@ import torch
 import yaml
 
 from conftest import REPO, planned_jobs, snakemake, training_jobs, write_config
-from hessian_spectra import layout
+from hessian_spectra import job_settings, layout
 from hessian_spectra.curvature import dense_hessian, make_batches
 from hessian_spectra.curvature.slq import trapezoid
 from hessian_spectra.matching import COLUMNS, FULL, load_spectra
@@ -131,9 +133,11 @@ def test_runs_that_differ_only_by_seed_share_every_figure(tmp_path, default_conf
     commands = [line for line in result.stdout.splitlines() if "layerhessians epochwise" in line]
     assert len(commands) == len(names)
     for command, (model, dataset) in zip(sorted(commands), sorted(names)):
-        runs = [f"--run results/layerhessians/runs/{model}/{dataset}/bs{run['batch_size']}/seed{run['seed']}/"
+        flags = job_settings.flags(json.loads(shlex.split(command.split("--settings ", 1)[1])[0]))
+        given = [flags[i + 1] for i, flag in enumerate(flags) if flag == "--run"]
+        runs = [f"results/layerhessians/runs/{model}/{dataset}/bs{run['batch_size']}/seed{run['seed']}/"
                 for run in planned if (run["model"], run["dataset"]) == (model, dataset)]
-        assert command.count("--run ") == 2 and all(run in command for run in runs)
+        assert len(given) == 2 and all(any(path.startswith(run) for path in given) for run in runs)
 
 
 def lenet_key(default_config, name=None):
