@@ -151,7 +151,7 @@ rule layerhessians_match:
     params:
         settings=LH_MATCH_FLAGS,
     shell:
-        "hessian-spectra layerhessians match {params.settings} --out {output.table} "
+        "hessian-spectra layerhessians table {params.settings} --out {output.table} "
         "--profiles {output.profiles} > {log} 2>&1"
 
 
