@@ -57,7 +57,7 @@ rule sharpest_trajectory:
         spectrum=SHARPEST_SPECTRUM,
         runtime=RUNTIME_FLAGS,
     shell:
-        "hessian-spectra trajectory --run-json {input.run} --checkpoints {input.checkpoints} "
+        "hessian-spectra sharpest-directions trajectory --run-json {input.run} --checkpoints {input.checkpoints} "
         "--subset {input.subset} --out {output} {params.spectrum} {params.runtime} --threads {threads} "
         "> {log} 2>&1"
 
