@@ -57,7 +57,7 @@ rule chain_rule_tracking:
         ),
         runtime=RUNTIME_FLAGS,
     shell:
-        "hessian-spectra chain-rule --run-json {input.run} --checkpoints {input.checkpoints} "
+        "hessian-spectra init-chain-rule track --run-json {input.run} --checkpoints {input.checkpoints} "
         "--subset {input.subset} --out {output} {params.tracking} {params.runtime} --threads {threads} "
         "> {log} 2>&1"
 
