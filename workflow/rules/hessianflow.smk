@@ -46,7 +46,7 @@ rule hessianflow_eigen:
         flags=HESSIANFLOW_FLAGS["eigen"],
         runtime=RUNTIME_FLAGS,
     shell:
-        "hessian-spectra dominant-eigen --run-json {input.run} --checkpoints {input.checkpoints} "
+        "hessian-spectra hessianflow eigen --run-json {input.run} --checkpoints {input.checkpoints} "
         "--subset {input.subset} --out {output} {params.flags} {params.runtime} --threads {threads} > {log} 2>&1"
 
 
