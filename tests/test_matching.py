@@ -187,7 +187,7 @@ def test_load_spectra_reads_blocks_in_order(run_files):
     np.testing.assert_array_equal(spectra[FULL].density, FULL_SPECTRUM.density)
 
 
-def test_match_table_rows_and_peak_epochs(run_files):
+def test_the_study_table_rows_and_peak_epochs(run_files):
     table = build_table([run for _, run in run_files])
     assert tuple(table.columns) == COLUMNS
     assert len(table) == 2 * 4 * 3 * 2  # runs x epochs x layers x metrics
@@ -310,7 +310,7 @@ def seed_files(tmp_path):
     return runs
 
 
-def test_match_table_keeps_every_seed_with_its_own_peak_epoch(seed_files):
+def test_the_study_table_keeps_every_seed_with_its_own_peak_epoch(seed_files):
     table = build_table([run for _, run in seed_files])
     assert list(table.columns[:2]) == ["run", "seed"] and set(table["seed"]) == {0, 1}
     assert len(table) == 2 * 4 * 3 * 2

@@ -1,5 +1,6 @@
-"""Study `sharpest_directions`: the trajectory command against the dense Hessian, the run grouping behind the grid
-and gamma figures, the sharpness table, torch-free figure commands, and the tiny workflow end to end (slow)."""
+"""Study `sharpest_directions`: the `sharpest-directions trajectory` command against the dense Hessian, the run
+grouping behind the grid and gamma figures, the sharpness table, torch-free figure commands, and the tiny workflow
+end to end (slow)."""
 
 import json
 import math
@@ -272,7 +273,7 @@ def test_figure_and_table_commands_do_not_import_torch(tmp_path):
 
 
 def _trajectory(run_json: str, checkpoints: list[str], subset, out) -> subprocess.Popen:
-    """The trajectory command as a subprocess; fixed work per epoch (a tolerance no float32 Ritz pair meets), so
+    """`sharpest-directions trajectory` as a subprocess; fixed work per epoch (a tolerance no float32 Ritz pair meets), so
     every epoch takes long enough to kill the job between two of them."""
     command = [sys.executable, "-m", "hessian_spectra", "sharpest-directions", "trajectory", "--run-json", run_json,
                "--checkpoints", *checkpoints, "--subset", str(subset), "--out", str(out), "--top-k", "3",
