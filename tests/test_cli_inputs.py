@@ -86,8 +86,8 @@ def test_walking_commands_check_their_subset_before_the_first_epoch(mismatched):
     tmp_path, run8, checkpoint, subset = mismatched
     (tmp_path / "run.json").write_text(json.dumps({**training_config(run8), "key": run8["key"]}))
     out = tmp_path / "trajectory.tsv"
-    line = _error_line(_cli("trajectory", "--run-json", str(tmp_path / "run.json"), "--checkpoints", str(checkpoint),
-                            "--subset", str(subset), "--out", str(out)))
+    line = _error_line(_cli("sharpest-directions", "trajectory", "--run-json", str(tmp_path / "run.json"),
+                            "--checkpoints", str(checkpoint), "--subset", str(subset), "--out", str(out)))
     assert line.startswith(f"ValueError: --subset {subset}: images are 1x16x16") and f"--checkpoints {checkpoint}" in line
     assert not out.exists()
 

@@ -32,7 +32,8 @@ from hessian_spectra.data import save_subset
 from hessian_spectra.spectrum import SpectrumRequest, compute_spectrum
 
 F64 = torch.float64
-COMPUTE_COMMANDS = ("spectrum", "trajectory", "dominant-eigen", "chain-rule", "train")
+COMPUTE_COMMANDS = ("spectrum", "sharpest-directions", "hessianflow", "init-chain-rule", "train")
+WALKING_COMMANDS = (("sharpest-directions", "trajectory"), ("hessianflow", "eigen"), ("init-chain-rule", "track"))
 
 
 def test_the_registry_has_exactly_the_torch_free_names():
@@ -203,8 +204,8 @@ def test_each_command_passes_its_products_flag_to_its_operators(spectrum_files, 
 
     monkeypatch.setattr("hessian_spectra.spectrum.checkpoint_spectra", lambda *a: products.append(a[2].products))
     monkeypatch.setattr("hessian_spectra.walk.walk_checkpoints", walk_checkpoints)
-    for command in ("trajectory", "dominant-eigen", "chain-rule"):
-        assert cli.main([command, *walk]) == 0
+    for command in WALKING_COMMANDS:
+        assert cli.main([*command, *walk]) == 0
     assert products == ["forward"] * 3
     trained = []
     monkeypatch.setattr("hessian_spectra.train.loop.train_run", lambda *a, **kw: trained.append(kw["products"]))

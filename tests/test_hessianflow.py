@@ -1,7 +1,7 @@
 """Study `hessianflow`: power iteration and Lanczos agree (with the dense Hessian) where lambda_1 is well
-separated, the figure command needs no torch, and a tiny workflow run draws every figure (slow)."""
+separated, the study's table, the table and figure commands need no torch, and a tiny workflow run draws every
+figure (slow)."""
 
-import argparse
 import csv
 import json
 import subprocess
@@ -67,7 +67,7 @@ def _walk_args(root) -> list[str]:
 def test_power_iteration_and_lanczos_agree_when_the_top_eigenvalue_is_separated(separated_run):
     run_dir, models, batches = separated_run
     out = run_dir / "dominant_eigen.tsv"
-    assert cli.main(["dominant-eigen", *_walk_args(run_dir), "--out", str(out), "--batch-size", "40",
+    assert cli.main(["hessianflow", "eigen", *_walk_args(run_dir), "--out", str(out), "--batch-size", "40",
                      "--threads", "1"]) == 0
     rows = _read(out)
     assert [(int(r["epoch"]), r["quantity"]) for r in rows] == [
@@ -95,7 +95,7 @@ def test_dominant_eigen_names_a_missing_checkpoint(separated_run, caplog):
     missing.unlink()
     out = run_dir / "dominant_eigen.tsv"
     with caplog.at_level("ERROR"):
-        assert cli.main(["dominant-eigen", *_walk_args(run_dir), "--out", str(out), "--threads", "1"]) == 2
+        assert cli.main(["hessianflow", "eigen", *_walk_args(run_dir), "--out", str(out), "--threads", "1"]) == 2
     assert not out.exists()
     (error,) = [record.getMessage() for record in caplog.records if record.levelname == "ERROR"]
     assert "\n" not in error and str(missing) in error
@@ -107,7 +107,7 @@ def test_dominant_eigen_names_an_unreadable_checkpoint(separated_run, caplog):
     damaged.write_bytes(damaged.read_bytes()[:100])
     out = run_dir / "dominant_eigen.tsv"
     with caplog.at_level("ERROR"):
-        assert cli.main(["dominant-eigen", *_walk_args(run_dir), "--out", str(out), "--threads", "1"]) == 2
+        assert cli.main(["hessianflow", "eigen", *_walk_args(run_dir), "--out", str(out), "--threads", "1"]) == 2
     assert not out.exists()
     (error,) = [record.getMessage() for record in caplog.records if record.levelname == "ERROR"]
     assert "\n" not in error and str(damaged) in error and "checkpoint" in error
@@ -151,9 +151,9 @@ NAMES = {"runs": "run.json", "histories": "history.tsv", "eigen": "dominant_eige
 
 def _collect(runs):
     """``collect`` of ``_fake_run`` directories: (eigen, history, density, trace)."""
-    from hessian_spectra.commands.hessianflow import collect
+    from hessian_spectra.studies.hessianflow.table import collect
 
-    return collect(argparse.Namespace(**{option: [str(run / name) for run in runs] for option, name in NAMES.items()}))
+    return collect(*([str(run / name) for run in runs] for name in NAMES.values()))
 
 
 def _bands(ax) -> list:
@@ -162,25 +162,62 @@ def _bands(ax) -> list:
     return [c for c in ax.collections if isinstance(c, PolyCollection)]
 
 
-def test_figure_command_draws_every_figure_without_torch(tmp_path):
+def _run_tables(runs, names=NAMES) -> list[str]:
+    """The flags naming every run's tables (``--runs``, ``--histories``, ...) for the ``names`` of ``NAMES``."""
+    return [item for option in names for item in (f"--{option}", *(str(run / NAMES[option]) for run in runs))]
+
+
+def test_figure_and_table_commands_need_no_torch(tmp_path):
     runs = [_fake_run(tmp_path, model, optimizer) for model in ("c1", "resnet20") for optimizer in ("sgd", "absa")]
     outputs = {name: tmp_path / "figures" / f"{name}.png" for name in FIGURES}
-    argv = ["hessianflow", "figures"]
-    for option, name in (("--runs", "run.json"), ("--histories", "history.tsv"), ("--eigen", "dominant_eigen.tsv"),
-                         ("--final", "final_trace_density.tsv"), ("--densities", "final_trace_density.npz")):
-        argv += [option, *(str(run / name) for run in runs)]
-    argv += [item for name in FIGURES for item in (f"--{name.replace('_', '-')}", str(outputs[name]))]
+    figures = ["hessianflow", "figures", *_run_tables(runs)]
+    figures += [item for name in FIGURES for item in (f"--{name.replace('_', '-')}", str(outputs[name]))]
+    table = ["hessianflow", "table", *_run_tables(runs, [name for name in NAMES if name != "densities"]),
+             "--out", str(tmp_path / "dominant_eigenvalue.tsv")]
     code = (
         "import sys\n"
         "from hessian_spectra.cli import main\n"
-        f"code = main({argv!r})\n"
-        "assert 'torch' not in sys.modules, 'the figure command imported torch'\n"
+        f"code = main({figures!r}) or main({table!r})\n"
+        "assert 'torch' not in sys.modules, 'the figure or table command imported torch'\n"
         "sys.exit(code)\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     for path in outputs.values():
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 10_000
+    rows = _read(tmp_path / "dominant_eigenvalue.tsv")
+    assert len(rows) == 4 * (2 * 4 + 2)  # per run: 2 estimates x 4 epochs, 2 final traces
+
+
+def test_the_study_table_holds_both_estimates_per_epoch_and_the_final_traces(tmp_path):
+    from hessian_spectra.studies.hessianflow.table import RUN_COLUMNS, build_table
+
+    runs = [_fake_run(tmp_path, "c1", "sgd"), _fake_run(tmp_path, "c1", "absa", seed=1, loss_growth=1.5, offset=2.0)]
+    table = build_table(*([str(run / NAMES[name]) for run in runs] for name in ("runs", "histories", "eigen", "final")))
+    assert table.columns.tolist() == RUN_COLUMNS + list(COLUMNS)
+    assert table["run"].unique().tolist() == ["c1/seed0/sgd", "c1/seed1/absa"]
+    sgd, absa = (table[table["run"] == key].set_index(["epoch", "quantity"]) for key in table["run"].unique())
+    for rows, offset in ((sgd, 0.0), (absa, 2.0)):
+        for epoch in range(4):
+            lanczos, power = rows.loc[(epoch, "eigenvalue")], rows.loc[(epoch, "power_eigenvalue")]
+            assert lanczos["value"] == 10.0 + epoch + offset and power["value"] == 9.0 - 5 * epoch + offset
+            assert lanczos["residual"] == 0.1 and lanczos["relative_residual"] == pytest.approx(0.1 / lanczos["value"])
+        trace, density_trace = rows.loc[(3, "trace")], rows.loc[(3, "density_trace")]
+        assert (trace["value"], trace["stderr"], trace["probes"]) == (42.0 + offset, 1.5, 50)
+        assert density_trace["value"] == 40.0 + offset
+    assert not sgd["diverged"].any() and set(sgd["diverged_because"]) == {""}
+    assert absa["diverged"].all() and absa["diverged_because"].str.startswith("training loss rose").all()
+    assert set(table["label"]) == {"SGD", "ABSA"} and set(table["block"]) == {"full"}
+
+
+def test_the_study_table_wants_one_table_of_each_kind_per_run(tmp_path):
+    from hessian_spectra.studies.hessianflow.table import build_table
+
+    runs = [_fake_run(tmp_path, "c1", "sgd"), _fake_run(tmp_path, "c1", "absa")]
+    files = {name: [str(run / NAMES[name]) for run in runs] for name in ("runs", "histories", "eigen", "final")}
+    files["final"] = files["final"][:1]
+    with pytest.raises(ValueError, match="per run.json"):
+        build_table(*files.values())
 
 
 def test_a_diverged_run_is_drawn_apart_in_the_dominant_eigenvalue_figure(tmp_path):
@@ -284,7 +321,7 @@ def _label_run(model: str, optimizer: str, variant: str, seed: int = 0) -> dict:
 
 
 def test_run_labels_name_the_variant_only_where_a_model_has_two_runs_of_one_optimizer():
-    from hessian_spectra.commands.hessianflow import labels
+    from hessian_spectra.studies.hessianflow.table import labels
 
     runs = [_label_run("c1", "sgd", "a"), _label_run("c1", "absa", "b"), _label_run("resnet20", "sgd", "c"),
             _label_run("resnet20", "sgd", "d")]
@@ -292,7 +329,7 @@ def test_run_labels_name_the_variant_only_where_a_model_has_two_runs_of_one_opti
 
 
 def test_every_seed_of_a_configuration_shares_its_label():
-    from hessian_spectra.commands.hessianflow import labels
+    from hessian_spectra.studies.hessianflow.table import labels
 
     runs = [_label_run("c1", optimizer, optimizer, seed) for optimizer in ("sgd", "absa") for seed in (0, 1)]
     assert labels(runs) == ["SGD", "SGD", "ABSA", "ABSA"]

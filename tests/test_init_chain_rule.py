@@ -1,5 +1,5 @@
-"""Study init_chain_rule end to end: the chain-rule command on trained runs, the torch-free figures, the plan of the
-default run, and (slow) the tiny workflow."""
+"""Study init_chain_rule end to end: the `init-chain-rule track` command on trained runs, the torch-free figures,
+the plan of the default run, and (slow) the tiny workflow."""
 
 import re
 import subprocess
@@ -15,11 +15,12 @@ import yaml
 from conftest import REPO, make_subset, run_checkpoints, snakemake, training_jobs, write_config
 from hessian_spectra import cli
 from hessian_spectra.chain_rule import COLUMNS, TERMS
-from hessian_spectra.commands.chain_rule import RUN_COLUMNS
+from hessian_spectra.commands.init_chain_rule import RUN_COLUMNS
 from hessian_spectra.layout import RunFiles
 from hessian_spectra.models import build_model
-from hessian_spectra.plots.init_chain_rule import all_sds_figure, chain_rule_terms_figure, init_sd_figure, read_tables
+from hessian_spectra.plots.init_chain_rule import all_sds_figure, chain_rule_terms_figure, init_sd_figure
 from hessian_spectra.runs import load_yaml, plan_runs, plan_subsets
+from hessian_spectra.studies.init_chain_rule.table import build_table
 from hessian_spectra.train.loop import train_run
 
 SCHEMA = load_yaml(REPO / "workflow" / "schemas" / "config.schema.yaml")
@@ -71,7 +72,8 @@ def trained(tmp_path_factory):
             make_subset(run, run_dir / "subset.pt")
             table = run_dir / "chain_rule.tsv"
             args = [
-                "chain-rule",
+                "init-chain-rule",
+                "track",
                 *walk_args(run_dir),
                 "--out",
                 str(table),
@@ -126,7 +128,7 @@ def test_missing_checkpoint_is_an_error_naming_it(trained, tmp_path, caplog):
     Path(missing).rename(tmp_path / "epoch_0001.pt")
     try:
         with caplog.at_level("ERROR"):
-            assert cli.main(["chain-rule", *args, "--out", str(tmp_path / "t.tsv")]) == 2
+            assert cli.main(["init-chain-rule", "track", *args, "--out", str(tmp_path / "t.tsv")]) == 2
     finally:
         (tmp_path / "epoch_0001.pt").rename(missing)
     assert not (tmp_path / "t.tsv").exists()
@@ -142,7 +144,7 @@ def test_unreadable_checkpoint_is_an_error_naming_it(trained, tmp_path, caplog):
     damaged.write_bytes(Path(args[args.index("--checkpoints") + 2]).read_bytes()[:200])
     args[args.index("--checkpoints") + 2] = str(damaged)
     with caplog.at_level("ERROR"):
-        assert cli.main(["chain-rule", *args, "--out", str(tmp_path / "t.tsv")]) == 2
+        assert cli.main(["init-chain-rule", "track", *args, "--out", str(tmp_path / "t.tsv")]) == 2
     assert not (tmp_path / "t.tsv").exists()
     (error,) = _errors(caplog)
     assert "\n" not in error and str(damaged) in error and "checkpoint" in error
@@ -212,7 +214,7 @@ def _legend(legend) -> list[str]:
 
 
 def test_all_sds_figure_draws_the_mean_over_seeds_with_their_range(seeds_table, tmp_path):
-    table = read_tables([tmp_path / "chain_rule.tsv"])
+    table = build_table([tmp_path / "chain_rule.tsv"])
     fig = all_sds_figure(table)
     ax_loss, ax_h = fig.axes
     for i, sd in enumerate((0.01, 1.0)):
@@ -227,7 +229,7 @@ def test_all_sds_figure_draws_the_mean_over_seeds_with_their_range(seeds_table, 
 
 
 def test_one_seed_draws_the_estimates_standard_error(seeds_table, tmp_path):
-    table = read_tables([tmp_path / "chain_rule.tsv"])
+    table = build_table([tmp_path / "chain_rule.tsv"])
     one = table[table["seed"] == 1]
     fig = all_sds_figure(one)
     ax_loss, ax_h = fig.axes
@@ -242,7 +244,7 @@ def test_one_seed_draws_the_estimates_standard_error(seeds_table, tmp_path):
 
 
 def test_chain_rule_terms_average_each_seeds_ratio(seeds_table, tmp_path):
-    table = read_tables([tmp_path / "chain_rule.tsv"])
+    table = build_table([tmp_path / "chain_rule.tsv"])
     fig = chain_rule_terms_figure(table)
     assert "range over 2 seeds (line: mean)" in _legend(fig.legends[0])
     block_ax, ratio_ax = fig.axes[1], fig.axes[5]  # sd = 1: dense1 block (row 0) and ratio (row 2)
@@ -320,7 +322,7 @@ def test_tiny_workflow_draws_every_figure(tiny_run):
 def test_chain_rule_terms_draw_ratio_one_and_the_ratios_standard_error(seeds_table, tmp_path):
     """One seed: the ratio's band is its standard error from the two Frobenius estimates' (independent probes);
     every ratio panel has a line at 1, where the curvature term equals the Gauss-Newton term."""
-    table = read_tables([tmp_path / "chain_rule.tsv"])
+    table = build_table([tmp_path / "chain_rule.tsv"])
     fig = chain_rule_terms_figure(table[table["seed"] == 0])
     ratio_axes = [ax for ax in fig.axes if ax.get_title().endswith("ratio")]
     assert len(ratio_axes) == 2

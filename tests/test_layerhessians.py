@@ -14,11 +14,12 @@ from conftest import REPO, planned_jobs, snakemake, training_jobs, write_config
 from hessian_spectra import job_settings, layout
 from hessian_spectra.curvature import dense_hessian, make_batches
 from hessian_spectra.curvature.slq import trapezoid
-from hessian_spectra.matching import COLUMNS, FULL, load_spectra
+from hessian_spectra.matching import FULL, load_spectra
 from hessian_spectra.models import build_model, layer_block_count, layer_blocks
 from hessian_spectra.runs import load_yaml, plan_runs, plan_subsets
 from hessian_spectra.spectrum import SpectrumRequest, compute_spectrum, write_spectrum
 from hessian_spectra.studies import built_in
+from hessian_spectra.studies.layerhessians.table import COLUMNS
 
 FIGURES = "results/figures/layerhessians"
 SCHEMA = load_yaml(REPO / "workflow" / "schemas" / "config.schema.yaml")

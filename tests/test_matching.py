@@ -1,4 +1,4 @@
-"""Layer-vs-full spectral distances: both metrics, the peak epoch, the `match` command and the figures."""
+"""Layer-vs-full spectral distances: both metrics, the peak epoch, the `layerhessians table` command and the figures."""
 
 import json
 from pathlib import Path
@@ -10,20 +10,15 @@ from scipy.stats import wasserstein_distance
 
 from hessian_spectra import cli
 from hessian_spectra.matching import (
-    COLUMNS,
     FULL,
-    PEAK_CONFIG,
-    PEAK_MIN_SUM,
     SOURCE,
     SPECTRAL_W1,
-    RunSpectra,
     Spectrum,
     jackknife_stderr,
     layer_blocks_of,
     layer_distances,
     layer_profile,
     load_spectra,
-    match_table,
     scaled_spectral_w1,
     source_distance,
     source_transform,
@@ -32,6 +27,7 @@ from hessian_spectra.matching import (
     without_probe,
 )
 from hessian_spectra.smoothing import gaussian_density, grid_sigma, smooth_density
+from hessian_spectra.studies.layerhessians.table import COLUMNS, PEAK_CONFIG, PEAK_MIN_SUM, RunSpectra, build_table
 
 
 def source_density_transform(density):
@@ -191,8 +187,8 @@ def test_load_spectra_reads_blocks_in_order(run_files):
     np.testing.assert_array_equal(spectra[FULL].density, FULL_SPECTRUM.density)
 
 
-def test_match_table_rows_and_peak_epochs(run_files):
-    table = match_table([run for _, run in run_files])
+def test_the_study_table_rows_and_peak_epochs(run_files):
+    table = build_table([run for _, run in run_files])
     assert tuple(table.columns) == COLUMNS
     assert len(table) == 2 * 4 * 3 * 2  # runs x epochs x layers x metrics
     assert set(table["peak_rule"]) == {PEAK_MIN_SUM}
@@ -212,25 +208,25 @@ def test_match_table_rows_and_peak_epochs(run_files):
     for key, rows in table[table["metric"] == SOURCE].groupby("run"):
         sums = rows[rows["summed"]].groupby("epoch")["distance"].sum()
         assert set(rows["peak_epoch"]) == {sums.idxmin()}
-    with_zero = match_table([run for _, run in run_files], first_epoch=0)
+    with_zero = build_table([run for _, run in run_files], first_epoch=0)
     assert set(with_zero[with_zero["run"].str.endswith("/a")]["peak_epoch"]) == {0}
 
 
 def test_peak_epoch_override(run_files):
-    table = match_table([run for _, run in run_files], peak_overrides={"lenet/dataa": 3})
+    table = build_table([run for _, run in run_files], peak_overrides={"lenet/dataa": 3})
     a = table[table["run"].str.endswith("/a")]
     assert set(a["peak_epoch"]) == {3} and set(a["peak_rule"]) == {PEAK_CONFIG}
     assert set(table[table["run"].str.endswith("/b")]["peak_rule"]) == {PEAK_MIN_SUM}
     with pytest.raises(ValueError, match="lenet/datac: no such run"):
-        match_table([run for _, run in run_files], peak_overrides={"lenet/datac": 1})
+        build_table([run for _, run in run_files], peak_overrides={"lenet/datac": 1})
     with pytest.raises(ValueError, match="no spectrum of that epoch"):
-        match_table([run for _, run in run_files], peak_overrides={"lenet/dataa": 9})
+        build_table([run for _, run in run_files], peak_overrides={"lenet/dataa": 9})
     with pytest.raises(ValueError, match="/b: no spectrum from epoch 4 on"):
-        match_table([run for _, run in run_files], first_epoch=4, peak_overrides={"lenet/dataa": 3})
+        build_table([run for _, run in run_files], first_epoch=4, peak_overrides={"lenet/dataa": 3})
 
 
 def test_layer_profile_normalises_per_run_and_metric(run_files):
-    table = match_table([run for _, run in run_files])
+    table = build_table([run for _, run in run_files])
     for kind in ("wasserstein", "peak"):
         profile = layer_profile(table, kind)
         assert len(profile) == 2 * 2 * 3
@@ -256,8 +252,8 @@ def test_layer_profile_adds_the_epochs_errors_in_quadrature():
     assert peak.loc[1, "distance_stderr"] == pytest.approx(0.4) and peak.loc[2, "relative"] == 1.0
 
 
-def test_match_command_and_figures(run_files, tmp_path):
-    args = ["layerhessians", "match"]
+def test_table_command_and_figures(run_files, tmp_path):
+    args = ["layerhessians", "table"]
     for run_json, run in run_files:
         args += ["--run", str(run_json), *(str(run.files[e]) for e in sorted(run.files))]
     out, profiles = tmp_path / "matching.tsv", tmp_path / "match_profiles.tsv"
@@ -290,11 +286,11 @@ def test_match_command_and_figures(run_files, tmp_path):
     assert rc == 2 and not any(Path(png).exists() for png in extra)
 
 
-def test_match_command_refuses_misnamed_files(run_files, tmp_path):
+def test_table_command_refuses_misnamed_files(run_files, tmp_path):
     run_json, run = run_files[0]
     odd = tmp_path / "spectrum.npz"
     odd.write_bytes(run.files[0].read_bytes())
-    rc = cli.main(["layerhessians", "match", "--run", str(run_json), str(odd), "--out", str(tmp_path / "t.tsv"),
+    rc = cli.main(["layerhessians", "table", "--run", str(run_json), str(odd), "--out", str(tmp_path / "t.tsv"),
                    "--profiles", str(tmp_path / "p.tsv")])
     assert rc == 2 and not (tmp_path / "t.tsv").exists() and not (tmp_path / "p.tsv").exists()
 
@@ -314,8 +310,8 @@ def seed_files(tmp_path):
     return runs
 
 
-def test_match_table_keeps_every_seed_with_its_own_peak_epoch(seed_files):
-    table = match_table([run for _, run in seed_files])
+def test_the_study_table_keeps_every_seed_with_its_own_peak_epoch(seed_files):
+    table = build_table([run for _, run in seed_files])
     assert list(table.columns[:2]) == ["run", "seed"] and set(table["seed"]) == {0, 1}
     assert len(table) == 2 * 4 * 3 * 2
     w1 = table[table["metric"] == SPECTRAL_W1]
@@ -324,7 +320,7 @@ def test_match_table_keeps_every_seed_with_its_own_peak_epoch(seed_files):
         profile = layer_profile(table, kind)
         assert set(profile["seed"]) == {0, 1}
         assert (profile.groupby(["seed", "metric"])["relative"].max() == 1.0).all()
-    fixed = match_table([run for _, run in seed_files], peak_overrides={"lenet/digits": 1})
+    fixed = build_table([run for _, run in seed_files], peak_overrides={"lenet/digits": 1})
     assert set(fixed["peak_epoch"]) == {1} and set(fixed["peak_rule"]) == {PEAK_CONFIG}
 
 
@@ -340,7 +336,7 @@ def test_match_figure_draws_the_mean_over_seeds_with_their_range(seed_files):
     from hessian_spectra.matching import layer_profiles
     from hessian_spectra.plots.layerhessians import match_distros_figure
 
-    profiles = layer_profiles(match_table([run for _, run in seed_files]))
+    profiles = layer_profiles(build_table([run for _, run in seed_files]))
     for kind in ("wasserstein", "peak"):
         fig = match_distros_figure(profiles, kind)
         for ax, metric in zip(fig.axes, (SOURCE, SPECTRAL_W1)):
@@ -433,14 +429,14 @@ def test_peak_figure_says_which_epoch_was_chosen_and_why(seed_files):
     from hessian_spectra.matching import layer_profiles
     from hessian_spectra.plots.layerhessians import match_distros_figure
 
-    profiles = layer_profiles(match_table([run for _, run in seed_files]))
+    profiles = layer_profiles(build_table([run for _, run in seed_files]))
     assert set(profiles[["searched_from", "searched_to"]].itertuples(index=False, name=None)) == {(1, 3)}
     fig = match_distros_figure(profiles, "peak")
     w1_note = " ".join(fig.axes[3].texts[0].get_text().split())  # under the spectral-W1 panel, unwrapped
     assert "lenet+digits, seed 0: epoch 2, the smallest distance summed over layers of epochs 1-3" in w1_note
     assert ("lenet+digits, seed 1: epoch 3, the smallest distance summed over layers of epochs 1-3: the last epoch "
             "trained, so no peak inside training") in w1_note
-    fixed = layer_profiles(match_table([run for _, run in seed_files], peak_overrides={"lenet/digits": 1}))
+    fixed = layer_profiles(build_table([run for _, run in seed_files], peak_overrides={"lenet/digits": 1}))
     note = match_distros_figure(fixed, "peak").axes[2].texts[0].get_text()
     assert note == "lenet+digits: epoch 1: fixed in the config (matching.peak_epoch)"
     assert not match_distros_figure(profiles, "wasserstein").axes[0].texts
@@ -455,7 +451,7 @@ def test_match_figure_draws_a_distance_error_where_the_profiles_carry_one(seed_f
     from hessian_spectra.matching import layer_profiles
     from hessian_spectra.plots.layerhessians import match_distros_figure
 
-    profiles = layer_profiles(match_table([run for _, run in seed_files]))
+    profiles = layer_profiles(build_table([run for _, run in seed_files]))
     one = profiles[profiles["seed"] == 0].assign(distance_stderr=lambda rows: 0.1 * rows["distance"])
     ax = match_distros_figure(one, "wasserstein").axes[0]
     (bars,) = [c for c in ax.collections if isinstance(c, LineCollection)]

@@ -1,5 +1,6 @@
-"""Study `sharpest_directions`: the trajectory command against the dense Hessian, the run grouping behind the grid
-and gamma figures, the sharpness table, torch-free figure commands, and the tiny workflow end to end (slow)."""
+"""Study `sharpest_directions`: the `sharpest-directions trajectory` command against the dense Hessian, the run
+grouping behind the grid and gamma figures, the sharpness table, torch-free figure commands, and the tiny workflow
+end to end (slow)."""
 
 import json
 import math
@@ -18,6 +19,7 @@ from hessian_spectra import layout
 from hessian_spectra.plots import sharpest_directions as plots
 from hessian_spectra.runs import load_yaml, plan_runs
 from hessian_spectra.spectrum import COLUMNS, result_row
+from hessian_spectra.studies.sharpest_directions.table import build_table, load_study, run_row
 from hessian_spectra.tables import write_rows
 
 SCHEMA = load_yaml(REPO / "workflow" / "schemas" / "config.schema.yaml")
@@ -73,7 +75,8 @@ def test_trajectory_matches_the_dense_hessian_with_l2(tmp_path):
     files = layout.RunFiles(str(run_dir))
     for command in (
         ["train", "--run", json.dumps(run), "--out-dir", str(run_dir)],
-        ["trajectory", "--run-json", files.run_json, "--checkpoints", *files.checkpoints(run["epochs"]),
+        ["sharpest-directions", "trajectory", "--run-json", files.run_json,
+         "--checkpoints", *files.checkpoints(run["epochs"]),
          "--subset", str(subset), "--out", str(out), "--top-k", "3", "--tol", "1e-8", "--max-steps", "300",
          "--batch-size", "50"],
     ):
@@ -102,7 +105,7 @@ def test_grid_and_gamma_groups_follow_the_config_rule():
         {"optimizer": {"name": "nsgd", "kk": 5, "gamma": 0.1}},
         {"l2": 1e-3, "lr": 0.02},
     )
-    table = pd.DataFrame([plots.run_row(run) for run in runs])
+    table = pd.DataFrame([run_row(run) for run in runs])
     (lr_group,) = plots.grid_groups(table, "lr")
     assert lr_group["lr"].tolist() == [0.01, 0.05, 0.1] and set(lr_group["batch_size"]) == {32}
     (bs_group,) = plots.grid_groups(table, "batch_size")
@@ -122,7 +125,7 @@ def test_runs_that_differ_only_by_seed_fall_in_one_group_as_in_the_default_confi
         {"optimizer": {"name": "nsgd", "kk": 3}, "lr": 0.01, "grid": {"optimizer.gamma": [0.1, 5.0]}},
         seeds=2, steps_per_epoch=40, epochs=10,
     )
-    table = pd.DataFrame([plots.run_row(run) for run in runs])
+    table = pd.DataFrame([run_row(run) for run in runs])
     assert all(sorted(seeds) == [0, 1] for _, seeds in table.groupby("configuration")["seed"])
     (lr_group,) = plots.grid_groups(table, "lr")
     assert list(zip(lr_group["lr"], lr_group["seed"])) == [(lr, seed) for lr in (0.01, 0.05, 0.1) for seed in (0, 1)]
@@ -137,7 +140,7 @@ def test_runs_that_differ_only_by_seed_fall_in_one_group_as_in_the_default_confi
 def seeded_study(tmp_path, *entries, seeds=2):
     """``fake_study`` of ``entries`` with ``seeds`` seeds; seed s scales every eigenvalue by 1 + 2 s."""
     runs = plan(*entries, seeds=seeds)
-    return runs, plots.load_study(*study_files(fake_study(tmp_path, runs, scale=lambda r, run: 1 + 2 * run["seed"])))
+    return runs, load_study(*study_files(fake_study(tmp_path, runs, scale=lambda r, run: 1 + 2 * run["seed"])))
 
 
 def lines_labelled(ax, label: str) -> list:
@@ -216,8 +219,8 @@ def test_spectrum_trajectory_has_a_panel_per_configuration(tmp_path):
 
 def test_sharpness_table_and_figures_from_tables(tmp_path):
     runs = plan({"grid": {"lr": [0.01, 0.05]}}, {"optimizer": {"name": "nsgd", "kk": 2, "gamma": 0.1}})
-    tables = plots.load_study(*study_files(fake_study(tmp_path / "runs", runs)))
-    table = plots.sharpness_table(tables)
+    files = study_files(fake_study(tmp_path / "runs", runs))
+    tables, table = load_study(*files), build_table(*files)
     assert table["run"].tolist() == [run["key"] for run in runs]
     assert table.columns[:2].tolist() == ["run", "seed"] and table["seed"].tolist() == [0, 0, 0]
     first = table.iloc[0]
@@ -242,8 +245,8 @@ def test_a_run_ending_near_chance_is_marked_diverged_in_the_table_and_the_gamma_
     history = pd.read_csv(dirs[1] / "history.tsv", sep="\t")
     history["valid_acc"] = [0.1, 0.3, 0.15]  # digits: 10 classes, below twice chance at the end
     history.to_csv(dirs[1] / "history.tsv", sep="\t", index=False)
-    tables = plots.load_study(*study_files(dirs))
-    table = plots.sharpness_table(tables).set_index("run")
+    tables = load_study(*study_files(dirs))
+    table = build_table(*study_files(dirs)).set_index("run")
     assert not table.loc[runs[0]["key"], "diverged"] and table.loc[runs[0]["key"], "diverged_because"] == ""
     assert table.loc[runs[1]["key"], "diverged"]
     assert "below twice chance" in table.loc[runs[1]["key"], "diverged_because"]
@@ -270,11 +273,11 @@ def test_figure_and_table_commands_do_not_import_torch(tmp_path):
 
 
 def _trajectory(run_json: str, checkpoints: list[str], subset, out) -> subprocess.Popen:
-    """The trajectory command as a subprocess; fixed work per epoch (a tolerance no float32 Ritz pair meets), so
+    """`sharpest-directions trajectory` as a subprocess; fixed work per epoch (a tolerance no float32 Ritz pair meets), so
     every epoch takes long enough to kill the job between two of them."""
-    command = [sys.executable, "-m", "hessian_spectra", "trajectory", "--run-json", run_json, "--checkpoints",
-               *checkpoints, "--subset", str(subset), "--out", str(out), "--top-k", "3", "--tol", "1e-12",
-               "--max-steps", "40", "--batch-size", "64", "--threads", "1"]
+    command = [sys.executable, "-m", "hessian_spectra", "sharpest-directions", "trajectory", "--run-json", run_json,
+               "--checkpoints", *checkpoints, "--subset", str(subset), "--out", str(out), "--top-k", "3",
+               "--tol", "1e-12", "--max-steps", "40", "--batch-size", "64", "--threads", "1"]
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 

@@ -31,7 +31,7 @@ rule layerhessians_table:
             match_settings(LH_PLAN, study_settings("layerhessians"))
         ),
     shell:
-        "hessian-spectra layerhessians match --settings {params.settings:q} --out {output.table} "
+        "hessian-spectra layerhessians table --settings {params.settings:q} --out {output.table} "
         "--profiles {output.profiles} > {log} 2>&1"
 
 

@@ -1,84 +1,87 @@
-"""``hessian-spectra hessianflow``: the figures of study `hessianflow` from its runs' tables (torch-free).
+"""``hessian-spectra hessianflow``: the per-run dominant eigenvalues, the table and the figures of study
+`hessianflow`.
 
-``figures`` reads every run's ``run.json`` and history, its ``dominant-eigen`` table and its final trace and
-density (``spectrum`` at the final checkpoint: a table and an npz), all lists in one order.
+``eigen`` estimates the dominant Hessian eigenvalue at every checkpoint of one run, twice on the run's Hessian
+subset: power iteration with HessianFlow's settings (what the source reports) and Lanczos top-1 with its Ritz
+residual and convergence flag; one table (the ``spectrum`` command's columns, quantities ``power_eigenvalue`` and
+``eigenvalue``), written atomically once every checkpoint is done; a killed job resumes at its first unfinished
+epoch. ``table`` and ``figures`` (torch-free) read every run's ``run.json`` and history, its ``eigen`` table and its
+final trace and density (``spectrum`` at the final checkpoint: a table and an npz), all lists in one order:
+``table`` writes the study's table (``dominant_eigenvalue.tsv``: the dominant eigenvalues per run and epoch, the
+final traces per run), ``figures`` the study's three figures.
 """
 
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING
+import logging
 
-if TYPE_CHECKING:
-    import pandas as pd
+from hessian_spectra.commands import request_from_args
+from hessian_spectra.runtime import add_walk_arguments, setup_runtime
+
+log = logging.getLogger(__name__)
+
+
+def _add_run_tables(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--runs", nargs="+", required=True, help="run.json of every run of the study")
+    parser.add_argument("--histories", nargs="+", required=True, help="their history.tsv, same order")
+    parser.add_argument("--eigen", nargs="+", required=True, help="their `hessianflow eigen` tables, same order")
+    parser.add_argument("--final", nargs="+", required=True, help="their final trace/density tables, same order")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The flags of ``hessian-spectra hessianflow figures``: every run's input tables and the three figures' paths."""
+    """The flags of ``hessian-spectra hessianflow`` and its actions ``eigen``, ``table`` and ``figures``."""
     commands = parser.add_subparsers(dest="what", required=True)
+    eigen = commands.add_parser("eigen", help="dominant Hessian eigenvalue at every checkpoint of a run")
+    add_walk_arguments(eigen, max_steps=100, batch_size=200)
+    eigen.add_argument("--power-iters", type=int, default=10, help="power iterations (source: 10)")
+    eigen.add_argument("--power-tol", type=float, default=1e-2, help="power iteration relative tolerance (1e-2)")
+    eigen.add_argument("--seed", type=int, default=0, help="seeds the start vectors (0)")
+    table = commands.add_parser("table", help="dominant eigenvalue per run and epoch, final trace per run")
+    _add_run_tables(table)
+    table.add_argument("--out", required=True, help="output TSV")
     figures = commands.add_parser("figures", help="dominant eigenvalue, ABSA schedule and final density figures")
-    figures.add_argument("--runs", nargs="+", required=True, help="run.json of every run of the study")
-    figures.add_argument("--histories", nargs="+", required=True, help="their history.tsv, same order")
-    figures.add_argument("--eigen", nargs="+", required=True, help="their dominant-eigen tables, same order")
-    figures.add_argument("--final", nargs="+", required=True, help="their final trace/density tables, same order")
+    _add_run_tables(figures)
     figures.add_argument("--densities", nargs="+", required=True, help="their final density npz files, same order")
     figures.add_argument("--dominant-eigenvalue", required=True, help="output PNG: lambda_1 vs epoch")
     figures.add_argument("--absa-schedule", required=True, help="output PNG: batch size, lr, test accuracy vs epoch")
     figures.add_argument("--esd-final", required=True, help="output PNG: spectral density at the final checkpoint")
 
 
-def labels(runs: list[dict]) -> list[str]:
-    """The optimizer's name in capitals (SGD, ABSA), with the run's variant where a model has two such
-    configurations; every seed of a configuration shares its label."""
-    from hessian_spectra.layout import without_seed
-    from hessian_spectra.plots.labels import run_labels
+def _eigen(args: argparse.Namespace) -> None:
+    """Estimate the dominant eigenvalue at every checkpoint of the run and write the table to ``--out``."""
+    device, _slot = setup_runtime(args)
+    from hessian_spectra.inputs import check_walk_subset
+    from hessian_spectra.spectrum import SpectrumRequest, checkpoint_spectra
+    from hessian_spectra.tables import load_run
 
-    configurations = {without_seed(run["key"]): run for run in runs}
-    named = run_labels(list(configurations.values()), lambda run: run["optimizer"]["name"].upper(),
-                       panel=lambda run: run["model"])
-    label = dict(zip(configurations, named))
-    return [label[without_seed(run["key"])] for run in runs]
-
-
-def collect(args: argparse.Namespace) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Tidy tables of all runs: (eigen, history, density, trace), each with ``model``, ``label`` (one per
-    configuration), ``run``, ``seed`` and ``diverged`` (why the run diverged, or empty) columns, ``history`` also
-    with ``test_size`` (the test accuracy's examples);
-    ``trace`` holds the Hutchinson trace and the density's (quantities ``trace`` and ``density_trace``)."""
-    import pandas as pd
-
-    from hessian_spectra.data.catalog import dataset_info
-    from hessian_spectra.divergence import divergence
-    from hessian_spectra.tables import FULL, load_run, read_arrays, read_table, require_arrays
-
-    runs = [load_run(path) for path in args.runs]
-    counts = {len(paths) for paths in (args.runs, args.histories, args.eigen, args.final, args.densities)}
-    if len(counts) != 1:
-        raise ValueError("give one history, eigen table, final table and density npz per run.json")
-    eigen, history, density, trace = [], [], [], []
-    for i, (run, label) in enumerate(zip(runs, labels(runs))):
-        runs_history = read_table(args.histories[i])
-        diverged = divergence(runs_history, dataset_info(run["dataset"]).num_classes)
-        tag = {"model": run["model"], "label": label, "run": run["key"], "seed": run["seed"], "diverged": diverged}
-        table = read_table(args.eigen[i], required=("block", "quantity", "epoch", "value"))
-        eigen.append(table[table["block"] == FULL].assign(**tag))
-        history.append(runs_history.assign(**tag, test_size=dataset_info(run["dataset"]).test_size))
-        final = read_table(args.final[i], required=("block", "quantity", "value"))
-        traces = final["quantity"].isin(["trace", "density_trace"])
-        trace.append(final[(final["block"] == FULL) & traces].assign(**tag))
-        arrays = read_arrays(args.densities[i], required=("blocks",))
-        k = list(arrays["blocks"]).index(FULL)
-        require_arrays(args.densities[i], arrays, (f"grid_{k}", f"density_{k}"))
-        density.append(pd.DataFrame({"eigenvalue": arrays[f"grid_{k}"], "density": arrays[f"density_{k}"], **tag}))
-    return tuple(pd.concat(parts, ignore_index=True) for parts in (eigen, history, density, trace))
+    config = load_run(args.run_json)
+    check_walk_subset(args.checkpoints, args.subset)
+    request = request_from_args(SpectrumRequest, args, top_k=1)
+    checkpoint_spectra(args.checkpoints, args.subset, request, args.batch_size, device, args.out)
+    log.info("%s: dominant eigenvalue of %d checkpoints -> %s", config["key"], len(args.checkpoints), args.out)
 
 
-def run(args: argparse.Namespace) -> None:
-    """Draw the dominant-eigenvalue, ABSA-schedule and final-ESD figures from the runs' tables."""
+def _figures(args: argparse.Namespace) -> None:
     from hessian_spectra.plots.common import save_figure
     from hessian_spectra.plots.hessianflow import absa_schedule_figure, dominant_eigenvalue_figure, esd_final_figure
+    from hessian_spectra.studies.hessianflow.table import collect
 
-    eigen, history, density, trace = collect(args)
+    eigen, history, density, trace = collect(args.runs, args.histories, args.eigen, args.final, args.densities)
     save_figure(dominant_eigenvalue_figure(eigen, history), args.dominant_eigenvalue)
     save_figure(absa_schedule_figure(history), args.absa_schedule)
     save_figure(esd_final_figure(density, trace), args.esd_final)
+
+
+def run(args: argparse.Namespace) -> None:
+    """``eigen``: one run's dominant eigenvalues along training; ``table``: write the study's table; ``figures``:
+    draw the dominant-eigenvalue, ABSA-schedule and final-ESD figures from the runs' tables."""
+    if args.what == "eigen":
+        _eigen(args)
+    elif args.what == "table":
+        from hessian_spectra.studies.hessianflow.table import build_table
+        from hessian_spectra.tables import write_table
+
+        write_table(build_table(args.runs, args.histories, args.eigen, args.final), args.out)
+    else:
+        _figures(args)

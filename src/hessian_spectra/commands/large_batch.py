@@ -9,26 +9,8 @@ loss-surface figure per batch size, each panel on its own loss range).
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-HESSIANS = ("last_layer", "full")
-TABLE_COLUMNS = [
-    "run",
-    "seed",
-    "batch_size",
-    "steps",
-    "diverged",
-    "diverged_because",
-    "hessian",
-    "block",
-    "index",
-    "value",
-    "residual",
-    "relative_residual",
-    "tolerance",
-    "converged",
-    "products",
-]
+from hessian_spectra.studies.large_batch.table import HESSIANS, build_table
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -57,40 +39,6 @@ def _runs(paths: list[str]) -> list[dict]:
     return [load_run(path) for path in paths]
 
 
-def collect_spectra(runs: list[dict], histories: list[str], spectra: list[str], top_k: int):
-    """The top-``top_k`` eigenvalues of every run and Hessian as one tidy table (``TABLE_COLUMNS``), with the
-    optimizer steps the run took and whether it diverged (from its history, in the same order as ``runs``); a
-    spectrum table belongs to the run whose tables directory holds it."""
-    import pandas as pd
-
-    from hessian_spectra import layout
-    from hessian_spectra.data.catalog import dataset_info
-    from hessian_spectra.divergence import divergence
-    from hessian_spectra.tables import read_table
-
-    if len(runs) != len(histories):
-        raise ValueError(f"{len(runs)} runs but {len(histories)} histories")
-    given = {Path(path).resolve(): path for path in spectra}
-    parts = []
-    for run, history in zip(runs, histories):
-        history = read_table(history, required=("steps",))
-        steps = int(history["steps"].iloc[-1])
-        diverged = divergence(history, dataset_info(run["dataset"]).num_classes)
-        for hessian in HESSIANS:
-            path = given.get(Path(layout.final_spectrum(run["key"], hessian, "tsv")).resolve())
-            if path is None:
-                continue
-            table = read_table(path)
-            table = table[(table["quantity"] == "eigenvalue") & (table["index"] <= top_k)]
-            parts.append(
-                table.assign(run=run["key"], seed=run["seed"], batch_size=run["batch_size"], steps=steps,
-                             diverged=bool(diverged), diverged_because=diverged, hessian=hessian)
-            )
-    if not parts:
-        raise ValueError("no spectrum table of the given runs among --spectra")
-    return pd.concat(parts, ignore_index=True)[TABLE_COLUMNS]
-
-
 def collect_landscapes(runs: list[dict], landscapes: list[str]):
     """Every run's landscape table with a ``label`` column: its batch size, and its seed where the runs have
     several."""
@@ -114,7 +62,7 @@ def run(args: argparse.Namespace) -> None:
     from hessian_spectra.tables import read_table, write_table
 
     if args.what == "table":
-        write_table(collect_spectra(_runs(args.runs), args.histories, args.spectra, args.top_k), args.out)
+        write_table(build_table(args.runs, args.histories, args.spectra, args.top_k), args.out)
         return
     from hessian_spectra.plots.common import save_figure
     from hessian_spectra.plots.large_batch import spectral_figure, surface_figure

@@ -1,10 +1,11 @@
 """``hessian-spectra layerhessians``: the table and figures of study layerhessians (torch-free).
 
-``match``: layer-vs-full spectral distances per run, layer and epoch, and each run's peak epoch, from the npz files
+``table``: layer-vs-full spectral distances per run, layer and epoch, and each run's peak epoch, from the npz files
 of ``hessian-spectra spectrum --layers --density-steps N`` (one per epoch, ``epoch_NNNN.npz``), as one long TSV
-(``matching.COLUMNS``), and each layer's distance against relative depth (``matching.layer_profiles``);
-``epochwise``: ``training_eigvals_epochwise_*.png`` of one model and dataset (every seed's run in each), one per
-layer block, from the runs' spectrum files; ``match-distros``: ``match_distros_{wasserstein,peak}.png`` from the ``match`` profiles table.
+(``studies.layerhessians.table.COLUMNS``), and each layer's distance against relative depth
+(``matching.layer_profiles``); ``epochwise``: ``training_eigvals_epochwise_*.png`` of one model and dataset (every
+seed's run in each), one per layer block, from the runs' spectrum files; ``match-distros``:
+``match_distros_{wasserstein,peak}.png`` from the ``table`` profiles table.
 """
 
 from __future__ import annotations
@@ -27,20 +28,20 @@ def _add_runs(parser: argparse.ArgumentParser, what: str) -> None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The flags of ``hessian-spectra layerhessians`` and its actions ``match``, ``epochwise`` and ``match-distros``."""
+    """The flags of ``hessian-spectra layerhessians`` and its actions ``table``, ``epochwise`` and ``match-distros``."""
     commands = parser.add_subparsers(dest="what", required=True)
-    match = commands.add_parser("match", help="layer-vs-full distances and peak epochs (the study's table)")
-    _add_runs(match, "a run's run.json and its spectrum files epoch_NNNN.npz (repeat per run)")
-    match.add_argument("--out", required=True, help="output table (TSV, long format)")
-    match.add_argument("--profiles", required=True, help="output table: each layer's distance vs relative depth")
-    match.add_argument(
+    table = commands.add_parser("table", help="layer-vs-full distances and peak epochs (the study's table)")
+    _add_runs(table, "a run's run.json and its spectrum files epoch_NNNN.npz (repeat per run)")
+    table.add_argument("--out", required=True, help="output table (TSV, long format)")
+    table.add_argument("--profiles", required=True, help="output table: each layer's distance vs relative depth")
+    table.add_argument(
         "--eps",
         type=float,
         default=None,
         help="source metric: log(p + eps); default: the source's rule (zeros replaced by the smallest positive p)",
     )
-    match.add_argument("--first-epoch", type=int, default=1, help="first epoch summed over and searched for the peak")
-    match.add_argument(
+    table.add_argument("--first-epoch", type=int, default=1, help="first epoch summed over and searched for the peak")
+    table.add_argument(
         "--peak-epoch",
         type=_peak,
         action="append",
@@ -57,7 +58,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--out", nargs="+", required=True, help="one PNG per layer block, in forward order (layer 1 first)"
     )
     distros = commands.add_parser("match-distros", help="layer-vs-full distance against relative depth")
-    distros.add_argument("--profiles", required=True, help="the `layerhessians match --profiles` table")
+    distros.add_argument("--profiles", required=True, help="the `layerhessians table --profiles` table")
     distros.add_argument("--kind", choices=["wasserstein", "peak"], required=True, help="summed over epochs or at peak")
     distros.add_argument("--out", required=True, help="output PNG")
 
@@ -79,12 +80,13 @@ def _runs(args: argparse.Namespace) -> list[tuple[dict, dict[int, str]]]:
     return runs
 
 
-def _match(args: argparse.Namespace) -> None:
-    from hessian_spectra.matching import RunSpectra, layer_profiles, match_table
+def _table(args: argparse.Namespace) -> None:
+    from hessian_spectra.matching import layer_profiles
+    from hessian_spectra.studies.layerhessians.table import RunSpectra, build_table
     from hessian_spectra.tables import write_table
 
     runs = [RunSpectra(meta["key"], meta["seed"], meta["model"], meta["dataset"], files) for meta, files in _runs(args)]
-    table = match_table(runs, eps=args.eps, first_epoch=args.first_epoch, peak_overrides=dict(args.peak_epoch))
+    table = build_table(runs, eps=args.eps, first_epoch=args.first_epoch, peak_overrides=dict(args.peak_epoch))
     for (key, metric), group in table.groupby(["run", "metric"]):
         log.info("%s %s: peak epoch %d (%s)", key, metric, group["peak_epoch"].iloc[0], group["peak_rule"].iloc[0])
     write_table(table, args.out)
@@ -126,4 +128,4 @@ def _match_distros(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> None:
     """Run the chosen action: the matching table, the epochwise figures or the matched distributions' figure."""
-    {"match": _match, "epochwise": _epochwise, "match-distros": _match_distros}[args.what](args)
+    {"table": _table, "epochwise": _epochwise, "match-distros": _match_distros}[args.what](args)

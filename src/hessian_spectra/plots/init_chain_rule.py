@@ -1,4 +1,4 @@
-"""Figures of study ``init_chain_rule`` (seed 003), read from the ``chain-rule`` tables of its runs.
+"""Figures of study ``init_chain_rule`` (seed 003), drawn from its table (``studies.init_chain_rule.table``).
 
 ``init_sd_figure``: loss and ||H||_F of the tracked block against step for one init sd (the source's twin-axes
 plot, one line per activation on each axis). ``all_sds_figure``: every init sd on shared log axes (loss and
@@ -11,8 +11,7 @@ with a band from the lowest to the highest seed; with one seed the band is the e
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -22,30 +21,14 @@ from matplotlib import ticker
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from hessian_spectra.layout import seed_of, without_seed
+from hessian_spectra.layout import without_seed
 from hessian_spectra.plots.seeds import BAND_ALPHA, band_handle, seed_stats
-from hessian_spectra.tables import FULL, read_table
+from hessian_spectra.tables import FULL
 
 NORM = r"\|{}\|_F"
 ALL_SDS_FIGURE = "init_sd_all.png"  # every init sd on shared axes (the per-sd figures are init_sd_{sd}.png)
 STDERR_ALPHA = 0.15
 EQUAL_TERMS = dict(color="0.25", linestyle="-.", linewidth=1.0)  # the ratio = 1 line
-
-
-def read_tables(paths: Iterable[str | Path]) -> pd.DataFrame:
-    """The runs' tables, concatenated (one row per run x step x block x quantity x index), with each run's
-    training ``seed`` (from its key) beside ``run``."""
-    table = pd.concat([read_table(path, required=("run", "sd", "block", "quantity")) for path in paths],
-                      ignore_index=True)
-    if table.empty:
-        raise ValueError("the chain-rule tables hold no rows")
-    if "seed" not in table:
-        table.insert(table.columns.get_loc("run") + 1, "seed", table["run"].map(seed_of))
-    if "probes" in table:
-        table["probes"] = table["probes"].astype("Int64")  # a count, empty where a row has no probes
-    if table["sd"].isna().any():
-        raise ValueError("a run has no init sd (model_options.init_sd): the figures are one per init sd")
-    return table
 
 
 def sd_label(sd: float) -> str:

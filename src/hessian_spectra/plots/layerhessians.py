@@ -16,8 +16,9 @@ import seaborn as sns
 from matplotlib.lines import Line2D
 
 from hessian_spectra.layout import without_seed
-from hessian_spectra.matching import FULL, PEAK_CONFIG, SOURCE, SPECTRAL_W1, Spectrum, spectral_scale
+from hessian_spectra.matching import FULL, SOURCE, SPECTRAL_W1, Spectrum, spectral_scale
 from hessian_spectra.plots.seeds import band_handle, plot_mean_band
+from hessian_spectra.studies.layerhessians.table import PEAK_CONFIG
 
 LOG_DECADES = 8  # log-y panels show the density down to 1e-8 of its peak
 RUG = dict(linestyle="", marker="|", markersize=6, markeredgewidth=0.8, alpha=0.7)  # Ritz values

@@ -17,7 +17,7 @@ STUDY = Study(
     title="weight initialisation and the Hessian chain rule",
     claims=CLAIMS,
     jobs=(
-        RunJob("track", "chain-rule", {"run_json": "run_json", "checkpoints": "checkpoints", "subset": "subset"},
+        RunJob("track", "init-chain-rule track", {"run_json": "run_json", "checkpoints": "checkpoints", "subset": "subset"},
                {"out": layout.chain_rule}, section_settings("tracking"), log="chain_rule"),
     ),
     table=TABLE,

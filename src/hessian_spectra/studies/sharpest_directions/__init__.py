@@ -17,7 +17,7 @@ STUDY = Study(
     title="the sharpest directions along SGD's trajectory, and Nudged SGD",
     claims=CLAIMS,
     jobs=(
-        RunJob("trajectory", "trajectory", {"run_json": "run_json", "checkpoints": "checkpoints", "subset": "subset"},
+        RunJob("trajectory", "sharpest-directions trajectory", {"run_json": "run_json", "checkpoints": "checkpoints", "subset": "subset"},
                {"out": layout.trajectory}, section_settings("spectrum"), log="trajectory"),
     ),
     table=TABLE,
