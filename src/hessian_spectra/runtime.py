@@ -53,6 +53,18 @@ def add_walk_arguments(parser: argparse.ArgumentParser, *, max_steps: int, batch
     add_runtime_arguments(parser)
 
 
+def start_walk(args: argparse.Namespace) -> tuple:
+    """Set up a command that walks a run's checkpoints (``add_walk_arguments``): its runtime, then the run's record,
+    checking first that the subset fits the run's checkpoints. Returns (device, GPU slot, run record)."""
+    device, slot = setup_runtime(args)
+    from hessian_spectra.inputs import check_walk_subset
+    from hessian_spectra.tables import load_run
+
+    run = load_run(args.run_json)
+    check_walk_subset(args.checkpoints, args.subset)
+    return device, slot, run
+
+
 def setup_runtime(args: argparse.Namespace, exact: bool = True):
     """Claim a GPU slot (before torch touches CUDA), then import torch and return (device, slot).
 

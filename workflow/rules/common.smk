@@ -73,14 +73,17 @@ def config_figure(study, name):
     return layout.figure(study, name, CONFIG_NAME)
 
 
-def study_figure(study, name, caption=None):
-    """A figure of this config in the report, under its study, with the caption workflow/report/<study>/<caption
-    or the figure's stem>.rst (a path relative to the rule files)."""
+def report_entry(path, category, caption):
+    """`path` in the report under `category`, with the caption workflow/report/<category>/<caption>.rst (a path
+    relative to the rule files)."""
     return report(
-        config_figure(study, name),
-        caption=f"../report/{study}/{caption or Path(name).stem}.rst",
-        category=study,
+        path, caption=f"../report/{category}/{caption}.rst", category=category
     )
+
+
+def study_figure(study, name, caption=None):
+    """A figure of this config in the report, under its study, captioned by <caption or the figure's stem>.rst."""
+    return report_entry(config_figure(study, name), study, caption or Path(name).stem)
 
 
 def config_table(study, name):

@@ -19,11 +19,7 @@ rule findings:
     input:
         EVIDENCE.files(),
     output:
-        report(
-            layout.findings(CONFIG_NAME),
-            caption="../report/findings/findings.rst",
-            category="findings",
-        ),
+        report_entry(layout.findings(CONFIG_NAME), "findings", "findings"),
     log:
         config_log("findings"),
     conda:

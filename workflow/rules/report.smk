@@ -49,20 +49,14 @@ rule report_scorecard:
     input:
         layout.findings(CONFIG_NAME),
     output:
-        page=report(
-            report_pages.scorecard_page(CONFIG_NAME),
-            caption="../report/findings/scorecard.rst",
-            category="findings",
+        page=report_entry(
+            report_pages.scorecard_page(CONFIG_NAME), "findings", "scorecard"
         ),
-        verdicts=report(
-            report_pages.verdicts_page(CONFIG_NAME),
-            caption="../report/findings/verdicts.rst",
-            category="findings",
+        verdicts=report_entry(
+            report_pages.verdicts_page(CONFIG_NAME), "findings", "verdicts"
         ),
-        figure=report(
-            report_pages.verdicts_figure(CONFIG_NAME),
-            caption="../report/findings/verdicts.rst",
-            category="findings",
+        figure=report_entry(
+            report_pages.verdicts_figure(CONFIG_NAME), "findings", "verdicts"
         ),
     log:
         config_log("report/scorecard"),

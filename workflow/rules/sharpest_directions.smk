@@ -43,11 +43,7 @@ rule sharpest_directions_table:
     input:
         **SHARPEST_INPUTS,
     output:
-        report(
-            SHARPEST_TABLE,
-            caption="../report/sharpest_directions/sharpness_table.rst",
-            category="sharpest_directions",
-        ),
+        report_entry(SHARPEST_TABLE, "sharpest_directions", "sharpness_table"),
     log:
         config_log("sharpest_directions/table"),
     conda:

@@ -16,7 +16,7 @@ import logging
 from pathlib import Path
 
 from hessian_spectra.commands import request_from_args
-from hessian_spectra.runtime import add_walk_arguments, setup_runtime
+from hessian_spectra.runtime import add_walk_arguments, start_walk
 
 log = logging.getLogger(__name__)
 
@@ -42,17 +42,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _track(args: argparse.Namespace) -> None:
     """Track the chain-rule terms at every checkpoint of the run and write their long table to ``--out``."""
-    device, _slot = setup_runtime(args)
+    device, _slot, run_cfg = start_walk(args)
     from hessian_spectra.chain_rule import COLUMNS, TrackingRequest, block_label, track_checkpoint
     from hessian_spectra.checkpoint import load_checkpoint, model_from_checkpoint
     from hessian_spectra.curvature import make_batches
     from hessian_spectra.data import load_subset
-    from hessian_spectra.inputs import check_walk_subset
-    from hessian_spectra.tables import load_run
     from hessian_spectra.walk import file_digest, walk_checkpoints
 
-    run_cfg = load_run(args.run_json)
-    check_walk_subset(args.checkpoints, args.subset)
     x, y, _meta = load_subset(args.subset)
     batches = make_batches(x.to(device), y.to(device), args.batch_size)
     request = request_from_args(TrackingRequest, args)

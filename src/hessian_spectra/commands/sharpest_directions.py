@@ -18,7 +18,7 @@ import logging
 from pathlib import Path
 
 from hessian_spectra.commands import request_from_args
-from hessian_spectra.runtime import add_walk_arguments, setup_runtime
+from hessian_spectra.runtime import add_walk_arguments, start_walk
 
 log = logging.getLogger(__name__)
 
@@ -45,13 +45,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _trajectory(args: argparse.Namespace) -> None:
     """Compute the top-K eigenvalues at every checkpoint of the run and write the table to ``--out``."""
-    device, _slot = setup_runtime(args)
-    from hessian_spectra.inputs import check_walk_subset
+    device, _slot, config = start_walk(args)
     from hessian_spectra.spectrum import SpectrumRequest, checkpoint_spectra
-    from hessian_spectra.tables import load_run
 
-    config = load_run(args.run_json)
-    check_walk_subset(args.checkpoints, args.subset)
     request = request_from_args(SpectrumRequest, args, l2=config["l2"], seed=config["seed"])
     checkpoint_spectra(args.checkpoints, args.subset, request, args.batch_size, device, args.out)
     log.info("%s: top-%d eigenvalues of %d checkpoints -> %s", config["key"], args.top_k, len(args.checkpoints), args.out)

@@ -16,16 +16,8 @@ class MLP(nn.Sequential):
     """Dense layers ``dense1 .. denseL`` with one activation; Glorot-uniform weights except dense1 when ``init_sd``
     is given (N(0, init_sd), Keras RandomNormal), zero biases."""
 
-    def __init__(
-        self,
-        in_channels: int,
-        image_size: int,
-        num_classes: int,
-        width: float = 1.0,
-        activation: str = "relu",
-        init_sd: float | None = None,
-        hidden: Sequence[int] = MLP_HIDDEN,
-    ) -> None:
+    def __init__(self, in_channels: int, image_size: int, num_classes: int, width: float = 1.0,
+                 activation: str = "relu", init_sd: float | None = None, hidden: Sequence[int] = MLP_HIDDEN) -> None:
         if activation not in MLP_ACTIVATIONS:
             raise ValueError(f"mlp: unknown activation {activation!r}; allowed: {', '.join(MLP_ACTIVATIONS)}")
         if init_sd is not None and not init_sd > 0:

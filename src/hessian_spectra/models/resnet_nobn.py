@@ -35,15 +35,8 @@ class ResNetNoBN(nn.Module):
     the Dense layer is Glorot-uniform with zero bias.
     """
 
-    def __init__(
-        self,
-        in_channels: int,
-        image_size: int,
-        num_classes: int,
-        width: float = 1.0,
-        init_scale: float = 1.0 / 15.0,
-        blocks: int = 5,
-    ) -> None:
+    def __init__(self, in_channels: int, image_size: int, num_classes: int, width: float = 1.0,
+                 init_scale: float = 1.0 / 15.0, blocks: int = 5) -> None:
         if not init_scale > 0:
             raise ValueError(f"resnet32_nobn: init_scale must be positive, got {init_scale!r}")
         super().__init__()

@@ -20,16 +20,8 @@ class SimpleCNN(nn.Sequential):
     ReLU after every hidden layer, Glorot-uniform weights, zero biases, no BN, no dropout.
     """
 
-    def __init__(
-        self,
-        in_channels: int,
-        image_size: int,
-        num_classes: int,
-        width: float = 1.0,
-        n_filters: int = 100,
-        kernel_size: int = 5,
-        n_dense: int = 128,
-    ) -> None:
+    def __init__(self, in_channels: int, image_size: int, num_classes: int, width: float = 1.0, n_filters: int = 100,
+                 kernel_size: int = 5, n_dense: int = 128) -> None:
         c1, c2, hidden = scaled(n_filters, width), scaled(2 * n_filters, width), scaled(n_dense, width)
         k, same = kernel_size, kernel_size // 2
         stages = [[(c1, k, same), (c1, k, 0)], [(c2, k, same), (c2, k, 0)]]

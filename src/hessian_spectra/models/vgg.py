@@ -12,14 +12,8 @@ CONFIG_A: tuple[int | str, ...] = (64, "M", 128, "M", 256, 256, "M", 512, 512, "
 class VGG(nn.Sequential):
     """``features`` (Conv3x3-BN-ReLU / MaxPool2) - flatten - ``classifier`` (Linear-BN1d-ReLU x2 - Linear)."""
 
-    def __init__(
-        self,
-        in_channels: int,
-        image_size: int,
-        num_classes: int,
-        width: float = 1.0,
-        config: tuple[int | str, ...] = CONFIG_A,
-    ) -> None:
+    def __init__(self, in_channels: int, image_size: int, num_classes: int, width: float = 1.0,
+                 config: tuple[int | str, ...] = CONFIG_A) -> None:
         layers: list[nn.Module] = []
         channels, size = in_channels, image_size
         for item in config:

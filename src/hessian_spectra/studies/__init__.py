@@ -24,11 +24,12 @@ from hessian_spectra.studies.base import (
     job_inputs,
     job_settings,
     section_settings,
-    table_and_arrays,
+    spectrum_job,
+    walk_job,
 )
 
 __all__ = ["INPUT_KINDS", "RunJob", "Study", "built_in", "config_schema", "job_inputs", "job_settings", "registry",
-           "section_settings", "table_and_arrays", "workflow_schema"]
+           "section_settings", "spectrum_job", "walk_job", "workflow_schema"]
 
 
 @cache

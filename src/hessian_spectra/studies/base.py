@@ -101,9 +101,19 @@ def section_settings(section: str) -> Callable[[dict, dict, Mapping[str, str], A
     return lambda settings, run, wildcards, input: dict(settings[section])
 
 
-def table_and_arrays(path: Callable[[str, str], str]) -> dict[str, Callable[[str], str]]:
-    """The outputs of a ``spectrum`` job: its table (``--out``) and arrays (``--npz``), ``path(key, suffix)``."""
-    return {"out": lambda key: path(key, "tsv"), "npz": lambda key: path(key, "npz")}
+def walk_job(name: str, command: str, out: Callable[[str], str], section: str, log: str) -> RunJob:
+    """A job whose command walks every checkpoint of a run (``--run-json``, ``--checkpoints``, ``--subset``) and
+    writes one table, its settings the study's config section ``section``."""
+    inputs = {"run_json": "run_json", "checkpoints": "checkpoints", "subset": "subset"}
+    return RunJob(name, command, inputs, {"out": out}, section_settings(section), log=log)
+
+
+def spectrum_job(name: str, checkpoint: str, path: Callable[[str, str], str],
+                 settings: Callable[[dict, dict, Mapping[str, str], Any], dict], log: str, **options: Any) -> RunJob:
+    """A ``spectrum`` job of one checkpoint (``last_checkpoint`` or ``epoch_checkpoint``) on the run's subset, its
+    table (``--out``) and arrays (``--npz``) at ``path(key, suffix)``; ``options``: ``RunJob``'s own."""
+    outputs = {"out": lambda key: path(key, "tsv"), "npz": lambda key: path(key, "npz")}
+    return RunJob(name, "spectrum", {"checkpoint": checkpoint, "data": "subset"}, outputs, settings, log=log, **options)
 
 
 def job_inputs(job: RunJob, settings: dict, run: dict, epoch: str | None = None) -> dict[str, str | list[str]]:

@@ -4,7 +4,7 @@ Lanczos with its residual), SGD against ABSA's adaptive batch size; Hutchinson t
 from __future__ import annotations
 
 from hessian_spectra import layout
-from hessian_spectra.studies.base import RunJob, Study, section_settings, table_and_arrays
+from hessian_spectra.studies.base import Study, section_settings, spectrum_job, walk_job
 from hessian_spectra.studies.hessianflow.claims import CLAIMS
 
 FIGURES = ("dominant_eigenvalue.png", "absa_schedule.png", "esd_final.png")
@@ -16,10 +16,9 @@ STUDY = Study(
     title="HessianFlow: the dominant eigenvalue over training, and ABSA's adaptive batch size",
     claims=CLAIMS,
     jobs=(
-        RunJob("eigen", "hessianflow eigen", {"run_json": "run_json", "checkpoints": "checkpoints", "subset": "subset"},
-               {"out": layout.dominant_eigen}, section_settings("eigen"), log="hessianflow_eigen"),
-        RunJob("final", "spectrum", {"checkpoint": "last_checkpoint", "data": "subset"},
-               table_and_arrays(layout.final_trace_density), section_settings("final"), log="hessianflow_final"),
+        walk_job("eigen", "hessianflow eigen", layout.dominant_eigen, "eigen", log="hessianflow_eigen"),
+        spectrum_job("final", "last_checkpoint", layout.final_trace_density, section_settings("final"),
+                     log="hessianflow_final"),
     ),
     table="dominant_eigenvalue.tsv",
     scorecard_tables=(),

@@ -4,7 +4,7 @@ H = G + (H - G) at every checkpoint, one figure per init sd."""
 from __future__ import annotations
 
 from hessian_spectra import layout
-from hessian_spectra.studies.base import RunJob, Study, section_settings
+from hessian_spectra.studies.base import Study, walk_job
 from hessian_spectra.studies.init_chain_rule import plan as planning
 from hessian_spectra.studies.init_chain_rule.claims import CLAIMS
 
@@ -17,8 +17,7 @@ STUDY = Study(
     title="weight initialisation and the Hessian chain rule",
     claims=CLAIMS,
     jobs=(
-        RunJob("track", "init-chain-rule track", {"run_json": "run_json", "checkpoints": "checkpoints", "subset": "subset"},
-               {"out": layout.chain_rule}, section_settings("tracking"), log="chain_rule"),
+        walk_job("track", "init-chain-rule track", layout.chain_rule, "tracking", log="chain_rule"),
     ),
     table=TABLE,
     scorecard_tables=(TABLE,),

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from hessian_spectra import layout
-from hessian_spectra.studies.base import RunJob, Study, table_and_arrays
+from hessian_spectra.studies.base import RunJob, Study, spectrum_job
 from hessian_spectra.studies.large_batch import plan as planning
 from hessian_spectra.studies.large_batch.claims import CLAIMS
 
@@ -57,8 +57,8 @@ STUDY = Study(
     title="large-batch training and the Hessian's top eigenvalues and loss surface",
     claims=CLAIMS,
     jobs=(
-        RunJob("spectrum", "spectrum", {"checkpoint": "last_checkpoint", "data": "subset"},
-               table_and_arrays(lambda key, suffix: layout.final_spectrum(key, "{hessian}", suffix)), spectrum_settings, log="large_batch_spectrum_{hessian}", wildcards={"hessian": "last_layer|full"}),
+        spectrum_job("spectrum", "last_checkpoint", lambda key, suffix: layout.final_spectrum(key, "{hessian}", suffix),
+                     spectrum_settings, log="large_batch_spectrum_{hessian}", wildcards={"hessian": "last_layer|full"}),
         RunJob("landscape", "landscape", {"checkpoint": "last_checkpoint", "data": "subset"},
                {"out": layout.landscape}, landscape_settings, log="large_batch_landscape",
                extra_inputs=landscape_eigenvectors),

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from hessian_spectra import layout
-from hessian_spectra.studies.base import RunJob, Study, table_and_arrays
+from hessian_spectra.studies.base import Study, spectrum_job
 from hessian_spectra.studies.layerhessians import plan as planning
 from hessian_spectra.studies.layerhessians.claims import CLAIMS
 
@@ -47,9 +47,9 @@ STUDY = Study(
     title="LayerHessians: layer-block and full Hessian spectra over training",
     claims=CLAIMS,
     jobs=(
-        RunJob("spectrum", "spectrum", {"checkpoint": "epoch_checkpoint", "data": "subset"},
-               table_and_arrays(lambda key, suffix: layout.layer_spectrum(key, "{epoch}", suffix)), spectrum_settings, log="layer_spectra/epoch_{epoch}",
-               group="spectra_{model}_{dataset}_bs{batch_size}_seed{seed}_{variant}"),
+        spectrum_job("spectrum", "epoch_checkpoint", lambda key, suffix: layout.layer_spectrum(key, "{epoch}", suffix),
+                     spectrum_settings, log="layer_spectra/epoch_{epoch}",
+                     group="spectra_{model}_{dataset}_bs{batch_size}_seed{seed}_{variant}"),
     ),
     table=TABLE,
     scorecard_tables=(layout.MATCH_PROFILES,),

@@ -4,7 +4,7 @@ and batch-size grids against the stability edge, and NSGD's overshoot gamma."""
 from __future__ import annotations
 
 from hessian_spectra import layout
-from hessian_spectra.studies.base import RunJob, Study, section_settings
+from hessian_spectra.studies.base import Study, walk_job
 from hessian_spectra.studies.sharpest_directions.claims import CLAIMS
 
 TABLE = "sharpness_table.csv"
@@ -17,8 +17,7 @@ STUDY = Study(
     title="the sharpest directions along SGD's trajectory, and Nudged SGD",
     claims=CLAIMS,
     jobs=(
-        RunJob("trajectory", "sharpest-directions trajectory", {"run_json": "run_json", "checkpoints": "checkpoints", "subset": "subset"},
-               {"out": layout.trajectory}, section_settings("spectrum"), log="trajectory"),
+        walk_job("trajectory", "sharpest-directions trajectory", layout.trajectory, "spectrum", log="trajectory"),
     ),
     table=TABLE,
     scorecard_tables=(),
