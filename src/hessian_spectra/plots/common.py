@@ -19,8 +19,9 @@ from hessian_spectra.atomic import atomic_write  # noqa: E402
 DPI = 150
 # scatter style of an eigenvalue whose relative residual is above its tolerance: it must stand out on any line
 UNCONVERGED = dict(marker="X", s=70, color="crimson", edgecolors="black", linewidths=0.6, zorder=5)
-# line style of a diverged run: drawn, but never in a result's colour
-DIVERGED_STYLE = dict(color="0.55", linestyle=":", marker="x")
+# colour and line style of a diverged run: drawn, but never in a result's colour
+DIVERGED_COLOUR = (0.55, 0.55, 0.55)
+DIVERGED_STYLE = dict(color=DIVERGED_COLOUR, linestyle=":", marker="x")
 
 
 def unconverged_handle(table) -> Line2D:

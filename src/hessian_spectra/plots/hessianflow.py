@@ -19,6 +19,8 @@ from matplotlib.patches import Patch
 from hessian_spectra.plots.common import (
     ACCURACY_BAND_ALPHA,
     ACCURACY_BAND_LABEL,
+    DIVERGED_COLOUR,
+    DIVERGED_STYLE,
     UNCONVERGED,
     accuracy_band,
     unconverged_handle,
@@ -30,8 +32,7 @@ LANCZOS = r"Lanczos $\lambda_1$"
 ABSA_LAMBDA = r"ABSA's schedule $\lambda_1$ (its own power iteration)"
 POWER_GAP = "power iteration (source) vs Lanczos"
 GAP_LINEAR_PERCENT = 1.0  # the gap axis is linear within +-1%
-DIVERGED_COLOUR = (0.6, 0.6, 0.6)  # a diverged run is drawn, but never in a result's colour
-DIVERGED_STYLE = dict(color=DIVERGED_COLOUR, ls=":", marker="x", ms=4, lw=1.2)
+DIVERGED_LINE = {**DIVERGED_STYLE, "ms": 4, "lw": 1.2}
 SYMLOG_RANGE = 1e-2  # linear within 1% of the largest |lambda| when an estimate is negative
 DENSITY_FLOOR = 1e-7  # PyHessian's get_esd_plot adds this before its log scale
 
@@ -199,8 +200,8 @@ def absa_schedule_figure(history: pd.DataFrame) -> plt.Figure:
                 binomial = True
             for _, rows in _diverged(runs):
                 rows = rows.sort_values("epoch")
-                entries.setdefault(_diverged_label(rows, seeds > 1), DIVERGED_STYLE)
-                axes[2, col].plot(rows["epoch"], rows["test_acc"], **DIVERGED_STYLE)
+                entries.setdefault(_diverged_label(rows, seeds > 1), DIVERGED_LINE)
+                axes[2, col].plot(rows["epoch"], rows["test_acc"], **DIVERGED_LINE)
         axes[0, col].set_yscale("log", base=2)
         axes[1, col].set_yscale("log")
         axes[0, col].set(title=model, ylabel="effective batch size")
