@@ -52,11 +52,14 @@ def build_table(runs: list[dict], tables: list[str]) -> pd.DataFrame:
 
 def draw(table: pd.DataFrame, name: str) -> plt.Figure:
     """lambda_max and the trace of every run, with their errors."""
-    fig, ax = plt.subplots(figsize=(5, 3))
-    ax.errorbar(table.index, table["trace"], yerr=Z * table["trace_stderr"], fmt="o", label="trace")
-    ax.errorbar(table.index, table["lambda_max"], yerr=table["lambda_residual"], fmt="s", label=r"$\lambda_{max}$")
-    ax.set_xlabel("run")
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    runs = range(len(table))
+    ax.errorbar(runs, table["trace"], yerr=Z * table["trace_stderr"], fmt="o", label=f"trace (+- {Z:g} s.e.)")
+    ax.errorbar(runs, table["lambda_max"], yerr=table["lambda_residual"], fmt="s",
+                label=r"$\lambda_{max}$ (+- Ritz residual)")
+    ax.set(xticks=list(runs), xlim=(-0.5, len(table) + 0.5), xlabel="run", ylabel="final Hessian")
     ax.legend()
+    fig.tight_layout()
     return fig
 
 
