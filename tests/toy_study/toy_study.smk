@@ -13,24 +13,26 @@ rule toy_table:
     log:
         config_log("toy/table"),
     params:
-        modules=config["study_modules"],
+        settings=lambda wildcards, input: job_json(
+            {
+                "study": "toy",
+                "modules": config["study_modules"],
+                "runs": input.runs,
+                "tables": input.tables,
+            }
+        ),
     shell:
-        "hessian-spectra study table --study toy --modules {params.modules} --runs {input.runs} "
-        "--tables {input.tables} --out {output} > {log} 2>&1"
+        "hessian-spectra study table --settings {params.settings:q} --out {output} > {log} 2>&1"
 
 
 rule toy_figure:
     input:
         config_table("toy", STUDIES["toy"].table),
     output:
-        report(
-            config_figure("toy", "toy.png"),
-            category="toy",
-        ),
+        report(config_figure("toy", "toy.png"), category="toy"),
     log:
         config_log("toy/figure"),
     params:
-        modules=config["study_modules"],
+        settings=job_json({"study": "toy", "modules": config["study_modules"]}),
     shell:
-        "hessian-spectra study figure --study toy --modules {params.modules} --table {input} --out {output} "
-        "> {log} 2>&1"
+        "hessian-spectra study figure --settings {params.settings:q} --table {input} --out {output} > {log} 2>&1"
