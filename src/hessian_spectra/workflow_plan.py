@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hessian_spectra.runs import check_config, plan_runs, runs_of, with_defaults
-from hessian_spectra.studies import Study, registry, workflow_schema
+from hessian_spectra.runs import check_config, load_yaml, plan_runs, runs_of, with_defaults
+from hessian_spectra.studies import Study, config_schema, registry
 from hessian_spectra.train.plan import variants_by_epochs
 
 
@@ -30,11 +30,11 @@ class WorkflowPlan:
 def plan_workflow(config: dict, schema_file: str | Path) -> WorkflowPlan:
     """Check ``config`` against the schema file (with a section for each study of the registry and of the config's
     ``study_modules``) and plan its runs and each study's grouping of them."""
-    schema = workflow_schema(schema_file, config.get("study_modules", []))
+    studies = registry(config.get("study_modules", []))
+    schema = config_schema(load_yaml(schema_file), studies)
     check_config(config, schema)
     config = with_defaults(config, schema)
     runs = plan_runs(config, schema)
-    studies = registry(config["study_modules"])
     plans = {study.name: study.plan(runs_of(runs, study.name), config["studies"].get(study.name, {}))
              for study in studies.values() if study.plan}
     return WorkflowPlan(studies, schema, config, runs, variants_by_epochs(runs.values()), plans)

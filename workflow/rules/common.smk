@@ -245,7 +245,7 @@ def study_settings(study):
 
 def study_targets(study):
     """A study's figures and table, if the config runs it."""
-    runs = runs_of(RUNS, study.name)
+    runs = study_runs(study.name)
     if not runs:
         return []
     figures = study.figures(runs, study_settings(study.name))

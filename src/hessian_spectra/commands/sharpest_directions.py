@@ -22,8 +22,6 @@ from hessian_spectra.runtime import add_walk_arguments, start_walk
 
 log = logging.getLogger(__name__)
 
-FIGURES = ("spectrum_trajectory", "lr_grid", "bs_grid", "nsgd_gamma")
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags of ``hessian-spectra sharpest-directions`` and its actions ``trajectory``, ``table`` and
@@ -65,8 +63,8 @@ def _figures(args: argparse.Namespace) -> None:
         "bs_grid": plots.grid_figure(tables, "batch_size"),
         "nsgd_gamma": plots.nsgd_gamma_figure(tables),
     }
-    for name in FIGURES:
-        save_figure(figures[name], Path(args.out_dir) / f"{name}.png")
+    for name, figure in figures.items():
+        save_figure(figure, Path(args.out_dir) / f"{name}.png")
 
 
 def run(args: argparse.Namespace) -> None:
