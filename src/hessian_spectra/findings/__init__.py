@@ -60,16 +60,16 @@ def scorecard(ev: Evidence) -> pd.DataFrame:
     """One row per claim of every study of the registry and seed of the config's planned runs, and with several
     seeds one more (seed ``all``) on their means; a study the config does not run is inconclusive."""
     rows = []
-    studies = ev.studies
-    for claim in (claim for study in studies.values() for claim in study.claims):
-        runs = load_runs(ev, claim.study)
+    for study in ev.studies.values():
+        runs = load_runs(ev, study.name)
         seeds = sorted({seed(run) for run in runs})
-        judged = [(s, judge(claim, ev, [run for run in runs if seed(run) == s])) for s in seeds]
-        if len(seeds) > 1:
-            judged.append((ALL_SEEDS, judge(claim, ev, runs)))
-        for s, verdict in judged or [(None, Verdict("", UNSURE, NOT_RUN))]:
-            rows.append({"study": claim.study, "source": studies[claim.study].source, "seed": s, "claim": claim.claim,
-                         "metric": claim.metric, "value": verdict.value or "none", "verdict": verdict.verdict,
-                         "rule": claim.rule, "why": verdict.why})
+        for claim in study.claims:
+            judged = [(s, judge(claim, ev, [run for run in runs if seed(run) == s])) for s in seeds]
+            if len(seeds) > 1:
+                judged.append((ALL_SEEDS, judge(claim, ev, runs)))
+            for s, verdict in judged or [(None, Verdict("", UNSURE, NOT_RUN))]:
+                rows.append({"study": study.name, "source": study.source, "seed": s, "claim": claim.claim,
+                             "metric": claim.metric, "value": verdict.value or "none", "verdict": verdict.verdict,
+                             "rule": claim.rule, "why": verdict.why})
     return pd.DataFrame(rows, columns=list(COLUMNS))
 
