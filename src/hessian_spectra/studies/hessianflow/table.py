@@ -33,9 +33,10 @@ def labels(runs: list[dict]) -> list[str]:
 def _tagged_runs(run_files: Paths, *per_run: Paths) -> list[tuple[dict, pd.DataFrame, dict]]:
     """Every run's run.json, its history (the first of ``per_run``) and its tag: the ``TAG_COLUMNS`` of its rows
     (``diverged``: why it diverged, or empty); every list in ``per_run`` holds one file per run."""
-    runs = [load_run(path) for path in run_files]
     if len({len(run_files), *map(len, per_run)}) != 1:
-        raise ValueError("give one history, eigen table, final table and density npz per run.json")
+        raise ValueError(f"give one of each per-run file (history, eigen and final table, and for the figures density "
+                         f"npz) per run.json: {len(run_files)} run.json, then {', '.join(map(str, map(len, per_run)))}")
+    runs = [load_run(path) for path in run_files]
     tagged = []
     for run, label, history in zip(runs, labels(runs), per_run[0]):
         history = read_table(history)
